@@ -1,0 +1,100 @@
+"""Encoder protocol (the seam between text and vectors) and a deterministic hashing encoder for tests.
+
+Serving uses `OnnxEncoder` (index/onnx_encoder.py, ONNX Runtime + tokenizers, no torch); training uses
+sentence-transformers (index/training.py). All encoders return L2-normalised float32 rows, so an inner product
+is a cosine similarity in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from index.text import window_spans
+from index.types import Vectors
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns texts into L2-normalised vectors."""
+
+    @property
+    def model_id(self) -> str:
+        """Stable identity of the weights (name + checksum); an index built with another id is stale."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens (special tokens included) the model reads; longer texts are windowed, never truncated."""
+        ...
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> Vectors:
+        """Embed texts (each already within `max_tokens`) as a (len(texts), dim) float32 L2-normalised matrix."""
+        ...
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character (start, end) offsets of the model's tokens in `text`, special tokens excluded."""
+        ...
+
+
+def split_windows(encoder: Encoder, text: str, overlap: float = 0.25) -> list[str]:
+    """Split `text` into overlapping windows that each fit the encoder's token limit.
+
+    Two tokens of headroom are kept for [CLS]/[SEP]; windows overlap by `overlap` of their length so a sentence
+    cut at one window's edge is whole in the next.
+    """
+    window = max(1, encoder.max_tokens - 2)
+    stride = max(1, int(window * (1.0 - overlap)))
+    spans = window_spans(encoder.token_spans(text), window, stride)
+    return [text[a:b] for a, b in spans] or [text]
+
+
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+class HashingEncoder:
+    """Deterministic bag-of-words encoder (signed feature hashing of lower-cased words and bigrams).
+
+    Texts that share words are close; paraphrases are not. Fast and dependency-free: for unit tests and smoke runs,
+    never for production.
+    """
+
+    def __init__(self, dim: int = 64, max_tokens: int = 256) -> None:
+        self._dim = dim
+        self._max_tokens = max_tokens
+
+    @property
+    def model_id(self) -> str:
+        return f"hashing-{self._dim}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in _WORD.finditer(text)]
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> Vectors:
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = [m.group().lower() for m in _WORD.finditer(text)][: self._max_tokens]
+            feats = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+            for feat in feats:
+                h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
+                out[row, h % self._dim] += 1.0 if (h >> 32) & 1 else -1.0
+            if not feats:
+                out[row, 0] = 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return (out / norms).astype(np.float32)
