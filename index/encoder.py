@@ -8,6 +8,7 @@ is a cosine similarity in [-1, 1].
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -89,7 +90,7 @@ class HashingEncoder:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
             words = [m.group().lower() for m in _WORD.finditer(text)][: self._max_tokens]
-            feats = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+            feats = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
             for feat in feats:
                 h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
                 out[row, h % self._dim] += 1.0 if (h >> 32) & 1 else -1.0

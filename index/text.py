@@ -26,10 +26,7 @@ def normalize_text(text: str) -> str:
     Case is preserved (the encoder's tokenizer lower-cases itself); newlines and tabs become single spaces.
     """
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    kept = [
-        ch if not unicodedata.category(ch).startswith("C") else (" " if ch in "\n\r\t\v\f" else "")
-        for ch in text
-    ]
+    kept = [ch if not unicodedata.category(ch).startswith("C") else (" " if ch in "\n\r\t\v\f" else "") for ch in text]
     return _WS.sub(" ", "".join(kept)).strip()
 
 
@@ -39,9 +36,7 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()[:16]
 
 
-def window_spans(
-    token_spans: Sequence[tuple[int, int]], window: int, stride: int
-) -> list[tuple[int, int]]:
+def window_spans(token_spans: Sequence[tuple[int, int]], window: int, stride: int) -> list[tuple[int, int]]:
     """Character spans of overlapping windows of at most `window` tokens, each starting `stride` tokens later.
 
     Args:

@@ -1,0 +1,130 @@
+"""Save and load a Guard as one directory, written atomically and verified by checksums at load."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from index.calibration import Platt
+from index.encoder import Encoder
+from index.errors import IndexArtifactError
+from index.guard import Guard, GuardConfig
+from index.head import LinearHead
+from index.store import VectorStore, atomic_write_dir
+from index.types import Exemplar, Label
+
+FORMAT_VERSION = 1
+_MANIFEST = "guard.json"
+_VECTORS = "vectors.faiss"
+_ARRAYS = "arrays.npz"
+
+
+def save_guard(guard: Guard, directory: Path, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the guard (store, exemplars, labels, config, head, background) atomically; returns the manifest.
+
+    `metadata` is stored verbatim (the service records the database state digest and index version there).
+    """
+    with guard._lock:
+        store_bytes = faiss.serialize_index(guard._store._index).tobytes()
+        arrays = io.BytesIO()
+        head = guard.head
+        np.savez(
+            arrays,
+            background=guard.background,
+            head_weights=head.weights if head is not None else np.zeros((0, 0), np.float32),
+            head_bias=head.bias if head is not None else np.zeros(0, np.float32),
+        )
+        arrays_bytes = arrays.getvalue()
+        config = asdict(guard.config)
+        manifest: dict[str, Any] = {
+            "format": FORMAT_VERSION,
+            "model_id": guard.encoder.model_id,
+            "dim": guard.encoder.dim,
+            "count": len(guard),
+            "checksums": {
+                _VECTORS: hashlib.sha256(store_bytes).hexdigest(),
+                _ARRAYS: hashlib.sha256(arrays_bytes).hexdigest(),
+            },
+            "config": config,
+            "builtin_order": guard.builtin_labels,
+            "labels": [asdict(label) for label in guard.labels.values()],
+            "exemplars": [[e.id, e.text, e.label, e.role] for e in guard.exemplars.values()],
+            "metadata": metadata or {},
+        }
+    atomic_write_dir(
+        directory,
+        {_VECTORS: store_bytes, _ARRAYS: arrays_bytes, _MANIFEST: json.dumps(manifest, ensure_ascii=False).encode()},
+    )
+    return manifest
+
+
+def read_guard_metadata(directory: Path) -> dict[str, Any]:
+    """The `metadata` saved with a guard, without loading vectors (raises IndexArtifactError if unreadable)."""
+    return dict(_read_manifest(directory).get("metadata", {}))
+
+
+def load_guard(directory: Path, encoder: Encoder) -> Guard:
+    """Load a saved guard; raises IndexArtifactError when missing, corrupt, or built with another encoder."""
+    manifest = _read_manifest(directory)
+    if manifest.get("format") != FORMAT_VERSION:
+        raise IndexArtifactError(
+            f"index artifact in {directory} has format {manifest.get('format')}, need {FORMAT_VERSION}"
+        )
+    if manifest["model_id"] != encoder.model_id:
+        raise IndexArtifactError(
+            f"index artifact in {directory} was built with {manifest['model_id']!r}, "
+            f"the encoder is {encoder.model_id!r}"
+        )
+    blobs: dict[str, bytes] = {}
+    for name, digest in manifest["checksums"].items():
+        try:
+            blobs[name] = (directory / name).read_bytes()
+        except FileNotFoundError as exc:
+            raise IndexArtifactError(f"index artifact file missing: {directory / name}") from exc
+        if hashlib.sha256(blobs[name]).hexdigest() != digest:
+            raise IndexArtifactError(f"index artifact file {directory / name} does not match its checksum")
+    try:
+        cfg = dict(manifest["config"])
+        cfg["platt"] = Platt(**cfg["platt"])
+        config = GuardConfig(**cfg)
+        arrays = np.load(io.BytesIO(blobs[_ARRAYS]))
+        labels = [Label(**raw) for raw in manifest["labels"]]
+        order = manifest["builtin_order"]
+        labels.sort(key=lambda lab: order.index(lab.name) if lab.name in order else len(order))
+        guard = Guard(encoder, labels, config, background=arrays["background"].astype(np.float32))
+        if arrays["head_weights"].size:
+            guard.head = LinearHead(arrays["head_weights"], arrays["head_bias"])
+        store_index = faiss.deserialize_index(np.frombuffer(blobs[_VECTORS], dtype=np.uint8))
+        exemplars = [Exemplar(int(i), text, label, role) for i, text, label, role in manifest["exemplars"]]
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise IndexArtifactError(f"index artifact in {directory} is unreadable: {exc}") from exc
+    if guard.builtin_labels != order:
+        raise IndexArtifactError(f"index artifact in {directory} has an inconsistent label order")
+    store = VectorStore(encoder.dim, encoder.model_id)
+    store._index = store_index
+    ids = faiss.vector_to_array(store_index.id_map).astype(np.int64)
+    vectors = np.stack([store_index.reconstruct(int(i)) for i in ids]) if len(ids) else None
+    by_id = {e.id: e for e in exemplars}
+    if set(ids.tolist()) != set(by_id) or len(ids) != manifest["count"]:
+        raise IndexArtifactError(f"index artifact in {directory}: stored vectors and exemplar list disagree")
+    # Re-adding through the public path rebuilds centroids and topic matrices exactly as at build time.
+    if vectors is not None:
+        guard.add_exemplars([by_id[int(i)] for i in ids], vectors, calibrate=False)
+    return guard
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads((directory / _MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise IndexArtifactError(f"no index artifact in {directory}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IndexArtifactError(f"index manifest {directory / _MANIFEST} is corrupt: {exc}") from exc
+    return data

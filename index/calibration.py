@@ -1,0 +1,88 @@
+"""Calibration: Platt scaling of the unsafe score, threshold selection, and open-set topic thresholds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from index.scoring import logit, sigmoid
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Platt:
+    """score = sigmoid(a * logit(raw) + b): monotone, so rankings (AUPRC, ROC-AUC) are unchanged."""
+
+    a: float = 1.0
+    b: float = 0.0
+
+    def apply(self, raw: NDArray[np.floating] | float) -> FloatArray:
+        return sigmoid(self.a * logit(np.asarray(raw, dtype=np.float64)) + self.b)
+
+
+def fit_platt(raw: NDArray[np.floating], unsafe: NDArray[np.bool_], iterations: int = 200) -> Platt:
+    """Fit Platt scaling by Newton's method on the log loss (with Platt's label smoothing against overfit)."""
+    x = logit(np.asarray(raw, dtype=np.float64))
+    y = np.asarray(unsafe, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return Platt()
+    t = np.where(y, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+    a, b = 1.0, 0.0
+    for _ in range(iterations):
+        p = sigmoid(a * x + b)
+        g = np.array([np.sum((p - t) * x), np.sum(p - t)])
+        w = p * (1 - p) + 1e-12
+        h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-9:
+            break
+    return Platt(float(a), float(b))
+
+
+def best_f1_threshold(scores: NDArray[np.floating], positive: NDArray[np.bool_]) -> tuple[float, float]:
+    """The threshold (flag when score >= threshold) that maximises F1, and that F1."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive, dtype=bool)
+    if not y.any():
+        return float(s.max(initial=0.0)) + 1e-6, 0.0
+    order = np.argsort(-s, kind="stable")
+    s_sorted, y_sorted = s[order], y[order]
+    tp = np.cumsum(y_sorted)
+    fp = np.cumsum(~y_sorted)
+    f1 = 2 * tp / (tp + fp + y.sum())
+    # only cut between distinct scores
+    last_of_run = np.r_[s_sorted[1:] != s_sorted[:-1], True]
+    f1 = np.where(last_of_run, f1, -1.0)
+    best = int(np.argmax(f1))
+    return float(s_sorted[best]), float(f1[best])
+
+
+def topic_threshold(
+    positive_scores: NDArray[np.floating],
+    background_scores: NDArray[np.floating],
+    target_fmr: float,
+    floor: float,
+) -> float:
+    """Open-set threshold for a topic: the (1 - target_fmr) quantile of its background scores.
+
+    `positive_scores` are leave-one-out scores of the topic's own examples; the threshold is never set above the
+    median of them (a topic that misses half its own examples is useless) unless that would exceed 3x the target
+    false-match rate, and never below `floor` (the topic's own examples may be too few to trust).
+    """
+    bg = np.asarray(background_scores, dtype=np.float64)
+    pos = np.asarray(positive_scores, dtype=np.float64)
+    if bg.size == 0:
+        return floor
+    quantile = float(np.quantile(bg, 1.0 - target_fmr, method="higher"))
+    threshold = quantile + 1e-6
+    if pos.size:
+        median_pos = float(np.median(pos))
+        relaxed = float(np.quantile(bg, max(0.0, 1.0 - 3 * target_fmr), method="higher")) + 1e-6
+        if threshold > median_pos:
+            threshold = max(median_pos, relaxed)
+    return max(threshold, floor)

@@ -1,0 +1,422 @@
+"""The guard: exemplars + labels + vector store + scorers → verdicts. Thread-safe for concurrent classify and edits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from index.calibration import Platt, topic_threshold
+from index.encoder import Encoder, split_windows
+from index.errors import InvalidInputError, UnknownLabelError
+from index.head import LinearHead, fit_linear_head
+from index.scoring import Matrix, fuse, knn_distribution, softmax, topic_scores
+from index.store import VectorStore
+from index.text import normalize_text
+from index.types import SAFE, Evidence, Exemplar, Label, Vectors, Verdict
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class GuardConfig:
+    """Scoring knobs. Defaults were chosen on out-of-source dev data (docs/results.md says how)."""
+
+    k: int = 16
+    knn_temperature: float = 0.05
+    centroid_temperature: float = 0.05
+    weight_knn: float = 0.4
+    weight_centroid: float = 0.2
+    weight_head: float = 0.4
+    threshold: float = 0.5
+    platt: Platt = field(default_factory=Platt)
+    topic_top_m: int = 3
+    topic_knn_weight: float = 0.5
+    topic_target_fmr: float = 0.01
+    topic_threshold_floor: float = 0.35
+    evidence: int = 3
+    window_overlap: float = 0.25
+    batch_size: int = 32
+    head_epochs: int = 300
+    head_l2: float = 1e-3
+
+
+@dataclass(slots=True)
+class _Topic:
+    positive_ids: list[int]
+    positives: Vectors
+    allow_ids: list[int]
+    allows: Vectors
+
+
+@dataclass(frozen=True, slots=True)
+class _WindowScores:
+    unsafe: NDArray[np.float64]  # (n,) calibrated unsafe score
+    builtin: Matrix  # (n, n_builtin) fused distribution
+    topics: dict[str, NDArray[np.float32]]
+    neighbour_sims: Matrix
+    neighbour_ids: NDArray[np.int64]
+
+
+class Guard:
+    """Classifies texts against built-in safety categories and custom topics.
+
+    Built-in categories (and `safe`) are scored as a distribution: kNN vote + centroid softmax + linear head, fused;
+    the unsafe score is 1 - p(safe) over enabled categories, Platt-calibrated. Custom topics are scored open-set
+    (see `index.scoring.topic_scores`) against per-topic calibrated thresholds.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        labels: Iterable[Label],
+        config: GuardConfig | None = None,
+        background: Vectors | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.config = config or GuardConfig()
+        self._lock = threading.RLock()
+        self._labels: dict[str, Label] = {}
+        for label in labels:
+            self._labels[label.name] = label
+        if SAFE not in self._labels:
+            self._labels[SAFE] = Label(SAFE, "safe", action="flag")
+        self._builtin = [n for n, lab in self._labels.items() if lab.kind != "custom"]
+        self._builtin_index = {n: i for i, n in enumerate(self._builtin)}
+        self._exemplars: dict[int, Exemplar] = {}
+        self._store = VectorStore(encoder.dim, encoder.model_id)
+        self._sums = np.zeros((len(self._builtin), encoder.dim), dtype=np.float64)
+        self._centroids = np.zeros((len(self._builtin), encoder.dim), dtype=np.float32)
+        self._topics: dict[str, _Topic] = {}
+        self.head: LinearHead | None = None
+        self.background = background if background is not None else np.zeros((0, encoder.dim), dtype=np.float32)
+
+    # ----------------------------------------------------------------- building
+    @classmethod
+    def build(
+        cls,
+        encoder: Encoder,
+        labels: Iterable[Label],
+        exemplars: Sequence[Exemplar],
+        config: GuardConfig | None = None,
+        background_texts: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> Guard:
+        """Encode every exemplar, index it, fit the linear head on the built-in ones, calibrate topics."""
+        probe = Guard(encoder, labels, config)
+        texts = [e.text for e in exemplars] + list(background_texts)
+        vectors = probe.embed(texts, progress=progress)
+        guard = Guard(encoder, probe._labels.values(), config, background=vectors[len(exemplars) :])
+        guard.add_exemplars(exemplars, vectors[: len(exemplars)], calibrate=False)
+        guard.fit_head()
+        for name, label in guard._labels.items():
+            if label.kind == "custom" and label.threshold is None and name in guard._topics:
+                guard.calibrate_topic(name)
+        return guard
+
+    def fit_head(self) -> None:
+        """(Re)fit the linear head on the built-in exemplars (allow-examples count as `safe`)."""
+        with self._lock:
+            ids = [i for i, e in self._exemplars.items() if e.label in self._builtin_index]
+            if not ids or self.config.weight_head == 0:
+                self.head = None
+                return
+            vectors = self._store.reconstruct(ids)
+            idx = np.asarray([self._builtin_label_idx(self._exemplars[i]) for i in ids], dtype=np.int64)
+            self.head = fit_linear_head(
+                vectors, idx, len(self._builtin), l2=self.config.head_l2, epochs=self.config.head_epochs
+            )
+
+    # ----------------------------------------------------------------- reading
+    @property
+    def labels(self) -> dict[str, Label]:
+        with self._lock:
+            return dict(self._labels)
+
+    @property
+    def builtin_labels(self) -> list[str]:
+        return list(self._builtin)
+
+    @property
+    def exemplars(self) -> dict[int, Exemplar]:
+        with self._lock:
+            return dict(self._exemplars)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def checksum(self) -> str:
+        with self._lock:
+            return self._store.checksum()
+
+    def vectors(self, ids: Sequence[int]) -> Vectors:
+        with self._lock:
+            return self._store.reconstruct(ids)
+
+    # ----------------------------------------------------------------- editing
+    def upsert_label(self, label: Label) -> Label:
+        """Add or change a label; a custom topic with threshold None gets a calibrated one (returned)."""
+        with self._lock:
+            if label.kind != "custom" and label.name not in self._builtin_index:
+                raise UnknownLabelError(
+                    f"built-in label {label.name!r} is not part of this index; rebuild the index to add categories"
+                )
+            self._labels[label.name] = label
+            if label.kind == "custom" and label.threshold is None and label.name in self._topics:
+                self.calibrate_topic(label.name)
+            return self._labels[label.name]
+
+    def remove_label(self, name: str) -> list[int]:
+        """Remove a custom topic and its exemplars; returns the removed exemplar ids."""
+        with self._lock:
+            label = self._require(name)
+            if label.kind != "custom":
+                raise UnknownLabelError(f"{name!r} is built-in and cannot be removed; disable it instead")
+            ids = [i for i, e in self._exemplars.items() if e.label == name]
+            self.remove_exemplars(ids)
+            del self._labels[name]
+            return ids
+
+    def add_exemplars(
+        self, exemplars: Sequence[Exemplar], vectors: Vectors | None = None, calibrate: bool = True
+    ) -> None:
+        """Index exemplars (encoding them unless `vectors` are given); labels must exist. All or nothing."""
+        if vectors is None:
+            vectors = self.embed([e.text for e in exemplars])
+        with self._lock:
+            for e in exemplars:
+                self._require(e.label)
+            self._store.add([e.id for e in exemplars], vectors)
+            touched: set[str] = set()
+            for e, v in zip(exemplars, vectors, strict=True):
+                self._exemplars[e.id] = e
+                if e.label in self._builtin_index:
+                    self._sums[self._builtin_label_idx(e)] += v
+                else:
+                    touched.add(e.label)
+            self._refresh(touched, builtin_changed=any(e.label in self._builtin_index for e in exemplars))
+            if calibrate:
+                for name in touched:
+                    if self._labels[name].threshold is None:
+                        self.calibrate_topic(name)
+
+    def remove_exemplars(self, ids: Iterable[int]) -> None:
+        """Remove exemplars by id (unknown ids raise UnknownExemplarError, nothing changes)."""
+        with self._lock:
+            id_list = sorted(set(ids))
+            vectors = self._store.reconstruct(id_list)
+            self._store.remove(id_list)
+            touched: set[str] = set()
+            builtin_changed = False
+            for i, v in zip(id_list, vectors, strict=True):
+                e = self._exemplars.pop(i)
+                if e.label in self._builtin_index:
+                    self._sums[self._builtin_label_idx(e)] -= v
+                    builtin_changed = True
+                else:
+                    touched.add(e.label)
+            self._refresh(touched, builtin_changed)
+
+    def calibrate_topic(self, name: str, target_fmr: float | None = None) -> float:
+        """Set a custom topic's threshold from its own examples against background text; returns it.
+
+        Positives are scored leave-one-out; the background is the shipped benign corpus plus the built-in exemplars'
+        safe class and the other topics' examples. See docs/topics.md for the assumptions.
+        """
+        with self._lock:
+            label = self._require(name)
+            topic = self._topics.get(name)
+            if label.kind != "custom" or topic is None:
+                raise UnknownLabelError(f"{name!r} is not a custom topic with examples")
+            cfg = self.config
+            loo = self._leave_one_out(topic)
+            background = self._background_for(name)
+            bg_scores = topic_scores(background, topic.positives, topic.allows, cfg.topic_top_m, cfg.topic_knn_weight)
+            threshold = topic_threshold(
+                loo, bg_scores, cfg.topic_target_fmr if target_fmr is None else target_fmr, cfg.topic_threshold_floor
+            )
+            self._labels[name] = replace(label, threshold=round(threshold, 6))
+            return self._labels[name].threshold  # type: ignore[return-value]
+
+    # ----------------------------------------------------------------- scoring
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> Vectors:
+        """Encode texts in batches (no windowing: exemplars are indexed as written, truncated by the encoder)."""
+        out = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        step = self.config.batch_size
+        for start in range(0, len(texts), step):
+            out[start : start + step] = self.encoder.encode(
+                [normalize_text(t) or t for t in texts[start : start + step]], batch_size=step
+            )
+            if progress is not None:
+                progress(min(start + step, len(texts)), len(texts))
+        return out
+
+    def classify(self, texts: Sequence[str]) -> list[Verdict]:
+        """Verdicts for texts; long texts are scored as overlapping windows and the worst window decides."""
+        owners: list[int] = []
+        windows: list[str] = []
+        for n, text in enumerate(texts):
+            clean = normalize_text(text)
+            if not clean:
+                raise InvalidInputError(f"text #{n} is empty after normalisation")
+            parts = split_windows(self.encoder, clean, self.config.window_overlap)
+            windows.extend(parts)
+            owners.extend([n] * len(parts))
+        vectors = self.encoder.encode(windows, batch_size=self.config.batch_size) if windows else None
+        if vectors is None:
+            return []
+        with self._lock:
+            scores = self._score(vectors)
+            owner_arr = np.asarray(owners)
+            return [self._verdict(scores, np.flatnonzero(owner_arr == n)) for n in range(len(texts))]
+
+    def score_vectors(self, vectors: Vectors) -> list[Verdict]:
+        """Verdicts for pre-computed query vectors (one per text, no windowing)."""
+        with self._lock:
+            scores = self._score(vectors)
+            return [self._verdict(scores, np.asarray([n])) for n in range(vectors.shape[0])]
+
+    def builtin_distributions(self, vectors: Vectors) -> dict[str, Matrix]:
+        """The raw kNN, centroid and head distributions over built-in labels (for evaluation and ablations)."""
+        with self._lock:
+            return self._distributions(vectors)
+
+    # ----------------------------------------------------------------- internals
+    def _require(self, name: str) -> Label:
+        label = self._labels.get(name)
+        if label is None:
+            raise UnknownLabelError(f"unknown label {name!r}")
+        return label
+
+    def _builtin_label_idx(self, e: Exemplar) -> int:
+        return self._builtin_index[SAFE if e.role == "allow" else e.label]
+
+    def _refresh(self, topics: set[str], builtin_changed: bool) -> None:
+        if builtin_changed:
+            norms = np.linalg.norm(self._sums, axis=1, keepdims=True)
+            self._centroids = np.where(norms > 1e-9, self._sums / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+        for name in topics:
+            members = [e for e in self._exemplars.values() if e.label == name]
+            pos = [e.id for e in members if e.role == "positive"]
+            allow = [e.id for e in members if e.role == "allow"]
+            if not pos:
+                self._topics.pop(name, None)
+                continue
+            self._topics[name] = _Topic(pos, self._store.reconstruct(pos), allow, self._store.reconstruct(allow))
+
+    def _leave_one_out(self, topic: _Topic) -> NDArray[np.float32]:
+        cfg = self.config
+        n = topic.positives.shape[0]
+        if n < 2:
+            return np.zeros(0, dtype=np.float32)
+        out = np.empty(n, dtype=np.float32)
+        for i in range(n):
+            rest = np.delete(topic.positives, i, axis=0)
+            out[i] = topic_scores(
+                topic.positives[i : i + 1], rest, topic.allows, cfg.topic_top_m, cfg.topic_knn_weight
+            )[0]
+        return out
+
+    def _background_for(self, name: str) -> Vectors:
+        parts = [self.background]
+        safe_ids = [i for i, e in self._exemplars.items() if e.label == SAFE][:5000]
+        if safe_ids:
+            parts.append(self._store.reconstruct(safe_ids))
+        parts.extend(t.positives for other, t in self._topics.items() if other != name)
+        return np.concatenate(parts, axis=0) if parts else np.zeros((0, self.encoder.dim), dtype=np.float32)
+
+    def _distributions(self, vectors: Vectors) -> dict[str, Matrix]:
+        cfg = self.config
+        n_builtin = len(self._builtin)
+        extra = sum(len(t.positive_ids) + len(t.allow_ids) for t in self._topics.values())
+        sims, ids = self._store.search(vectors, cfg.k + min(extra, 4 * cfg.k))
+        label_idx = np.full(ids.shape, -1, dtype=np.int64)
+        for (r, c), i in np.ndenumerate(ids):
+            e = self._exemplars.get(int(i))
+            if e is not None and e.label in self._builtin_index:
+                label_idx[r, c] = self._builtin_label_idx(e)
+        # keep only the first k built-in neighbours of each row
+        keep = np.cumsum(label_idx >= 0, axis=1) <= cfg.k
+        label_idx = np.where(keep, label_idx, -1)
+        out = {
+            "knn": knn_distribution(sims, label_idx, n_builtin, cfg.knn_temperature),
+            "centroid": softmax(vectors @ self._centroids.T, cfg.centroid_temperature),
+            "_sims": sims,
+            "_ids": ids.astype(np.float32),
+        }
+        if self.head is not None:
+            out["head"] = self.head.predict(vectors)
+        return out
+
+    def _score(self, vectors: Vectors) -> _WindowScores:
+        cfg = self.config
+        dists = self._distributions(vectors)
+        parts = [(cfg.weight_knn, dists["knn"]), (cfg.weight_centroid, dists["centroid"])]
+        if "head" in dists:
+            parts.append((cfg.weight_head, dists["head"]))
+        fused = fuse(parts)
+        enabled = np.asarray([n != SAFE and self._labels[n].enabled for n in self._builtin], dtype=bool)
+        raw = fused[:, enabled].sum(axis=1) if enabled.any() else np.zeros(len(vectors))
+        topics = {
+            name: topic_scores(vectors, t.positives, t.allows, cfg.topic_top_m, cfg.topic_knn_weight)
+            for name, t in self._topics.items()
+            if self._labels[name].enabled
+        }
+        return _WindowScores(cfg.platt.apply(raw), fused, topics, dists["_sims"], dists["_ids"].astype(np.int64))
+
+    def _verdict(self, s: _WindowScores, rows: NDArray[np.intp]) -> Verdict:
+        cfg = self.config
+        worst = int(rows[np.argmax(s.unsafe[rows])])
+        unsafe = float(s.unsafe[worst])
+        unsafe_mass = max(1e-12, float(sum(s.builtin[worst, i] for i, n in enumerate(self._builtin) if n != SAFE)))
+        categories: dict[str, float] = {}
+        for i, name in enumerate(self._builtin):
+            if name != SAFE and self._labels[name].enabled:
+                categories[name] = round(unsafe * float(s.builtin[worst, i]) / unsafe_mass, 6)
+        candidates: list[tuple[bool, float, str, float, float]] = []  # (blocks, margin, name, score, threshold)
+        if categories:
+            top = max(categories, key=categories.__getitem__)
+            label = self._labels[top]
+            threshold = cfg.threshold if label.threshold is None else label.threshold
+            if unsafe >= threshold:
+                candidates.append((label.action == "block", unsafe - threshold, top, unsafe, threshold))
+        evidence_row = worst
+        for name, scores in s.topics.items():
+            best_row = int(rows[np.argmax(scores[rows])])
+            score = float(scores[best_row])
+            categories[name] = round(max(0.0, score), 6)
+            label = self._labels[name]
+            threshold = cfg.topic_threshold_floor if label.threshold is None else label.threshold
+            if score >= threshold:
+                candidates.append((label.action == "block", score - threshold, name, score, threshold))
+        if not candidates:
+            return Verdict(
+                False, None, round(unsafe, 6), categories, self._evidence(s, evidence_row), None, None, len(rows)
+            )
+        _, _, name, score, threshold = max(candidates)
+        if self._labels[name].kind == "custom":
+            evidence_row = int(rows[np.argmax(s.topics[name][rows])])
+        return Verdict(
+            True,
+            name,
+            round(max(unsafe, score), 6),
+            categories,
+            self._evidence(s, evidence_row),
+            self._labels[name].action,
+            round(threshold, 6),
+            len(rows),
+        )
+
+    def _evidence(self, s: _WindowScores, row: int) -> list[Evidence]:
+        out: list[Evidence] = []
+        for sim, i in zip(s.neighbour_sims[row], s.neighbour_ids[row], strict=True):
+            e = self._exemplars.get(int(i))
+            if e is None or not np.isfinite(sim):
+                continue
+            out.append(Evidence(e.id, e.text, e.label, round(float(sim), 6), e.role))
+            if len(out) >= self.config.evidence:
+                break
+        return out

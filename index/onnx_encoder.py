@@ -1,0 +1,168 @@
+"""Serving encoder: ONNX Runtime + `tokenizers` reproducing sentence-transformers mean pooling, without torch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+from tokenizers import Encoding, Tokenizer
+
+from index.errors import InvalidInputError, ModelIntegrityError
+from index.models import ONNX_FILES, TOKENIZER_FILE, ModelManifest, Variant, verify_model_dir
+from index.types import Vectors
+
+_THREADS_ENV = "LIGHTGUARD_THREADS"
+
+
+def default_threads() -> int:
+    """`LIGHTGUARD_THREADS` if set, else the number of CPUs."""
+    raw = os.environ.get(_THREADS_ENV)
+    if raw is None or not raw.strip():
+        return os.cpu_count() or 1
+    try:
+        threads = int(raw)
+    except ValueError as exc:
+        raise InvalidInputError(f"{_THREADS_ENV}={raw!r} is not an integer; set it to a thread count like 2") from exc
+    if threads < 1:
+        raise InvalidInputError(f"{_THREADS_ENV}={threads} must be at least 1")
+    return threads
+
+
+class OnnxEncoder:
+    """Encoder protocol on an exported model directory (see index/export.py); checksums are verified at load.
+
+    Vectors equal sentence-transformers' (truncate at `max_tokens`, mean pooling over the attention mask, L2
+    normalisation) up to float error for fp32 and quantisation error for int8.
+    """
+
+    def __init__(self, model_dir: Path, variant: Variant = "int8", threads: int | None = None) -> None:
+        """Load and verify a model directory.
+
+        Args:
+            model_dir: directory holding manifest.json, the ONNX graphs and tokenizer.json.
+            variant: "int8" (faster, cosine to fp32 ~0.99) or "fp32".
+            threads: intra-op threads; default `LIGHTGUARD_THREADS` or the CPU count.
+
+        Raises:
+            ModelNotFoundError: the directory or an artifact is missing.
+            ModelIntegrityError: an artifact does not match its manifest checksum, or the graph is not the expected one.
+        """
+        model_dir = Path(model_dir)
+        self._manifest: ModelManifest = verify_model_dir(model_dir, variant)
+        if self._manifest.pooling != "mean" or not self._manifest.normalize:
+            raise ModelIntegrityError(
+                f"{model_dir}: pooling={self._manifest.pooling!r} normalize={self._manifest.normalize} is not "
+                "supported (only mean pooling + L2 normalisation); re-export the model"
+            )
+        onnx_name = ONNX_FILES[variant]
+        self._variant: Variant = variant
+        self._model_id = f"{self._manifest.name}:{variant}:{self._manifest.files[onnx_name][:12]}"
+
+        tokenizer_path = str(model_dir / TOKENIZER_FILE)
+        # Padding is done per sorted batch in numpy; truncation matches sentence-transformers' max_seq_length.
+        self._tokenizer = Tokenizer.from_file(tokenizer_path)
+        self._pad_id = _pad_id(self._tokenizer)
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=self._manifest.max_tokens)
+        # token_spans must see the whole text: windowing relies on it to cover what truncation would drop.
+        self._span_tokenizer = Tokenizer.from_file(tokenizer_path)
+        self._span_tokenizer.no_padding()
+        self._span_tokenizer.no_truncation()
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = default_threads() if threads is None else max(1, threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(model_dir / onnx_name), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {node.name for node in self._session.get_inputs()}
+        missing = {"input_ids", "attention_mask"} - self._inputs
+        if missing:
+            raise ModelIntegrityError(f"{model_dir / onnx_name} lacks inputs {sorted(missing)}; re-export the model")
+        self._output = self._session.get_outputs()[0].name
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        return self._manifest.dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._manifest.max_tokens
+
+    @property
+    def variant(self) -> Variant:
+        return self._variant
+
+    @property
+    def manifest(self) -> ModelManifest:
+        return self._manifest
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        encoding = self._span_tokenizer.encode(text)
+        return [
+            (int(start), int(end))
+            for (start, end), special in zip(encoding.offsets, encoding.special_tokens_mask, strict=True)
+            if not special
+        ]
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> Vectors:
+        if isinstance(texts, str):
+            raise InvalidInputError("encode() takes a sequence of texts, got a single str; wrap it in a list")
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        if not all(isinstance(t, str) for t in texts):
+            raise InvalidInputError("every text must be a str")
+        encodings = self._tokenizer.encode_batch(list(texts))
+        # Sorting by length keeps each batch's padding small; rows are written back to their original positions.
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows] = self._run([encodings[i] for i in rows])
+        return out
+
+    def _run(self, batch: list[Encoding]) -> NDArray[np.float32]:
+        width = max(len(e.ids) for e in batch)
+        input_ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
+        attention = np.zeros((len(batch), width), dtype=np.int64)
+        type_ids = np.zeros((len(batch), width), dtype=np.int64)
+        for row, enc in enumerate(batch):
+            n = len(enc.ids)
+            input_ids[row, :n] = enc.ids
+            attention[row, :n] = 1
+            type_ids[row, :n] = enc.type_ids
+        feeds = {"input_ids": input_ids, "attention_mask": attention}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = type_ids
+        hidden = np.asarray(self._session.run([self._output], feeds)[0], dtype=np.float32)
+        # Same arithmetic as sentence-transformers: masked mean (count clamped at 1e-9), then L2 norm (eps 1e-12).
+        mask = attention[:, :, None].astype(np.float32)
+        summed = (hidden * mask).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1), 1e-9)
+        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        vectors: NDArray[np.float32] = (pooled / norms).astype(np.float32, copy=False)
+        return vectors
+
+
+def _pad_id(tokenizer: Tokenizer) -> int:
+    padding = tokenizer.padding
+    if padding is not None and isinstance(padding.get("pad_id"), int):
+        return int(padding["pad_id"])
+    for token in ("[PAD]", "<pad>"):
+        token_id = tokenizer.token_to_id(token)
+        if token_id is not None:
+            return int(token_id)
+    # Padded positions are masked out of attention and pooling, so any id is correct; 0 is the BERT convention.
+    return 0
