@@ -102,6 +102,8 @@ def load_guard(directory: Path, encoder: Encoder) -> Guard:
         if arrays["head_weights"].size:
             guard.head = LinearHead(arrays["head_weights"], arrays["head_bias"])
         store_index = faiss.deserialize_index(np.frombuffer(blobs[_VECTORS], dtype=np.uint8))
+        if not isinstance(store_index, faiss.IndexIDMap2):
+            raise ValueError("the vector file is not an id-mapped FAISS index")
         exemplars = [Exemplar(int(i), text, label, role) for i, text, label, role in manifest["exemplars"]]
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise IndexArtifactError(f"index artifact in {directory} is unreadable: {exc}") from exc

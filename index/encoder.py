@@ -45,13 +45,16 @@ class Encoder(Protocol):
         ...
 
 
-def split_windows(encoder: Encoder, text: str, overlap: float = 0.25) -> list[str]:
+def split_windows(encoder: Encoder, text: str, overlap: float = 0.25, window_tokens: int | None = None) -> list[str]:
     """Split `text` into overlapping windows that each fit the encoder's token limit.
 
-    Two tokens of headroom are kept for [CLS]/[SEP]; windows overlap by `overlap` of their length so a sentence
-    cut at one window's edge is whole in the next.
+    Two tokens of headroom are kept for [CLS]/[SEP]; `window_tokens` may make windows shorter than the model allows,
+    because mean pooling dilutes one bad sentence in a long benign window. Windows overlap by `overlap` of their
+    length so a sentence cut at one window's edge is whole in the next.
     """
     window = max(1, encoder.max_tokens - 2)
+    if window_tokens is not None:
+        window = max(1, min(window, window_tokens))
     stride = max(1, int(window * (1.0 - overlap)))
     spans = window_spans(encoder.token_spans(text), window, stride)
     return [text[a:b] for a, b in spans] or [text]
@@ -98,4 +101,4 @@ class HashingEncoder:
                 out[row, 0] = 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return (out / norms).astype(np.float32)
+        return np.asarray(out / norms, dtype=np.float32)

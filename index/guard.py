@@ -39,6 +39,7 @@ class GuardConfig:
     topic_threshold_floor: float = 0.35
     evidence: int = 3
     window_overlap: float = 0.25
+    window_tokens: int = 128
     batch_size: int = 32
     head_epochs: int = 300
     head_l2: float = 1e-3
@@ -262,7 +263,7 @@ class Guard:
             clean = normalize_text(text)
             if not clean:
                 raise InvalidInputError(f"text #{n} is empty after normalisation")
-            parts = split_windows(self.encoder, clean, self.config.window_overlap)
+            parts = split_windows(self.encoder, clean, self.config.window_overlap, self.config.window_tokens)
             windows.extend(parts)
             owners.extend([n] * len(parts))
         vectors = self.encoder.encode(windows, batch_size=self.config.batch_size) if windows else None

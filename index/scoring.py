@@ -41,7 +41,7 @@ def knn_distribution(sims: Matrix, label_idx: LabelIdx, n_labels: int, temperatu
     empty = totals[:, 0] == 0
     out[empty] = 1.0
     totals[empty] = n_labels
-    return (out / totals).astype(np.float32)
+    return np.asarray(out / totals, dtype=np.float32)
 
 
 def centroids(vectors: Vectors, label_idx: LabelIdx, n_labels: int) -> Matrix:
@@ -50,7 +50,7 @@ def centroids(vectors: Vectors, label_idx: LabelIdx, n_labels: int) -> Matrix:
     np.add.at(sums, label_idx, vectors.astype(np.float64))
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (sums / norms).astype(np.float32)
+    return np.asarray(sums / norms, dtype=np.float32)
 
 
 def softmax(logits: Matrix, temperature: float = 1.0) -> Matrix:
@@ -58,7 +58,7 @@ def softmax(logits: Matrix, temperature: float = 1.0) -> Matrix:
     z = logits.astype(np.float64) / temperature
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float32)
 
 
 def topic_scores(
@@ -67,11 +67,13 @@ def topic_scores(
     allows: Vectors | None,
     top_m: int = 3,
     knn_weight: float = 0.5,
+    allow_margin: float = 0.05,
 ) -> Matrix:
     """Open-set score of each query for one topic, in cosine units (not normalised across topics).
 
     score = knn_weight * mean(top-m similarities to the topic's examples) + (1 - knn_weight) * cos(query, centroid),
-    minus the amount by which the nearest allow-example (hard negative) is closer than the nearest positive.
+    scaled down to 0 as the nearest allow-example (hard negative) comes within `allow_margin` of the nearest
+    positive: a text at least as close to an allow-example as to any positive never matches the topic.
     An unrelated text therefore scores low no matter how many topics exist (no softmax over topics).
 
     Returns:
@@ -86,8 +88,9 @@ def topic_scores(
     score = knn_weight * top.mean(axis=1) + (1.0 - knn_weight) * cent
     if allows is not None and allows.shape[0] > 0:
         nearest_allow = (queries @ allows.T).max(axis=1)
-        score = score - np.maximum(0.0, nearest_allow - top[:, 0])
-    return np.clip(score, -1.0, 1.0).astype(np.float32)
+        factor = np.clip((top[:, 0] - nearest_allow) / allow_margin, 0.0, 1.0)
+        score = np.where(score > 0, score * factor, score)
+    return np.asarray(np.clip(score, -1.0, 1.0), dtype=np.float32)
 
 
 def fuse(parts: list[tuple[float, Matrix]]) -> Matrix:
@@ -95,13 +98,16 @@ def fuse(parts: list[tuple[float, Matrix]]) -> Matrix:
     total = sum(w for w, _ in parts)
     if total <= 0 or any(w < 0 for w, _ in parts):
         raise ValueError("fusion weights must be non-negative with a positive sum")
-    return sum((w / total) * p for w, p in parts if w > 0).astype(np.float32)  # type: ignore[union-attr]
+    out = np.zeros_like(parts[0][1], dtype=np.float64)
+    for w, p in parts:
+        out += (w / total) * p
+    return np.asarray(out, dtype=np.float32)
 
 
 def logit(p: NDArray[np.float64] | float, eps: float = 1e-6) -> NDArray[np.float64]:
     p_arr = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
-    return np.log(p_arr / (1 - p_arr))  # type: ignore[no-any-return]
+    return np.asarray(np.log(p_arr / (1 - p_arr)), dtype=np.float64)
 
 
 def sigmoid(x: NDArray[np.float64] | float) -> NDArray[np.float64]:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))  # type: ignore[no-any-return]
+    return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64))), dtype=np.float64)

@@ -76,7 +76,7 @@ class VectorStore:
         present = [i for i in id_list if i in self._ids]
         if not present:
             return 0
-        removed = int(self._index.remove_ids(np.asarray(present, dtype=np.int64)))
+        removed = int(self._index.remove_ids(faiss.IDSelectorBatch(np.asarray(present, dtype=np.int64))))
         self._ids.difference_update(present)
         return removed
 

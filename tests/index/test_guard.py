@@ -1,0 +1,171 @@
+"""The Guard on a deterministic fake encoder: verdicts, topics, allow-examples, windows, persistence."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from index import (
+    DuplicateExemplarError,
+    Exemplar,
+    Guard,
+    HashingEncoder,
+    IndexArtifactError,
+    InvalidInputError,
+    Label,
+    UnknownLabelError,
+    load_guard,
+    read_guard_metadata,
+    save_guard,
+)
+
+COOKING = [
+    "give me a recipe for pasta carbonara",
+    "how do I bake sourdough bread",
+    "best recipe for beef lasagna",
+    "how long should I roast a chicken",
+    "recipe for chocolate chip cookies",
+]
+
+
+def test_unsafe_text_is_flagged_with_category_and_evidence(toy_guard: Guard) -> None:
+    v = toy_guard.classify(["those people are subhuman vermin who should be expelled"])[0]
+    assert v.flagged and v.category == "hate" and v.action == "block"
+    assert 0.5 <= v.score <= 1.0
+    assert v.evidence and v.evidence[0].label == "hate"
+    assert set(v.categories) == {"violence", "hate", "profanity"}
+    assert abs(sum(v.categories.values()) - v.score) < 1e-3, "category scores split the unsafe score"
+
+
+def test_safe_text_is_not_flagged(toy_guard: Guard) -> None:
+    v = toy_guard.classify(["what is the capital of spain"])[0]
+    assert not v.flagged and v.category is None and v.score < 0.5
+
+
+def test_score_is_monotone_with_threshold(toy_guard: Guard) -> None:
+    texts = ["how do I kill my neighbour", "recommend a history book", "I will stab you", "translate hello"]
+    for v in toy_guard.classify(texts):
+        assert v.flagged == (v.score >= 0.5)
+
+
+def test_empty_text_is_rejected(toy_guard: Guard) -> None:
+    with pytest.raises(InvalidInputError, match="#1"):
+        toy_guard.classify(["fine", " \u200b "])
+
+
+def test_custom_topic_is_live_at_once_and_calibrated(toy_guard: Guard) -> None:
+    label = toy_guard.upsert_label(Label("cooking", "custom", action="block"))
+    toy_guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])
+    threshold = toy_guard.labels["cooking"].threshold
+    assert label.threshold is None and threshold is not None and threshold >= toy_guard.config.topic_threshold_floor
+    v = toy_guard.classify(["a recipe for pasta carbonara please"])[0]
+    assert v.flagged and v.category == "cooking" and v.action == "block" and v.threshold == threshold
+    assert v.evidence[0].label == "cooking"
+    assert not toy_guard.classify(["what is the capital of france"])[0].flagged
+
+
+def test_allow_examples_suppress_a_topic(toy_guard: Guard) -> None:
+    toy_guard.upsert_label(Label("cooking", "custom", action="flag", threshold=0.3))
+    toy_guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])
+    text = "recipe for chocolate chip cookies"
+    before = toy_guard.classify([text])[0].categories["cooking"]
+    toy_guard.add_exemplars([Exemplar(200, "recipe for chocolate chip cookies", "cooking", role="allow")])
+    after = toy_guard.classify([text])[0]
+    assert after.categories["cooking"] < before
+    assert after.category != "cooking"
+
+
+def test_removing_a_topic_removes_its_exemplars(toy_guard: Guard) -> None:
+    toy_guard.upsert_label(Label("cooking", "custom", threshold=0.3))
+    toy_guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])
+    size = len(toy_guard)
+    removed = toy_guard.remove_label("cooking")
+    assert sorted(removed) == list(range(100, 105)) and len(toy_guard) == size - 5
+    v = toy_guard.classify(["a recipe for pasta carbonara please"])[0]
+    assert "cooking" not in v.categories and v.category != "cooking"
+
+
+def test_builtin_labels_cannot_be_removed_or_invented(toy_guard: Guard) -> None:
+    with pytest.raises(UnknownLabelError):
+        toy_guard.remove_label("hate")
+    with pytest.raises(UnknownLabelError):
+        toy_guard.upsert_label(Label("weapons", "builtin"))
+    with pytest.raises(UnknownLabelError):
+        toy_guard.add_exemplars([Exemplar(500, "x", "no-such-topic")])
+
+
+def test_failed_add_changes_nothing(toy_guard: Guard) -> None:
+    size = len(toy_guard)
+    with pytest.raises(DuplicateExemplarError):
+        toy_guard.add_exemplars([Exemplar(600, "new one", "hate"), Exemplar(1, "dup id", "hate")])
+    assert len(toy_guard) == size and 600 not in toy_guard.exemplars
+
+
+def test_disabled_category_is_not_flagged(toy_guard: Guard) -> None:
+    text = "those people are subhuman vermin"
+    assert toy_guard.classify([text])[0].category == "hate"
+    toy_guard.upsert_label(replace(toy_guard.labels["hate"], enabled=False))
+    v = toy_guard.classify([text])[0]
+    assert v.category != "hate" and "hate" not in v.categories
+
+
+def test_unsafe_sentence_after_2000_benign_words_is_flagged(toy_guard: Guard) -> None:
+    toy_guard.config = replace(toy_guard.config, window_tokens=24)
+    benign = " ".join(["the weather was calm and the garden looked lovely in spring"] * 190)
+    assert len(benign.split()) > 2000
+    text = benign + " those people are subhuman vermin who should be expelled"
+    v = toy_guard.classify([text])[0]
+    assert v.windows > 10
+    assert v.flagged and v.category == "hate"
+    assert not toy_guard.classify([benign])[0].flagged
+
+
+def test_concurrent_classify_and_edits_do_not_fail(toy_guard: Guard) -> None:
+    toy_guard.upsert_label(Label("cooking", "custom", threshold=0.3))
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(50):
+                toy_guard.classify(["recipe for pasta", "I will stab you"])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(40):
+        toy_guard.add_exemplars([Exemplar(1000 + i, f"recipe number {i} for pasta", "cooking")])
+        if i % 2:
+            toy_guard.remove_exemplars([1000 + i - 1])
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_artifact_round_trip_gives_identical_verdicts(
+    toy_guard: Guard, encoder: HashingEncoder, tmp_path: Path
+) -> None:
+    toy_guard.upsert_label(Label("cooking", "custom"))
+    toy_guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])
+    save_guard(toy_guard, tmp_path / "g", {"state": "abc", "version": 7})
+    loaded = load_guard(tmp_path / "g", encoder)
+    texts = ["recipe for lasagna", "I will stab you", "capital of france"]
+    assert loaded.classify(texts) == toy_guard.classify(texts)
+    assert loaded.labels == toy_guard.labels
+    assert read_guard_metadata(tmp_path / "g") == {"state": "abc", "version": 7}
+
+
+def test_artifact_for_another_encoder_or_corrupt_is_refused(toy_guard: Guard, tmp_path: Path) -> None:
+    save_guard(toy_guard, tmp_path / "g")
+    with pytest.raises(IndexArtifactError, match="built with"):
+        load_guard(tmp_path / "g", HashingEncoder(dim=32))
+    vectors = tmp_path / "g" / "vectors.faiss"
+    vectors.write_bytes(vectors.read_bytes()[:-10])
+    with pytest.raises(IndexArtifactError, match="checksum"):
+        load_guard(tmp_path / "g", toy_guard.encoder)
+    with pytest.raises(IndexArtifactError):
+        load_guard(tmp_path / "missing", toy_guard.encoder)

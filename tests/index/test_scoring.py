@@ -1,0 +1,113 @@
+"""Scoring maths: distributions sum to one, fusion and calibration keep order, topic scores are open-set."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from index import Platt, best_f1_threshold, fit_platt
+from index.calibration import topic_threshold
+from index.scoring import centroids, fuse, knn_distribution, softmax, topic_scores
+
+finite = st.floats(-1.0, 1.0, allow_nan=False, width=32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sims=arrays(np.float32, (3, 6), elements=finite),
+    labels=arrays(np.int64, (3, 6), elements=st.integers(-1, 3)),
+    temperature=st.floats(0.01, 2.0),
+)
+def test_knn_distribution_is_a_distribution(sims: np.ndarray, labels: np.ndarray, temperature: float) -> None:
+    p = knn_distribution(sims, labels, 4, temperature)
+    assert p.shape == (3, 4)
+    assert np.all(p >= 0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    for r in range(3):
+        voters = set(labels[r][labels[r] >= 0].tolist())
+        if voters:
+            assert all(p[r, c] == 0 for c in range(4) if c not in voters), "only voting labels get mass"
+
+
+def test_knn_nearest_neighbour_dominates_at_low_temperature() -> None:
+    sims = np.array([[0.9, 0.5, 0.5, 0.5]], dtype=np.float32)
+    labels = np.array([[0, 1, 1, 1]])
+    assert knn_distribution(sims, labels, 2, 0.01)[0, 0] > 0.99
+    assert knn_distribution(sims, labels, 2, 10.0)[0, 1] > 0.7
+
+
+def test_knn_ignores_empty_slots_and_uniform_when_nothing_votes() -> None:
+    sims = np.array([[0.9, -np.inf], [-np.inf, -np.inf]], dtype=np.float32)
+    labels = np.array([[1, -1], [-1, -1]])
+    p = knn_distribution(sims, labels, 2, 0.1)
+    np.testing.assert_allclose(p, [[0.0, 1.0], [0.5, 0.5]])
+
+
+@settings(max_examples=100, deadline=None)
+@given(logits=arrays(np.float32, (4, 5), elements=st.floats(-30, 30, width=32)), t=st.floats(0.01, 5.0))
+def test_softmax_rows_sum_to_one_and_keep_order(logits: np.ndarray, t: float) -> None:
+    p = softmax(logits, t)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    picked = logits[np.arange(4), np.argmax(p, axis=1)]
+    assert (picked >= logits.max(axis=1) - 1e-4).all(), "the most probable label has the largest logit"
+
+
+def test_centroids_are_unit_and_empty_label_is_zero() -> None:
+    v = np.eye(3, dtype=np.float32)
+    c = centroids(v, np.array([0, 0, 1]), 3)
+    np.testing.assert_allclose(np.linalg.norm(c[:2], axis=1), 1.0, atol=1e-6)
+    assert not c[2].any()
+
+
+def test_fuse_is_weighted_mean() -> None:
+    a = np.array([[1.0, 0.0]], dtype=np.float32)
+    b = np.array([[0.0, 1.0]], dtype=np.float32)
+    np.testing.assert_allclose(fuse([(3.0, a), (1.0, b)]), [[0.75, 0.25]])
+
+
+def test_topic_score_is_open_set_and_allow_examples_suppress() -> None:
+    pos = np.array([[1.0, 0.0, 0.0], [0.96, 0.28, 0.0]], dtype=np.float32)
+    near = np.array([[0.99, 0.14, 0.0]], dtype=np.float32)
+    unrelated = np.array([[0.0, 0.0, 1.0]], dtype=np.float32)
+    assert topic_scores(near, pos, None)[0] > 0.95
+    assert abs(topic_scores(unrelated, pos, None)[0]) < 1e-6, "no softmax: unrelated text scores ~0"
+    allow = np.array([[0.99, 0.14, 0.0]], dtype=np.float32)
+    assert topic_scores(near, pos, allow)[0] == 0.0, "as close to an allow-example as to a positive: no match"
+    far_allow = np.array([[0.0, 1.0, 0.0]], dtype=np.float32)
+    assert topic_scores(near, pos, far_allow)[0] == topic_scores(near, pos, None)[0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(raw=arrays(np.float64, 20, elements=st.floats(0.001, 0.999)), a=st.floats(0.1, 5), b=st.floats(-3, 3))
+def test_platt_is_monotone(raw: np.ndarray, a: float, b: float) -> None:
+    out = Platt(a, b).apply(raw)
+    order = np.argsort(raw, kind="stable")
+    assert (np.diff(out[order]) >= -1e-12).all()
+    assert ((out >= 0) & (out <= 1)).all()
+
+
+def test_fit_platt_moves_scores_towards_the_labels() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.5
+    raw = np.clip(np.where(y, 0.3, 0.1) + rng.normal(0, 0.05, 400), 0.01, 0.99)
+    platt = fit_platt(raw, y)
+    cal = platt.apply(raw)
+    assert cal[y].mean() > 0.6 > 0.4 > cal[~y].mean()
+
+
+def test_best_f1_threshold_separable() -> None:
+    scores = np.array([0.1, 0.2, 0.8, 0.9])
+    threshold, f1 = best_f1_threshold(scores, np.array([False, False, True, True]))
+    assert f1 == 1.0 and 0.2 < threshold <= 0.8
+
+
+def test_topic_threshold_targets_the_false_match_rate() -> None:
+    bg = np.linspace(0.0, 0.5, 1001)
+    t = topic_threshold(np.array([0.8, 0.9]), bg, 0.01, floor=0.1)
+    assert np.mean(bg >= t) <= 0.01
+    assert topic_threshold(np.array([0.8]), bg, 0.01, floor=0.7) == 0.7
+    # a topic whose own examples score below the quantile is relaxed to its median, bounded by 3x the target
+    t_relaxed = topic_threshold(np.array([0.3, 0.3, 0.3]), bg, 0.01, floor=0.0)
+    assert np.mean(bg >= t_relaxed) <= 0.03 + 1e-9

@@ -1,0 +1,54 @@
+"""Input normalisation and windowing: evasion characters are removed, windows cover every token."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from index import HashingEncoder, normalize_text, split_windows, text_digest
+from index.text import window_spans
+
+
+def test_normalize_strips_zero_width_and_control_characters() -> None:
+    assert normalize_text("k\u200bi\u200dl\ufeffl") == "kill"
+    assert normalize_text("a\x00b\x07c") == "abc"
+    assert normalize_text("  line one\n\tline   two \r\n") == "line one line two"
+
+
+def test_normalize_folds_full_width_and_compatibility_forms() -> None:
+    assert normalize_text("ｈｏｗ ｔｏ ｍａｋｅ ａ ｂｏｍｂ") == "how to make a bomb"
+    assert normalize_text("ﬁre") == "fire"
+
+
+def test_text_digest_matches_the_exclude_convention() -> None:
+    import hashlib
+
+    expected = hashlib.sha256(b"hello world").hexdigest()[:16]
+    assert text_digest("  Hello\n  WORLD ") == expected
+    assert text_digest("ＨＥＬＬＯ world") == expected
+
+
+@given(n_tokens=st.integers(0, 400), window=st.integers(1, 50), overlap=st.integers(0, 49))
+def test_windows_cover_every_token_and_respect_the_limit(n_tokens: int, window: int, overlap: int) -> None:
+    stride = max(1, window - min(overlap, window - 1))
+    spans = [(i * 2, i * 2 + 1) for i in range(n_tokens)]
+    windows = window_spans(spans, window, stride)
+    if n_tokens == 0:
+        assert windows == []
+        return
+    covered = set()
+    for a, b in windows:
+        inside = [i for i, (s, e) in enumerate(spans) if s >= a and e <= b]
+        assert len(inside) <= window
+        covered.update(inside)
+    assert covered == set(range(n_tokens))
+
+
+def test_split_windows_keeps_short_text_whole_and_splits_long_text() -> None:
+    enc = HashingEncoder(dim=16, max_tokens=12)
+    assert split_windows(enc, "a short text") == ["a short text"]
+    long_text = " ".join(f"w{i}" for i in range(100))
+    parts = split_windows(enc, long_text)
+    assert len(parts) > 1
+    assert all(len(enc.token_spans(p)) <= 10 for p in parts)
+    assert parts[-1].endswith("w99")
