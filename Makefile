@@ -1,0 +1,54 @@
+# lightguard — `make run` serves, `make test` tests; both set up everything they need from nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install run test lint typecheck bench eval data train clean
+
+## install: venv in .venv, pinned CPU torch first (so nothing pulls a CUDA build), the project, model artifacts
+install: $(VENV)/.installed models/base/manifest.json
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[train,dev]"
+	touch $@
+
+models/base/manifest.json: $(VENV)/.installed scripts/export_model.py index/export.py
+	$(PY) scripts/export_model.py --if-missing
+
+## run: start the service on 127.0.0.1:8000 (embedded SQLite in var/ by default)
+run: install
+	$(VENV)/bin/lightguard serve
+
+## test: the full test suite (unit tests on a fake encoder, marked tests on the real ONNX model, PostgreSQL, uvicorn)
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check index service tests scripts migrations
+	$(VENV)/bin/ruff format --check index service tests scripts migrations
+
+typecheck: install
+	$(VENV)/bin/mypy index service
+
+## data: rebuild data/ from ../shared/datasets (deterministic)
+data: install
+	$(PY) scripts/build_dataset.py
+
+## eval: random-split and out-of-source evaluation of the scorers (writes docs/results.md tables and reports/)
+eval: install
+	$(PY) scripts/evaluate.py
+
+## bench: latency / throughput benchmark table
+bench: install
+	$(PY) scripts/bench.py
+
+clean:
+	rm -rf $(VENV) models var reports .pytest_cache .mypy_cache .ruff_cache
