@@ -1,0 +1,39 @@
+"""Session fixtures for tests that load the real MiniLM model (exported once per session, or reused)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from index.errors import LightguardError
+from index.models import base_model_description, default_models_dir, verify_model_dir
+
+
+@pytest.fixture(scope="session")
+def onnx_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid base model directory: `models/base` when it verifies, else a fresh export (~10 s)."""
+    existing = default_models_dir() / "base"
+    try:
+        if verify_model_dir(existing).base_model == base_model_description():
+            return existing
+    except LightguardError:
+        pass
+    from index.export import export_onnx
+    from index.models import base_model_dir
+
+    out = tmp_path_factory.mktemp("models") / "base"
+    export_onnx(base_model_dir(), out, "base")
+    return out
+
+
+@pytest.fixture(scope="session")
+def st_model() -> Iterator[Any]:
+    """The sentence-transformers reference model (torch), loaded once."""
+    from sentence_transformers import SentenceTransformer
+
+    from index.models import base_model_dir
+
+    yield SentenceTransformer(str(base_model_dir()), device="cpu")
