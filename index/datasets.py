@@ -71,15 +71,15 @@ def load_rows(
     for lineno, obj in _read_jsonl(path):
         keys = set(obj)
         if keys != ROW_KEYS:
-            raise DatasetError(f"{path}:{lineno}: keys {sorted(keys)} differ from the schema {sorted(ROW_KEYS)}")
+            raise DatasetError(f"{path}, line {lineno}: keys {sorted(keys)} differ from the schema {sorted(ROW_KEYS)}")
         if not isinstance(obj["noncommercial"], bool):
-            raise DatasetError(f"{path}:{lineno}: 'noncommercial' must be true or false")
+            raise DatasetError(f"{path}, line {lineno}: 'noncommercial' must be true or false")
         fields = {k: obj[k] for k in ROW_KEYS - {"noncommercial"}}
         bad = sorted(k for k, v in fields.items() if not isinstance(v, str) or not v)
         if bad:
-            raise DatasetError(f"{path}:{lineno}: {bad} must be non-empty strings")
+            raise DatasetError(f"{path}, line {lineno}: {bad} must be non-empty strings")
         if obj["split"] not in SPLITS:
-            raise DatasetError(f"{path}:{lineno}: split {obj['split']!r} is not one of {list(SPLITS)}")
+            raise DatasetError(f"{path}, line {lineno}: split {obj['split']!r} is not one of {list(SPLITS)}")
         row = DatasetRow(noncommercial=obj["noncommercial"], **fields)
         if splits is not None and row.split not in splits:
             continue
@@ -108,10 +108,10 @@ def load_labelled_jsonl(path: Path) -> list[LabelledText]:
     for lineno, obj in _read_jsonl(path):
         text = obj.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise DatasetError(f"{path}:{lineno}: 'text' must be a non-empty string")
+            raise DatasetError(f"{path}, line {lineno}: 'text' must be a non-empty string")
         category = obj.get("category")
         if category is not None and not isinstance(category, str):
-            raise DatasetError(f"{path}:{lineno}: 'category' must be a string or absent")
+            raise DatasetError(f"{path}, line {lineno}: 'category' must be a string or absent")
         out.append(LabelledText(text=text, unsafe=_parse_label(path, lineno, obj.get("label")), category=category))
     return out
 
@@ -128,12 +128,13 @@ def _parse_label(path: Path, lineno: int, label: object) -> bool:
             return True
         if key in _FALSE_LABELS:
             return False
-    raise DatasetError(f"{path}:{lineno}: label {label!r} is not one of 'safe'/'unsafe', 0/1 or true/false")
+    raise DatasetError(f"{path}, line {lineno}: label {label!r} is not one of 'safe'/'unsafe', 0/1 or true/false")
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # split on "\n" only: str.splitlines() also breaks on U+2028 and friends, which JSON strings may hold raw.
+        lines = path.read_text(encoding="utf-8").split("\n")
     except FileNotFoundError as exc:
         raise DatasetError(f"dataset file {path} not found; build it with scripts/build_dataset.py") from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -145,8 +146,8 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+            raise DatasetError(f"{path}, line {lineno}: not valid JSON ({exc.msg})") from exc
         if not isinstance(obj, dict):
-            raise DatasetError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            raise DatasetError(f"{path}, line {lineno}: expected a JSON object, got {type(obj).__name__}")
         out.append((lineno, obj))
     return out
