@@ -1,0 +1,1 @@
+"""Alembic migrations of the lightguard database (imports only service.db and service.models)."""

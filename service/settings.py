@@ -1,0 +1,54 @@
+"""The one configuration object of the service, read from `LIGHTGUARD_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Service settings; every field maps to `LIGHTGUARD_<FIELD>` (e.g. `LIGHTGUARD_DATABASE_URL`)."""
+
+    model_config = SettingsConfigDict(env_prefix="LIGHTGUARD_", extra="ignore")
+
+    home: Path = Field(default=REPO_ROOT / "var", description="Folder for the default SQLite file and index artifacts")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite:///$HOME/lightguard.db")
+    data_dir: Path | None = Field(default=None, description="Seed data (taxonomy.toml, safety.jsonl); default data/")
+    encoder: Literal["onnx", "hashing"] = Field(default="onnx", description="`hashing` is for tests and smoke runs")
+    model_dir: Path | None = Field(default=None, description="ONNX model folder; default models/finetuned or base")
+    onnx_variant: Literal["int8", "fp32"] = "int8"
+    admin_key: SecretStr | None = Field(default=None, description="Bootstraps this admin API key at start-up")
+    log_text: bool = Field(default=False, description="Store raw prompts in the decision log (digests otherwise)")
+    decision_log: bool = Field(default=True, description="Record a digest + verdict for every classified text")
+    max_batch: int = Field(default=256, ge=1)
+    max_text_chars: int = Field(default=100_000, ge=1)
+    max_examples: int = Field(default=500, ge=1, description="Examples per topic request")
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Request bodies above are refused")
+    workers: int = Field(default=2, ge=1, description="Threads that run classification")
+    auto_migrate: bool = Field(default=True, description="Run `alembic upgrade head` at start-up")
+    seed: bool = Field(default=True, description="Seed the built-in taxonomy into an empty database")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'lightguard.db'}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir if self.data_dir is not None else REPO_ROOT / "data"
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        if self.model_dir is not None:
+            return self.model_dir
+        models = REPO_ROOT / "models"
+        finetuned = models / "finetuned"
+        return finetuned if finetuned.is_dir() else models / "base"
