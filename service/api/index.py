@@ -1,0 +1,54 @@
+"""The index: status, rebuild (atomic swap, classify keeps answering), verification against the database."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.deps import AdminKeyDep, ContextDep, SessionDep
+from service.repositories import IndexBuildRepository
+from service.schemas import IndexBuildRead, IndexRead, IndexVerifyRead
+
+router = APIRouter(prefix="/v1/index", tags=["index"])
+
+
+def index_read(ctx: ContextDep, session: SessionDep) -> IndexRead:
+    snap = ctx.runtime.snapshot
+    status = ctx.runtime.status
+    builds = [IndexBuildRead.model_validate(b) for b in IndexBuildRepository(session).recent(10)]
+    return IndexRead(
+        status=status.state,
+        rebuilding=status.rebuilding,
+        version=snap.version if snap else 0,
+        model=snap.model_id if snap else ctx.runtime.encoder.model_id,
+        count=len(snap.guard) if snap else 0,
+        built_at=snap.built_at if snap else None,
+        error=status.error,
+        recent_builds=builds,
+    )
+
+
+@router.get("", response_model=IndexRead)
+async def get_index(ctx: ContextDep, session: SessionDep, _key: AdminKeyDep) -> IndexRead:
+    return index_read(ctx, session)
+
+
+@router.post("/rebuild", response_model=IndexRead)
+async def rebuild_index(ctx: ContextDep, session: SessionDep, _key: AdminKeyDep) -> IndexRead:
+    """Re-embed every exemplar into a new guard and swap it in; returns when the new version serves."""
+    ctx.runtime.require()
+    await ctx.indexing.rebuild("rebuild")
+    return index_read(ctx, session)
+
+
+@router.get("/verify", response_model=IndexVerifyRead)
+async def verify_index(ctx: ContextDep, _key: AdminKeyDep) -> IndexVerifyRead:
+    """Does the live index hold exactly the database's exemplars and labels?"""
+    async with ctx.runtime.edit_lock:
+        report = await ctx.indexing.verify()
+        return IndexVerifyRead(
+            ok=report.ok,
+            problems=report.problems,
+            db_exemplars=report.db_exemplars,
+            index_exemplars=report.index_exemplars,
+            index_version=ctx.runtime.version,
+        )

@@ -1,0 +1,294 @@
+"""Operator commands mounted on the `lightguard` CLI: serve, topics, index, keys (`register(app)`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from service.settings import Settings
+
+err = Console(stderr=True)
+out = Console()
+
+topics_app = typer.Typer(help="Custom topic filters (the database is the source of truth).", no_args_is_help=True)
+index_app = typer.Typer(help="The FAISS index derived from the database.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (admin: everything; classify: classify and moderations).", no_args_is_help=True)
+
+OFFLINE_NOTE = "A running server sees CLI edits after `POST /v1/index/rebuild` or a restart; prefer the API there."
+
+
+def register(app: typer.Typer) -> None:
+    """Add `serve`, `topics`, `index` and `keys` to the `lightguard` app."""
+    app.command("serve")(serve)
+    app.add_typer(topics_app, name="topics")
+    app.add_typer(index_app, name="index")
+    app.add_typer(keys_app, name="keys")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Migrate, seed the taxonomy on first run, load or build the index, serve the HTTP API."""
+    import logging
+
+    import uvicorn
+
+    from service.app import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One worker: the guard lives in process memory (and multi-worker uvicorn loses TCP_NODELAY, see STACK-NOTES).
+    uvicorn.run(create_app(Settings()), host=host, port=port, log_level=log_level)
+
+
+# ---------------------------------------------------------------------------- topics
+@topics_app.command("list")
+def topics_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List categories and custom topics."""
+    from service.context import open_context
+    from service.db import session_scope
+    from service.repositories import TopicRepository
+
+    ctx = open_context(Settings())
+    try:
+        with session_scope(ctx.sessions) as session:
+            repo = TopicRepository(session)
+            counts = repo.exemplar_counts()
+            rows = [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "kind": t.kind,
+                    "action": t.action,
+                    "enabled": t.enabled,
+                    "threshold": t.threshold,
+                    "threshold_source": t.threshold_source,
+                    "examples": counts.get(t.id, 0),
+                }
+                for t in repo.find()
+            ]
+    finally:
+        ctx.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "name", "kind", "action", "enabled", "threshold", "examples")
+    for r in rows:
+        threshold = "default" if r["threshold"] is None else f"{r['threshold']:.3f} ({r['threshold_source']})"
+        table.add_row(
+            str(r["id"]),
+            str(r["name"]),
+            str(r["kind"]),
+            str(r["action"]),
+            str(r["enabled"]),
+            threshold,
+            str(r["examples"]),
+        )
+    out.print(table)
+
+
+@topics_app.command("add")
+def topics_add(
+    name: Annotated[str, typer.Argument(help="Topic name (reported as `category`).")],
+    example: Annotated[list[str], typer.Option("--example", "-e", help="A prompt that should trigger it (repeat).")],
+    allow: Annotated[list[str] | None, typer.Option("--allow", "-a", help="A hard negative (repeat).")] = None,
+    description: Annotated[str, typer.Option(help="What the topic covers.")] = "",
+    action: Annotated[str, typer.Option(help="block or flag.")] = "block",
+    threshold: Annotated[float | None, typer.Option(help="Fixed threshold; default: calibrated.")] = None,
+) -> None:
+    """Create a custom topic from example prompts (indexed and calibrated at once)."""
+    from pydantic import ValidationError
+
+    from service.context import open_context
+    from service.errors import ServiceError
+    from service.schemas import TopicCreate
+    from service.usecases.topics import TopicService
+
+    try:
+        body = TopicCreate(
+            name=name,
+            description=description,
+            action=action,
+            examples=example,
+            allow_examples=allow or [],
+            threshold=threshold,
+        )
+    except ValidationError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
+    ctx = open_context(Settings())
+
+    async def run() -> tuple[int, float | None]:
+        await ctx.indexing.load_or_build()
+        session = ctx.sessions()
+        try:
+            topic = await TopicService(session, ctx.indexing, ctx.limits).create(body)
+            return topic.id, topic.threshold
+        finally:
+            session.close()
+
+    try:
+        topic_id, calibrated = asyncio.run(run())
+    except ServiceError as exc:
+        err.print(f"[red]{exc.detail}")
+        raise typer.Exit(1) from exc
+    finally:
+        ctx.close()
+    out.print(f"topic {name!r} created (id {topic_id}, threshold {calibrated})")
+    err.print(OFFLINE_NOTE)
+
+
+@topics_app.command("remove")
+def topics_remove(topic: Annotated[str, typer.Argument(help="Topic id or name.")]) -> None:
+    """Delete a custom topic and its examples."""
+    from service.context import open_context
+    from service.errors import ServiceError
+    from service.repositories import TopicRepository
+    from service.usecases.topics import TopicService
+
+    ctx = open_context(Settings())
+
+    async def run() -> None:
+        await ctx.indexing.load_or_build()
+        session = ctx.sessions()
+        try:
+            repo = TopicRepository(session)
+            found = repo.get(int(topic)) if topic.isdigit() else repo.get_by_name(topic)
+            if found is None:
+                raise typer.BadParameter(f"no topic {topic!r}; see `lightguard topics list`")
+            await TopicService(session, ctx.indexing, ctx.limits).delete(found.id)
+        finally:
+            session.close()
+
+    try:
+        asyncio.run(run())
+    except ServiceError as exc:
+        err.print(f"[red]{exc.detail}")
+        raise typer.Exit(1) from exc
+    finally:
+        ctx.close()
+    out.print(f"topic {topic!r} removed")
+    err.print(OFFLINE_NOTE)
+
+
+# ---------------------------------------------------------------------------- index
+@index_app.command("rebuild")
+def index_rebuild() -> None:
+    """Re-embed every exemplar, save the artifact and bump the version."""
+    from service.context import open_context
+
+    ctx = open_context(Settings())
+    try:
+        build = asyncio.run(ctx.indexing.rebuild("cli"))
+    finally:
+        ctx.close()
+    out.print(f"index v{build.version}: {build.exemplar_count} exemplars, checksum {build.checksum}")
+    err.print(OFFLINE_NOTE)
+
+
+@index_app.command("verify")
+def index_verify() -> None:
+    """Check that the saved index holds exactly the database's exemplars and labels (exit 1 if not)."""
+    from index import IndexArtifactError, load_guard
+    from service.context import open_context
+    from service.db import session_scope
+    from service.repositories import topics_with_exemplars
+    from service.usecases.indexing import verify_guard
+
+    settings = Settings()
+    ctx = open_context(settings)
+    try:
+        try:
+            guard = load_guard(settings.index_dir, ctx.runtime.encoder)
+        except IndexArtifactError as exc:
+            err.print(f"[red]{exc}; run `lightguard index rebuild`")
+            raise typer.Exit(1) from exc
+        with session_scope(ctx.sessions) as session:
+            report = verify_guard(guard, topics_with_exemplars(session))
+    finally:
+        ctx.close()
+    for problem in report.problems:
+        err.print(f"[red]{problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+    out.print(f"ok: database and index agree ({report.db_exemplars} exemplars)")
+
+
+# ---------------------------------------------------------------------------- keys
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin or classify.")] = "classify",
+    name: Annotated[str, typer.Option(help="A label for the listing.")] = "",
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
+    from service.usecases.keys import KeyService
+
+    if role not in ("admin", "classify"):
+        raise typer.BadParameter("--role must be admin or classify")
+    checked: Literal["admin", "classify"] = "admin" if role == "admin" else "classify"
+    settings = Settings()
+    url = settings.resolved_database_url
+    engine = create_db_engine(url)
+    try:
+        upgrade_database(url, engine)
+        with session_scope(make_sessionmaker(engine)) as session:
+            key, token = KeyService(session).create(checked, name)
+            key_id = key.id
+    finally:
+        engine.dispose()
+    out.print(token)
+    err.print(f"key {key_id} ({checked}) created: store it now, it is not shown again")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (prefix, role, created, revoked)."""
+    from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
+    from service.usecases.keys import KeyService
+
+    settings = Settings()
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        upgrade_database(settings.resolved_database_url, engine)
+        table = Table("id", "prefix", "role", "name", "created", "revoked")
+        with session_scope(make_sessionmaker(engine)) as session:
+            for k in KeyService(session).all_keys():
+                table.add_row(
+                    str(k.id),
+                    k.prefix + "…",
+                    k.role,
+                    k.name,
+                    k.created_at.isoformat(timespec="seconds"),
+                    k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
+                )
+    finally:
+        engine.dispose()
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id from `lightguard keys list`.")]) -> None:
+    """Revoke a key (it stops working at once)."""
+    from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
+    from service.errors import ServiceError
+    from service.usecases.keys import KeyService
+
+    settings = Settings()
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        upgrade_database(settings.resolved_database_url, engine)
+        with session_scope(make_sessionmaker(engine)) as session:
+            KeyService(session).revoke(key_id)
+    except ServiceError as exc:
+        err.print(f"[red]{exc.detail}")
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    out.print(f"key {key_id} revoked")

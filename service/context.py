@@ -1,0 +1,81 @@
+"""Everything a running service holds (settings, engine, sessions, live guard, metrics), built in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from index import Encoder, Guard
+from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
+from service.encoders import build_encoder
+from service.metrics import Metrics
+from service.runtime import GuardRuntime
+from service.settings import Settings
+from service.usecases.indexing import IndexService
+from service.usecases.keys import CREATE_HINT, KeyService
+from service.usecases.limits import Limits
+from service.usecases.seed import seed_database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ServiceContext:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    runtime: GuardRuntime
+    indexing: IndexService
+    metrics: Metrics
+    limits: Limits
+
+    def close(self) -> None:
+        self.runtime.close()
+        self.engine.dispose()
+
+
+def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Metrics | None = None) -> ServiceContext:
+    """Migrate, seed an empty database, bootstrap LIGHTGUARD_ADMIN_KEY, and prepare (not load) the guard."""
+    url = settings.resolved_database_url
+    engine = create_db_engine(url)
+    if settings.auto_migrate:
+        upgrade_database(url, engine)
+    sessions = make_sessionmaker(engine)
+    with session_scope(sessions) as session:
+        if settings.seed:
+            seed_database(session, settings.resolved_data_dir)
+        keys = KeyService(session)
+        if settings.admin_key is not None and settings.admin_key.get_secret_value():
+            created = keys.ensure(settings.admin_key.get_secret_value(), "admin", "LIGHTGUARD_ADMIN_KEY")
+            if created is not None:
+                log.info("registered LIGHTGUARD_ADMIN_KEY as admin key %s…", created.prefix)
+        if keys.open_mode():
+            log.warning("no API keys configured: every endpoint is open; %s", CREATE_HINT)
+    runtime = GuardRuntime(encoder or build_encoder(settings), settings.workers)
+    indexing = IndexService(runtime, sessions, settings.index_dir, settings.resolved_data_dir)
+    if metrics is None:
+        metrics = Metrics()
+    metrics.bind_index(lambda: float(_size(runtime)), lambda: float(runtime.version))
+    return ServiceContext(settings, engine, sessions, runtime, indexing, metrics, Limits.from_settings(settings))
+
+
+def _size(runtime: GuardRuntime) -> int:
+    snap = runtime.snapshot
+    return len(snap.guard) if snap is not None else 0
+
+
+def open_guard(
+    settings: Settings, progress: Callable[[int, int], None] | None = None, encoder: Encoder | None = None
+) -> Guard:
+    """The guard the service would serve (database + artifact under LIGHTGUARD_HOME), built if needed (CLI use)."""
+    ctx = open_context(settings, encoder)
+    try:
+        asyncio.run(ctx.indexing.load_or_build(progress))
+        return ctx.runtime.require().guard
+    finally:
+        ctx.close()

@@ -1,0 +1,66 @@
+"""Every FastAPI dependency of the service, as Annotated aliases (`SessionDep`, `AdminKeyDep`, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from service.context import ServiceContext
+from service.models import ApiKey
+from service.usecases.classify import ClassifyService, DecisionLogPolicy
+from service.usecases.keys import KeyService
+from service.usecases.topics import TopicService
+
+
+def get_context(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[ServiceContext, Depends(get_context)]
+
+
+def get_session(ctx: ContextDep) -> Iterator[Session]:
+    """The request's session: committed when the endpoint returns, rolled back when it raises."""
+    session = ctx.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# scope="function": commit before the response is sent, so a failed commit becomes an error response.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
+
+
+def require_classify_key(session: SessionDep, authorization: AuthorizationHeader = None) -> ApiKey | None:
+    return KeyService(session).authenticate(authorization, "classify")
+
+
+def require_admin_key(session: SessionDep, authorization: AuthorizationHeader = None) -> ApiKey | None:
+    return KeyService(session).authenticate(authorization, "admin")
+
+
+ClassifyKeyDep = Annotated[ApiKey | None, Depends(require_classify_key)]
+AdminKeyDep = Annotated[ApiKey | None, Depends(require_admin_key)]
+
+
+def get_classify_service(ctx: ContextDep, session: SessionDep, key: ClassifyKeyDep) -> ClassifyService:
+    policy = DecisionLogPolicy(ctx.settings.decision_log, ctx.settings.log_text)
+    return ClassifyService(session, ctx.runtime, ctx.limits, ctx.metrics, policy, key.id if key else None)
+
+
+def get_topic_service(ctx: ContextDep, session: SessionDep, _key: AdminKeyDep) -> TopicService:
+    return TopicService(session, ctx.indexing, ctx.limits)
+
+
+ClassifyServiceDep = Annotated[ClassifyService, Depends(get_classify_service)]
+TopicServiceDep = Annotated[TopicService, Depends(get_topic_service)]

@@ -1,0 +1,56 @@
+"""The service's error tree. Only exception_handlers.py turns these into HTTP status codes."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of every error the service raises on purpose; `detail` says what was wrong and how to fix it."""
+
+    code = "error"
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class InvalidRequestError(ServiceError):
+    """The request is well-formed JSON but breaks a rule or a configured limit."""
+
+    code = "invalid_request"
+
+
+class PayloadTooLargeError(ServiceError):
+    code = "payload_too_large"
+
+
+class NotFoundError(ServiceError):
+    code = "not_found"
+
+
+class ConflictError(ServiceError):
+    code = "conflict"
+
+
+class AuthenticationError(ServiceError):
+    """No API key was sent although keys are configured."""
+
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(ServiceError):
+    """The key is unknown, revoked, or its role does not allow the operation."""
+
+    code = "forbidden"
+
+
+class IndexNotReadyError(ServiceError):
+    """The index is still loading or building at start-up."""
+
+    code = "index_not_ready"
+
+
+class IndexBuildError(ServiceError):
+    """A rebuild failed; the previous index keeps serving."""
+
+    code = "index_build_failed"

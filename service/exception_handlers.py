@@ -1,0 +1,95 @@
+"""Maps errors to HTTP responses shaped `{"error": ..., "detail": ..., "field"?: ...}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from index import InvalidInputError, LightguardError, UnknownExemplarError, UnknownLabelError
+from service.errors import (
+    AuthenticationError,
+    ConflictError,
+    IndexBuildError,
+    IndexNotReadyError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    ServiceError,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[ServiceError], int] = {
+    InvalidRequestError: 422,
+    PayloadTooLargeError: 413,
+    NotFoundError: 404,
+    ConflictError: 409,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    IndexNotReadyError: 503,
+    IndexBuildError: 500,
+}
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def error_body(error: str, detail: str, field: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": error, "detail": detail}
+    if field is not None:
+        body["field"] = field
+    return body
+
+
+def _location(loc: Any) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) or "body"
+
+
+async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+    return JSONResponse(error_body(exc.code, exc.detail, exc.field), status_code=status, headers=headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        msg = next(str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors if e.get("type") == "json_invalid")
+        return JSONResponse(error_body("invalid_json", f"the request body is not valid JSON: {msg}"), status_code=400)
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+    field = _location(first.get("loc", ("body",)))
+    details = "; ".join(f"{_location(e.get('loc', ()))}: {e.get('msg')}" for e in errors[:10])
+    return JSONResponse(error_body("validation_error", details, field), status_code=422)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse(
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _index_error(_request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, InvalidInputError):
+        return JSONResponse(error_body("invalid_input", str(exc)), status_code=422)
+    if isinstance(exc, UnknownLabelError | UnknownExemplarError):
+        return JSONResponse(error_body("not_found", str(exc)), status_code=404)
+    log.exception("index error", exc_info=exc)
+    return JSONResponse(error_body("index_error", str(exc)), status_code=500)
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    """Install the handlers that give every error the `{"error", "detail"}` shape."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(LightguardError, _index_error)

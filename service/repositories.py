@@ -1,0 +1,157 @@
+"""Repositories: queries and writes on one session. They flush when ids are needed and never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from service.models import ApiKey, Decision, Exemplar, IndexBuild, Topic, utcnow
+
+
+class TopicRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def find(self, kind: str | None = None) -> list[Topic]:
+        query = select(Topic).order_by(Topic.id)
+        if kind is not None:
+            query = query.where(Topic.kind == kind)
+        return list(self.session.scalars(query))
+
+    def get(self, topic_id: int) -> Topic | None:
+        return self.session.get(Topic, topic_id)
+
+    def get_by_name(self, name: str) -> Topic | None:
+        return self.session.scalars(select(Topic).where(Topic.name == name)).one_or_none()
+
+    def count(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(Topic)) or 0)
+
+    def add(self, topic: Topic) -> Topic:
+        self.session.add(topic)
+        self.session.flush()
+        return topic
+
+    def delete(self, topic: Topic) -> None:
+        # Bulk-delete children first: SQLite enforces the FK only with PRAGMA foreign_keys, and this keeps it explicit.
+        self.session.execute(delete(Exemplar).where(Exemplar.topic_id == topic.id))
+        self.session.delete(topic)
+        self.session.flush()
+
+    def exemplar_counts(self) -> dict[int, int]:
+        rows = self.session.execute(select(Exemplar.topic_id, func.count()).group_by(Exemplar.topic_id))
+        return {int(topic_id): int(n) for topic_id, n in rows}
+
+
+class ExemplarRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_many(self, topic: Topic, items: Iterable[tuple[str, str, str]]) -> list[Exemplar]:
+        """Insert (text, role, source) rows for `topic`; returns them with their ids."""
+        rows = [Exemplar(topic_id=topic.id, text=text, role=role, source=source) for text, role, source in items]
+        self.session.add_all(rows)
+        self.session.flush()
+        return rows
+
+    def get(self, exemplar_id: int) -> Exemplar | None:
+        return self.session.get(Exemplar, exemplar_id)
+
+    def for_topic(self, topic_id: int) -> list[Exemplar]:
+        return list(self.session.scalars(select(Exemplar).where(Exemplar.topic_id == topic_id).order_by(Exemplar.id)))
+
+    def delete(self, exemplar: Exemplar) -> None:
+        self.session.delete(exemplar)
+        self.session.flush()
+
+    def all_with_topics(self) -> list[tuple[Exemplar, str]]:
+        """Every exemplar with its topic name, ordered by id (the order a build indexes them in)."""
+        rows = self.session.execute(select(Exemplar, Topic.name).join(Topic).order_by(Exemplar.id))
+        return [(e, name) for e, name in rows.tuples()]
+
+    def count(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(Exemplar)) or 0)
+
+
+class IndexBuildRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def latest_version(self) -> int:
+        return int(self.session.scalar(select(func.max(IndexBuild.version))) or 0)
+
+    def latest_ready(self) -> IndexBuild | None:
+        query = select(IndexBuild).where(IndexBuild.status == "ready").order_by(IndexBuild.version.desc()).limit(1)
+        return self.session.scalars(query).first()
+
+    def latest_full_build(self) -> IndexBuild | None:
+        query = (
+            select(IndexBuild)
+            .where(IndexBuild.trigger.in_(("startup", "rebuild", "cli")))
+            .order_by(IndexBuild.version.desc())
+            .limit(1)
+        )
+        return self.session.scalars(query).first()
+
+    def add(self, build: IndexBuild) -> IndexBuild:
+        self.session.add(build)
+        self.session.flush()
+        return build
+
+    def recent(self, limit: int = 20) -> list[IndexBuild]:
+        return list(self.session.scalars(select(IndexBuild).order_by(IndexBuild.version.desc()).limit(limit)))
+
+
+class ApiKeyRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        self.session.flush()
+        return key
+
+    def active_by_prefix(self, prefix: str) -> Sequence[ApiKey]:
+        query = select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        return list(self.session.scalars(query))
+
+    def by_hash(self, key_hash: str) -> ApiKey | None:
+        return self.session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).one_or_none()
+
+    def count_active(self) -> int:
+        query = select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None))
+        return int(self.session.scalar(query) or 0)
+
+    def find_all(self) -> list[ApiKey]:
+        return list(self.session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+    def get(self, key_id: int) -> ApiKey | None:
+        return self.session.get(ApiKey, key_id)
+
+    def revoke(self, key: ApiKey, when: datetime | None = None) -> None:
+        key.revoked_at = when or utcnow()
+        self.session.flush()
+
+
+class DecisionRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_many(self, decisions: Iterable[Decision]) -> None:
+        self.session.add_all(list(decisions))
+        self.session.flush()
+
+    def count(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(Decision)) or 0)
+
+    def recent(self, limit: int = 50) -> list[Decision]:
+        return list(self.session.scalars(select(Decision).order_by(Decision.id.desc()).limit(limit)))
+
+
+def topics_with_exemplars(session: Session) -> list[Topic]:
+    """Every topic with its exemplars loaded in two queries (for builds and digests)."""
+    query = select(Topic).options(selectinload(Topic.exemplars)).order_by(Topic.id)
+    return list(session.scalars(query))

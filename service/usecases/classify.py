@@ -1,0 +1,115 @@
+"""Classification use cases: native verdicts, the OpenAI-compatible moderation mapping, the decision log."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from index import Verdict, text_digest
+from service.metrics import Metrics
+from service.models import Decision
+from service.repositories import DecisionRepository
+from service.runtime import GuardRuntime
+from service.schemas import ModerationResponse, ModerationResult
+from service.usecases.limits import Limits
+
+# Every category key of OpenAI's moderation endpoint (omni-moderation), in its documented order. Clients parse
+# these by name, so every response carries all of them, false / 0.0 where no category of ours maps onto a key.
+OPENAI_MODERATION_KEYS: tuple[str, ...] = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    verdicts: list[Verdict]
+    index_version: int
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionLogPolicy:
+    enabled: bool
+    store_text: bool
+
+
+class ClassifyService:
+    def __init__(
+        self,
+        session: Session,
+        runtime: GuardRuntime,
+        limits: Limits,
+        metrics: Metrics,
+        log_policy: DecisionLogPolicy,
+        api_key_id: int | None = None,
+    ) -> None:
+        self.session = session
+        self.runtime = runtime
+        self.limits = limits
+        self.metrics = metrics
+        self.log_policy = log_policy
+        self.api_key_id = api_key_id
+
+    async def classify(self, field: str, texts: Sequence[str], endpoint: str = "classify") -> Classified:
+        self.limits.check_batch(field, texts)
+        start = time.perf_counter()
+        verdicts, version = await self.runtime.classify(texts)
+        latency = (time.perf_counter() - start) * 1000
+        for verdict in verdicts:
+            if verdict.flagged:
+                self.metrics.flagged.labels(category=verdict.category or "unknown").inc()
+        self.metrics.classified.labels(endpoint=endpoint).inc(len(verdicts))
+        if self.log_policy.enabled:
+            DecisionRepository(self.session).add_many(
+                Decision(
+                    endpoint=endpoint,
+                    text_digest=text_digest(text),
+                    text=text if self.log_policy.store_text else None,
+                    flagged=v.flagged,
+                    category=v.category,
+                    score=v.score,
+                    action=v.action,
+                    index_version=version,
+                    api_key_id=self.api_key_id,
+                )
+                for text, v in zip(texts, verdicts, strict=True)
+            )
+        return Classified(verdicts, version, round(latency, 3))
+
+    async def moderate(self, texts: Sequence[str], model: str | None) -> ModerationResponse:
+        classified = await self.classify("input", texts, endpoint="moderations")
+        mapping = self.runtime.status.openai_keys
+        results = [moderation_result(v, mapping) for v in classified.verdicts]
+        return ModerationResponse(id=f"modr-{uuid.uuid4().hex}", model=model or "lightguard", results=results)
+
+
+def moderation_result(verdict: Verdict, mapping: dict[str, tuple[str, ...]]) -> ModerationResult:
+    """OpenAI keys from taxonomy categories: a key's score is the max over categories mapping to it; a key is true
+    when the flagged verdict's category maps to it."""
+    scores = dict.fromkeys(OPENAI_MODERATION_KEYS, 0.0)
+    for category, score in verdict.categories.items():
+        for key in mapping.get(category, ()):
+            scores[key] = max(scores.get(key, 0.0), float(score))
+    flagged_keys = set(mapping.get(verdict.category, ())) if verdict.flagged and verdict.category else set()
+    return ModerationResult(
+        flagged=verdict.flagged,
+        categories={key: key in flagged_keys for key in scores},
+        category_scores=scores,
+        category_applied_input_types={key: ["text"] for key in scores},
+    )

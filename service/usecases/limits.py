@@ -1,0 +1,45 @@
+"""Input limits shared by the classify, moderation and topic use cases (each error names the field and limit)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from index import normalize_text
+from service.errors import InvalidRequestError
+from service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_batch: int
+    max_text_chars: int
+    max_examples: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.max_batch, settings.max_text_chars, settings.max_examples)
+
+    def check_texts(self, field: str, texts: Sequence[str], max_items: int, setting: str) -> None:
+        if len(texts) > max_items:
+            raise InvalidRequestError(
+                f"`{field}` has {len(texts)} items; the limit is {max_items} ({setting}); split the request", field
+            )
+        for n, text in enumerate(texts):
+            where = f"{field}[{n}]" if field.endswith("s") or field == "input" else field
+            if len(text) > self.max_text_chars:
+                raise InvalidRequestError(
+                    f"`{where}` has {len(text)} characters; the limit is {self.max_text_chars} "
+                    "(LIGHTGUARD_MAX_TEXT_CHARS)",
+                    where,
+                )
+            if not normalize_text(text):
+                raise InvalidRequestError(f"`{where}` is empty or only whitespace; send some text", where)
+
+    def check_batch(self, field: str, texts: Sequence[str]) -> None:
+        if not texts:
+            raise InvalidRequestError(f"`{field}` is empty; send at least one text", field)
+        self.check_texts(field, texts, self.max_batch, "LIGHTGUARD_MAX_BATCH")
+
+    def check_examples(self, field: str, texts: Sequence[str]) -> None:
+        self.check_texts(field, texts, self.max_examples, "LIGHTGUARD_MAX_EXAMPLES")

@@ -1,0 +1,231 @@
+"""Topic use cases: create, read, update, delete custom topics and their examples; live in the index at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from sqlalchemy.orm import Session
+
+from index import Exemplar, Guard, Label, Role
+from service.errors import ConflictError, InvalidRequestError, NotFoundError
+from service.models import Exemplar as ExemplarRow
+from service.models import Topic
+from service.repositories import ExemplarRepository, TopicRepository
+from service.schemas import ExamplesCreate, TopicCreate, TopicUpdate
+from service.usecases.indexing import IndexService, label_for
+from service.usecases.limits import Limits
+
+
+def _to_exemplars(rows: Sequence[ExemplarRow], name: str) -> list[Exemplar]:
+    return [Exemplar(r.id, r.text, name, cast(Role, r.role)) for r in rows]
+
+
+def _dedupe(texts: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(t.strip() for t in texts))
+
+
+class TopicService:
+    def __init__(self, session: Session, indexing: IndexService, limits: Limits) -> None:
+        self.session = session
+        self.indexing = indexing
+        self.limits = limits
+        self.topics = TopicRepository(session)
+        self.exemplars = ExemplarRepository(session)
+
+    def all_topics(self) -> list[Topic]:
+        return self.topics.find()
+
+    def get(self, topic_id: int) -> Topic:
+        topic = self.topics.get(topic_id)
+        if topic is None:
+            raise NotFoundError(f"no topic with id {topic_id}; list them with GET /v1/topics", "topic_id")
+        return topic
+
+    def example_counts(self) -> dict[int, int]:
+        return self.topics.exemplar_counts()
+
+    async def create(self, body: TopicCreate) -> Topic:
+        self.limits.check_examples("examples", body.examples)
+        self.limits.check_examples("allow_examples", body.allow_examples)
+        if len(body.examples) + len(body.allow_examples) > self.limits.max_examples:
+            raise InvalidRequestError(
+                f"{len(body.examples) + len(body.allow_examples)} examples in total; the limit is "
+                f"{self.limits.max_examples} per request (LIGHTGUARD_MAX_EXAMPLES); add the rest with "
+                "POST /v1/topics/{id}/examples",
+                "examples",
+            )
+        runtime = self.indexing.runtime
+        async with runtime.edit_lock:
+            if self.topics.get_by_name(body.name) is not None:
+                raise ConflictError(f"a topic named {body.name!r} exists; pick another name or update it", "name")
+            topic = self.topics.add(
+                Topic(
+                    name=body.name,
+                    title=body.name,
+                    description=body.description,
+                    kind="custom",
+                    action=body.action,
+                    enabled=body.enabled,
+                    threshold=body.threshold,
+                    threshold_source="calibrated" if body.threshold is None else "manual",
+                    openai_keys=[],
+                )
+            )
+            items = [(t, "positive", "api") for t in _dedupe(body.examples)]
+            items += [(t, "allow", "api") for t in _dedupe(body.allow_examples)]
+            rows = self.exemplars.add_many(topic, items)
+            exemplars = _to_exemplars(rows, topic.name)
+            vectors = await runtime.embed([e.text for e in exemplars])
+            label = label_for(topic)
+
+            def change(guard: Guard) -> Label:
+                guard.upsert_label(label)
+                try:
+                    guard.add_exemplars(exemplars, vectors)
+                except Exception:
+                    guard.remove_label(label.name)
+                    raise
+                return guard.labels[label.name]
+
+            def record(stored: Label) -> None:
+                topic.threshold = stored.threshold
+
+            await self.indexing.commit_edit(
+                self.session, f"topic_create:{topic.name}", change, lambda g: g.remove_label(label.name), record
+            )
+            return topic
+
+    async def update(self, topic_id: int, body: TopicUpdate) -> Topic:
+        async with self.indexing.runtime.edit_lock:
+            topic = self.get(topic_id)
+            sent = body.model_fields_set
+            if "description" in sent and body.description is not None:
+                topic.description = body.description
+            if "action" in sent and body.action is not None:
+                topic.action = body.action
+            if "enabled" in sent and body.enabled is not None:
+                topic.enabled = body.enabled
+            if "threshold" in sent:
+                topic.threshold = body.threshold
+                topic.threshold_source = "calibrated" if body.threshold is None else "manual"
+            self.session.flush()
+            label = label_for(topic)
+            name = topic.name
+
+            def change(guard: Guard) -> tuple[Label, Label]:
+                old = guard.labels[name]
+                # upsert_label calibrates a custom topic whose threshold is None
+                return old, guard.upsert_label(label)
+
+            def record(result: tuple[Label, Label]) -> None:
+                topic.threshold = result[1].threshold if topic.kind == "custom" else topic.threshold
+
+            old_label = await self._label(name)
+            await self.indexing.commit_edit(
+                self.session, f"topic_update:{name}", change, lambda g: g.upsert_label(old_label), record
+            )
+            return topic
+
+    async def delete(self, topic_id: int) -> None:
+        async with self.indexing.runtime.edit_lock:
+            topic = self.get(topic_id)
+            if topic.kind != "custom":
+                raise ConflictError(
+                    f"{topic.name!r} is a built-in category and cannot be deleted; disable it with "
+                    '`PATCH /v1/topics/{id}` and `{"enabled": false}`',
+                    "topic_id",
+                )
+            name = topic.name
+            guard = self.indexing.runtime.require().guard
+            old_label = guard.labels[name]
+            old = [e for e in guard.exemplars.values() if e.label == name]
+            old_vectors = guard.vectors([e.id for e in old])
+            self.topics.delete(topic)
+
+            def undo(g: Guard) -> None:
+                g.upsert_label(old_label)
+                g.add_exemplars(old, old_vectors, calibrate=False)
+
+            await self.indexing.commit_edit(self.session, f"topic_delete:{name}", lambda g: g.remove_label(name), undo)
+
+    async def add_examples(self, topic_id: int, body: ExamplesCreate) -> tuple[Topic, list[ExemplarRow]]:
+        self.limits.check_examples("examples", body.examples)
+        self.limits.check_examples("allow_examples", body.allow_examples)
+        if len(body.examples) + len(body.allow_examples) > self.limits.max_examples:
+            raise InvalidRequestError(
+                f"too many examples in one request; the limit is {self.limits.max_examples} (LIGHTGUARD_MAX_EXAMPLES)",
+                "examples",
+            )
+        runtime = self.indexing.runtime
+        async with runtime.edit_lock:
+            topic = self.get(topic_id)
+            if topic.kind == "safe" and body.allow_examples:
+                raise InvalidRequestError("the `safe` class takes `examples` only", "allow_examples")
+            items = [(t, "positive", "api") for t in _dedupe(body.examples)]
+            items += [(t, "allow", "api") for t in _dedupe(body.allow_examples)]
+            rows = self.exemplars.add_many(topic, items)
+            exemplars = _to_exemplars(rows, topic.name)
+            vectors = await runtime.embed([e.text for e in exemplars])
+            name, recalibrate = topic.name, topic.kind == "custom" and topic.threshold_source == "calibrated"
+            old_label = await self._label(name)
+
+            def change(guard: Guard) -> Label:
+                guard.add_exemplars(exemplars, vectors, calibrate=False)
+                if recalibrate:
+                    guard.calibrate_topic(name)
+                return guard.labels[name]
+
+            def undo(guard: Guard) -> None:
+                guard.remove_exemplars([e.id for e in exemplars])
+                guard.upsert_label(old_label)
+
+            def record(stored: Label) -> None:
+                if topic.kind == "custom":
+                    topic.threshold = stored.threshold
+
+            await self.indexing.commit_edit(self.session, f"examples_add:{name}", change, undo, record)
+            return topic, rows
+
+    async def remove_example(self, topic_id: int, example_id: int) -> None:
+        runtime = self.indexing.runtime
+        async with runtime.edit_lock:
+            topic = self.get(topic_id)
+            row = self.exemplars.get(example_id)
+            if row is None or row.topic_id != topic.id:
+                raise NotFoundError(f"topic {topic_id} has no example with id {example_id}", "example_id")
+            if topic.kind == "custom" and row.role == "positive":
+                positives = [e for e in self.exemplars.for_topic(topic.id) if e.role == "positive"]
+                if len(positives) <= 1:
+                    raise ConflictError(
+                        "this is the topic's last positive example; add another first or delete the topic",
+                        "example_id",
+                    )
+            name, recalibrate = topic.name, topic.kind == "custom" and topic.threshold_source == "calibrated"
+            guard = runtime.require().guard
+            old = guard.exemplars[example_id]
+            old_vector = guard.vectors([example_id])
+            old_label = guard.labels[name]
+            self.exemplars.delete(row)
+
+            def change(g: Guard) -> Label:
+                g.remove_exemplars([example_id])
+                if recalibrate:
+                    g.calibrate_topic(name)
+                return g.labels[name]
+
+            def undo(g: Guard) -> None:
+                g.add_exemplars([old], old_vector, calibrate=False)
+                g.upsert_label(old_label)
+
+            def record(stored: Label) -> None:
+                if topic.kind == "custom":
+                    topic.threshold = stored.threshold
+
+            await self.indexing.commit_edit(self.session, f"example_remove:{name}", change, undo, record)
+
+    async def _label(self, name: str) -> Label:
+        label = self.indexing.runtime.require().guard.labels.get(name)
+        if label is None:
+            raise NotFoundError(f"topic {name!r} is not in the index; run POST /v1/index/rebuild", "topic_id")
+        return label

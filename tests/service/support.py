@@ -1,0 +1,56 @@
+"""Helpers shared by the service tests (imported by name; conftest only holds fixtures)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from service.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PG_ADMIN_URL = os.environ.get("LIGHTGUARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+COOKING = [
+    "how do I bake sourdough bread at home",
+    "best recipe for baking a chocolate cake",
+    "what oven temperature to bake bread",
+    "how long should I knead bread dough",
+    "tips for baking a fluffy sponge cake",
+]
+COOKING_PARAPHRASE = "how do I bake bread dough at home in the oven"
+
+
+def make_settings(home: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"home": home, "data_dir": FIXTURES, "encoder": "hashing"}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def wait_ready(client: TestClient, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.01)  # polling interval, not a wait for a fixed duration
+    raise AssertionError(f"service not ready after {timeout}s: {client.get('/readyz').json()}")
+
+
+def create_cooking(client: TestClient, **extra: Any) -> dict[str, Any]:
+    body = {"name": "cooking", "description": "baking questions", "examples": COOKING} | extra
+    response = client.post("/v1/topics", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def pg_reachable() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=2):
+            return True
+    except Exception:
+        return False
