@@ -23,8 +23,14 @@ class Platt:
         return sigmoid(self.a * logit(np.asarray(raw, dtype=np.float64)) + self.b)
 
 
-def fit_platt(raw: NDArray[np.floating], unsafe: NDArray[np.bool_], iterations: int = 200) -> Platt:
-    """Fit Platt scaling by Newton's method on the log loss (with Platt's label smoothing against overfit)."""
+def fit_platt(
+    raw: NDArray[np.floating], unsafe: NDArray[np.bool_], iterations: int = 200, ridge: float = 1.0
+) -> Platt:
+    """Fit Platt scaling by Newton's method on the log loss.
+
+    Platt's label smoothing and a small ridge pull towards the identity (a=1, b=0) keep the fit finite when the
+    scores separate the classes perfectly (plain Newton then diverges to an infinitely steep step).
+    """
     x = logit(np.asarray(raw, dtype=np.float64))
     y = np.asarray(unsafe, dtype=bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
@@ -34,9 +40,9 @@ def fit_platt(raw: NDArray[np.floating], unsafe: NDArray[np.bool_], iterations: 
     a, b = 1.0, 0.0
     for _ in range(iterations):
         p = sigmoid(a * x + b)
-        g = np.array([np.sum((p - t) * x), np.sum(p - t)])
+        g = np.array([np.sum((p - t) * x) + ridge * (a - 1.0), np.sum(p - t) + ridge * b])
         w = p * (1 - p) + 1e-12
-        h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-9 * np.eye(2)
+        h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + ridge * np.eye(2)
         step = np.linalg.solve(h, g)
         a, b = a - step[0], b - step[1]
         if np.abs(step).max() < 1e-9:

@@ -110,8 +110,23 @@ class Guard:
         probe = Guard(encoder, labels, config)
         texts = [e.text for e in exemplars] + list(background_texts)
         vectors = probe.embed(texts, progress=progress)
-        guard = Guard(encoder, probe._labels.values(), config, background=vectors[len(exemplars) :])
-        guard.add_exemplars(exemplars, vectors[: len(exemplars)], calibrate=False)
+        return cls.from_vectors(
+            encoder, probe._labels.values(), exemplars, vectors[: len(exemplars)], config, vectors[len(exemplars) :]
+        )
+
+    @classmethod
+    def from_vectors(
+        cls,
+        encoder: Encoder,
+        labels: Iterable[Label],
+        exemplars: Sequence[Exemplar],
+        vectors: Vectors,
+        config: GuardConfig | None = None,
+        background: Vectors | None = None,
+    ) -> Guard:
+        """Like `build`, with exemplar (and background) vectors already computed by `encoder`."""
+        guard = Guard(encoder, labels, config, background=background)
+        guard.add_exemplars(exemplars, vectors, calibrate=False)
         guard.fit_head()
         for name, label in guard._labels.items():
             if label.kind == "custom" and label.threshold is None and name in guard._topics:

@@ -97,6 +97,13 @@ def test_fit_platt_moves_scores_towards_the_labels() -> None:
     assert cal[y].mean() > 0.6 > 0.4 > cal[~y].mean()
 
 
+def test_fit_platt_stays_finite_on_separable_scores() -> None:
+    raw = np.r_[np.full(50, 0.01), np.full(50, 0.99)]
+    platt = fit_platt(raw, np.r_[np.zeros(50, bool), np.ones(50, bool)])
+    assert np.isfinite([platt.a, platt.b]).all() and 0 < platt.a < 20
+    assert platt.apply(0.99) > 0.9 and platt.apply(0.01) < 0.1
+
+
 def test_best_f1_threshold_separable() -> None:
     scores = np.array([0.1, 0.2, 0.8, 0.9])
     threshold, f1 = best_f1_threshold(scores, np.array([False, False, True, True]))
