@@ -16,7 +16,7 @@ from index.errors import (
     UnknownExemplarError,
     UnknownLabelError,
 )
-from index.guard import Guard, GuardConfig
+from index.guard import Guard, GuardConfig, load_guard_config
 from index.store import VectorStore
 from index.text import normalize_text, text_digest
 from index.types import SAFE, Action, Evidence, Exemplar, Label, LabelKind, Role, Verdict
@@ -48,6 +48,7 @@ __all__ = [
     "best_f1_threshold",
     "fit_platt",
     "load_guard",
+    "load_guard_config",
     "normalize_text",
     "read_guard_metadata",
     "save_guard",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,6 +45,28 @@ class GuardConfig:
     batch_size: int = 32
     head_epochs: int = 300
     head_l2: float = 1e-3
+
+
+def load_guard_config(path: Path | None = None) -> GuardConfig:
+    """GuardConfig from a JSON file of field overrides (default `data/scoring.json`, written by scripts/evaluate.py).
+
+    Unknown keys starting with `_` are notes and ignored; any other unknown key is an error. A missing default file
+    means the library defaults.
+    """
+    default = path is None
+    path = Path(__file__).resolve().parent.parent / "data" / "scoring.json" if path is None else path
+    if not path.exists():
+        if default:
+            return GuardConfig()
+        raise InvalidInputError(f"scoring config {path} does not exist")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        fields = {k: v for k, v in raw.items() if not k.startswith("_")}
+        if "platt" in fields:
+            fields["platt"] = Platt(**fields["platt"])
+        return GuardConfig(**fields)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"scoring config {path} is invalid: {exc}") from exc
 
 
 @dataclass(slots=True)
@@ -259,13 +283,18 @@ class Guard:
 
     # ----------------------------------------------------------------- scoring
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> Vectors:
-        """Encode texts in batches (no windowing: exemplars are indexed as written, truncated by the encoder)."""
+        """Encode texts in batches (no windowing: exemplars are indexed as written, truncated by the encoder).
+
+        Texts are batched in length order so a batch pads to similar lengths (a mixed batch of one 256-token and
+        thirty 20-token texts costs as much as thirty-one 256-token ones).
+        """
         out = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        clean = [normalize_text(t) or t for t in texts]
+        order = sorted(range(len(clean)), key=lambda i: len(clean[i]))
         step = self.config.batch_size
-        for start in range(0, len(texts), step):
-            out[start : start + step] = self.encoder.encode(
-                [normalize_text(t) or t for t in texts[start : start + step]], batch_size=step
-            )
+        for start in range(0, len(order), step):
+            rows = order[start : start + step]
+            out[rows] = self.encoder.encode([clean[i] for i in rows], batch_size=step)
             if progress is not None:
                 progress(min(start + step, len(texts)), len(texts))
         return out

@@ -169,3 +169,17 @@ def test_artifact_for_another_encoder_or_corrupt_is_refused(toy_guard: Guard, tm
         load_guard(tmp_path / "g", toy_guard.encoder)
     with pytest.raises(IndexArtifactError):
         load_guard(tmp_path / "missing", toy_guard.encoder)
+
+
+def test_guard_config_loads_overrides_and_rejects_unknown_keys(tmp_path: Path) -> None:
+    from index import GuardConfig, InvalidInputError, Platt, load_guard_config
+
+    path = tmp_path / "scoring.json"
+    path.write_text('{"k": 8, "platt": {"a": 2.0, "b": -1.0}, "_note": "chosen on dev"}')
+    cfg = load_guard_config(path)
+    assert cfg.k == 8 and cfg.platt == Platt(2.0, -1.0) and cfg.threshold == GuardConfig().threshold
+    path.write_text('{"kk": 8}')
+    with pytest.raises(InvalidInputError, match="kk"):
+        load_guard_config(path)
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        load_guard_config(tmp_path / "nope.json")
