@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from index.artifact import load_guard, read_guard_metadata, save_guard
 from index.calibration import Platt, best_f1_threshold, fit_platt
+from index.datasets import DatasetRow, LabelledText, default_data_dir, load_labelled_jsonl, load_rows
 from index.encoder import Encoder, HashingEncoder, split_windows
 from index.errors import (
     DatasetError,
@@ -17,14 +18,20 @@ from index.errors import (
     UnknownLabelError,
 )
 from index.guard import Guard, GuardConfig, load_guard_config
+from index.models import ModelManifest, default_models_dir, read_manifest, verify_model_dir
+from index.onnx_encoder import OnnxEncoder
 from index.store import VectorStore
+from index.taxonomy import OPENAI_KEYS, Category, Taxonomy, load_taxonomy
 from index.text import normalize_text, text_digest
 from index.types import SAFE, Action, Evidence, Exemplar, Label, LabelKind, Role, Verdict
 
 __all__ = [
+    "OPENAI_KEYS",
     "SAFE",
     "Action",
+    "Category",
     "DatasetError",
+    "DatasetRow",
     "DuplicateExemplarError",
     "Encoder",
     "Evidence",
@@ -36,22 +43,33 @@ __all__ = [
     "InvalidInputError",
     "Label",
     "LabelKind",
+    "LabelledText",
     "LightguardError",
     "ModelIntegrityError",
+    "ModelManifest",
     "ModelNotFoundError",
+    "OnnxEncoder",
     "Platt",
     "Role",
+    "Taxonomy",
     "UnknownExemplarError",
     "UnknownLabelError",
     "VectorStore",
     "Verdict",
     "best_f1_threshold",
+    "default_data_dir",
+    "default_models_dir",
     "fit_platt",
     "load_guard",
     "load_guard_config",
+    "load_labelled_jsonl",
+    "load_rows",
+    "load_taxonomy",
     "normalize_text",
     "read_guard_metadata",
+    "read_manifest",
     "save_guard",
     "split_windows",
     "text_digest",
+    "verify_model_dir",
 ]

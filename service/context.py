@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from index import Encoder, Guard
+from index import Encoder, Guard, load_guard_config
 from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
 from service.encoders import build_encoder
 from service.metrics import Metrics
@@ -57,7 +57,13 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
         if keys.open_mode():
             log.warning("no API keys configured: every endpoint is open; %s", CREATE_HINT)
     runtime = GuardRuntime(encoder or build_encoder(settings), settings.workers)
-    indexing = IndexService(runtime, sessions, settings.index_dir, settings.resolved_data_dir)
+    indexing = IndexService(
+        runtime,
+        sessions,
+        settings.index_dir,
+        settings.resolved_data_dir,
+        load_guard_config(settings.resolved_scoring_config),
+    )
     if metrics is None:
         metrics = Metrics()
     metrics.bind_index(lambda: float(_size(runtime)), lambda: float(runtime.version))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import index
-from index import Encoder, HashingEncoder, ModelNotFoundError
+from index import Encoder, HashingEncoder, ModelNotFoundError, OnnxEncoder
 from service.settings import Settings
 
 
@@ -11,15 +10,9 @@ def build_encoder(settings: Settings) -> Encoder:
     """`hashing` → the deterministic test encoder; `onnx` → the ONNX Runtime encoder on LIGHTGUARD_MODEL_DIR."""
     if settings.encoder == "hashing":
         return HashingEncoder()
-    onnx_encoder = getattr(index, "OnnxEncoder", None)
-    if onnx_encoder is None:
-        raise ModelNotFoundError(
-            "this build of `index` exports no OnnxEncoder; set LIGHTGUARD_ENCODER=hashing for a smoke run"
-        )
     model_dir = settings.resolved_model_dir
     if not model_dir.is_dir():
         raise ModelNotFoundError(
             f"no model directory at {model_dir}; export the model first (see README) or set LIGHTGUARD_MODEL_DIR"
         )
-    encoder: Encoder = onnx_encoder(model_dir, variant=settings.onnx_variant)
-    return encoder
+    return OnnxEncoder(model_dir, variant=settings.onnx_variant)

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite:///$HOME/lightguard.db")
     data_dir: Path | None = Field(default=None, description="Seed data (taxonomy.toml, safety.jsonl); default data/")
     encoder: Literal["onnx", "hashing"] = Field(default="onnx", description="`hashing` is for tests and smoke runs")
+    scoring_config: Path | None = Field(
+        default=None, description="JSON of GuardConfig overrides; default data/scoring.json when present"
+    )
     model_dir: Path | None = Field(default=None, description="ONNX model folder; default models/finetuned or base")
     onnx_variant: Literal["int8", "fp32"] = "int8"
     admin_key: SecretStr | None = Field(default=None, description="Bootstraps this admin API key at start-up")
@@ -44,6 +47,14 @@ class Settings(BaseSettings):
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir if self.data_dir is not None else REPO_ROOT / "data"
+
+    @property
+    def resolved_scoring_config(self) -> Path | None:
+        """Tuned scoring overrides: LIGHTGUARD_SCORING_CONFIG, else `scoring.json` in the data folder if present."""
+        if self.scoring_config is not None:
+            return self.scoring_config
+        default = self.resolved_data_dir / "scoring.json"
+        return default if default.is_file() else None
 
     @property
     def resolved_model_dir(self) -> Path:

@@ -23,6 +23,7 @@ from index import (
     Action,
     Exemplar,
     Guard,
+    GuardConfig,
     IndexArtifactError,
     Label,
     LabelKind,
@@ -105,7 +106,15 @@ def verify_guard(guard: Guard, topics: list[Topic]) -> VerifyReport:
 class IndexService:
     """Builds, loads, saves and edits the live index on behalf of the API and the CLI."""
 
-    def __init__(self, runtime: GuardRuntime, sessions: sessionmaker[Session], index_dir: Path, data_dir: Path) -> None:
+    def __init__(
+        self,
+        runtime: GuardRuntime,
+        sessions: sessionmaker[Session],
+        index_dir: Path,
+        data_dir: Path,
+        config: GuardConfig | None = None,
+    ) -> None:
+        self.config = config or GuardConfig()
         self.runtime = runtime
         self.sessions = sessions
         self.index_dir = index_dir
@@ -127,6 +136,8 @@ class IndexService:
                     reason = "stale: the database changed since it was saved"
                 else:
                     guard = await asyncio.to_thread(load_guard, self.index_dir, self.runtime.encoder)
+                    if guard.config != self.config:
+                        raise IndexArtifactError("stale: the scoring configuration changed since it was saved")
                     self.runtime.install(guard, max(version, int(meta.get("version", 0))))
                     log.info(
                         "index v%d loaded from %s (%d exemplars)", self.runtime.version, self.index_dir, len(guard)
@@ -165,7 +176,9 @@ class IndexService:
         runtime.status.rebuilding = True
         try:
             background = await asyncio.to_thread(load_background, self.data_dir)
-            guard = await asyncio.to_thread(Guard.build, runtime.encoder, labels, exemplars, None, background, progress)
+            guard = await asyncio.to_thread(
+                Guard.build, runtime.encoder, labels, exemplars, self.config, background, progress
+            )
         except Exception as exc:
             runtime.status.rebuilding = False
             with session_scope(self.sessions) as session:

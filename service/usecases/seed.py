@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-import index
-from index import SAFE
+from index import SAFE, load_rows, load_taxonomy
 from service.models import Topic
 from service.repositories import ExemplarRepository, TopicRepository
 
 log = logging.getLogger(__name__)
-
-
-def _index_export(name: str, module: str) -> Any:
-    # TODO(lead): drop the fallback once index/__init__.py exports load_taxonomy / load_rows (see the PR notes).
-    found = getattr(index, name, None)
-    return found if found is not None else getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +27,7 @@ def seed_database(session: Session, data_dir: Path) -> SeedReport | None:
     topics = TopicRepository(session)
     if topics.count():
         return None
-    taxonomy = _index_export("load_taxonomy", "index.taxonomy")(data_dir / "taxonomy.toml")
+    taxonomy = load_taxonomy(data_dir / "taxonomy.toml")
     by_id: dict[str, Topic] = {}
     for category in taxonomy.categories:
         kind = "safe" if category.id == SAFE else "builtin"
@@ -55,7 +46,7 @@ def seed_database(session: Session, data_dir: Path) -> SeedReport | None:
     rows_path = data_dir / "safety.jsonl"
     count = 0
     if rows_path.is_file():
-        rows = _index_export("load_rows", "index.datasets")(rows_path, splits={"train"})
+        rows = load_rows(rows_path, splits={"train"})
         exemplars = ExemplarRepository(session)
         grouped: dict[str, list[tuple[str, str, str]]] = {}
         for row in rows:
