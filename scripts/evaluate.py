@@ -1,0 +1,309 @@
+"""Random-split and out-of-source evaluation of kNN, centroid, linear-head and fused scoring; tunes on dev only.
+
+Out-of-source: whole source families are held out in folds (each fold holds both classes), the index is built
+from the remaining train rows, and the fold's rows are scored. Fusion weights, temperatures and k are chosen by
+mean AUPRC over the folds' *dev* rows; Platt scaling and the threshold by the pooled out-of-source dev scores.
+Test rows are only reported, never used to choose. Run: `.venv/bin/python scripts/evaluate.py [--write-config]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from index import SAFE, Exemplar, Guard, GuardConfig, Label, fit_platt, normalize_text, split_windows
+from index.calibration import Platt, best_f1_threshold
+from index.datasets import DatasetRow, default_data_dir, load_rows
+from index.encoder import Encoder
+from index.evaluation import binary_metrics, plot_pr_curves
+from index.taxonomy import load_taxonomy
+
+REPO = Path(__file__).resolve().parent.parent
+# Each fold holds out families that together contain both classes, so AUPRC is defined on the fold alone.
+FOLDS: dict[str, tuple[str, ...]] = {
+    "jailbreak-vs-roleplay": ("jailbreak", "roleplay"),
+    "real-chat": ("real-chat",),
+    "toxicity": ("toxicity",),
+    "instructions": ("harmful-instructions", "benign-instructions", "lookalike"),
+    "self-harm-posts": ("self-harm-posts",),
+}
+LOOKALIKE_FAMILIES = ("lookalike",)
+KS = (8, 16, 32)
+TEMPERATURES = (0.02, 0.05, 0.1)
+STEP = 0.1
+
+
+class Embeddings:
+    """Exemplar vectors (whole text, as indexed) and window vectors (as classified) for every row, cached on disk."""
+
+    def __init__(self, encoder: Encoder, rows: Sequence[DatasetRow], config: GuardConfig, cache_dir: Path) -> None:
+        key = hashlib.sha256(
+            "\n".join(
+                [encoder.model_id, str(config.window_tokens), str(config.window_overlap)] + [r.text for r in rows]
+            ).encode()
+        ).hexdigest()[:16]
+        path = cache_dir / f"emb-{key}.npz"
+        if path.exists():
+            data = np.load(path)
+            self.exemplars, self.windows, self.owners = data["exemplars"], data["windows"], data["owners"]
+            return
+        t0 = time.perf_counter()
+        probe = Guard(encoder, [], config)
+        self.exemplars = probe.embed([r.text for r in rows], progress=_progress("exemplars"))
+        # A row that fits one window is classified exactly as it is indexed: reuse its exemplar vector.
+        pieces: list[np.ndarray] = []
+        owners: list[int] = []
+        long_windows: list[str] = []
+        long_owners: list[int] = []
+        for n, row in enumerate(rows):
+            parts = split_windows(encoder, normalize_text(row.text), config.window_overlap, config.window_tokens)
+            if len(parts) == 1:
+                owners.append(n)
+            else:
+                long_windows.extend(parts)
+                long_owners.extend([n] * len(parts))
+        pieces.append(self.exemplars[owners])
+        pieces.append(probe.embed(long_windows, progress=_progress("windows")))
+        self.windows = np.concatenate(pieces, axis=0)
+        self.owners = np.asarray(owners + long_owners, dtype=np.int64)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        np.savez(path, exemplars=self.exemplars, windows=self.windows, owners=self.owners)
+        print(
+            f"embedded {len(rows)} rows + {len(long_windows)} windows in {time.perf_counter() - t0:.0f}s",
+            file=sys.stderr,
+        )
+
+
+def _progress(what: str):  # type: ignore[no-untyped-def]
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 10 or done == total:
+            last[0] = time.perf_counter()
+            print(f"  {what}: {done}/{total}", file=sys.stderr)
+
+    return report
+
+
+class FoldScores:
+    """Unsafe score of each scorer variant for every window of the query rows; rows score as their worst window."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        labels: list[Label],
+        rows: Sequence[DatasetRow],
+        emb: Embeddings,
+        index_mask: np.ndarray,
+        query_mask: np.ndarray,
+        config: GuardConfig,
+    ) -> None:
+        ids = np.flatnonzero(index_mask)
+        exemplars = [Exemplar(int(i), rows[i].text, rows[i].category) for i in ids]
+        guard = Guard.from_vectors(encoder, labels, exemplars, emb.exemplars[ids], config)
+        safe_col = guard.builtin_labels.index(SAFE)
+        win = np.flatnonzero(query_mask[emb.owners])
+        position = np.cumsum(query_mask) - 1  # row index -> position among query rows
+        self.owner = position[emb.owners[win]]
+        self.n = int(query_mask.sum())
+        vecs = emb.windows[win]
+        self.windows: dict[str, np.ndarray] = {}
+        for k, t in itertools.product(KS, TEMPERATURES):
+            guard.config = replace(config, k=k, knn_temperature=t, centroid_temperature=t)
+            d = guard.builtin_distributions(vecs)
+            self.windows[f"knn k={k} T={t}"] = 1.0 - d["knn"][:, safe_col]
+            if k == KS[0]:
+                self.windows[f"centroid T={t}"] = 1.0 - d["centroid"][:, safe_col]
+            if k == KS[0] and t == TEMPERATURES[0] and "head" in d:
+                self.windows["head"] = 1.0 - d["head"][:, safe_col]
+
+    def fused(self, combo: dict[str, float]) -> np.ndarray:
+        """Per-row score: the weighted sum per window (as the product fuses), then the worst window."""
+        per_window = sum(w * self.windows[name] for name, w in combo.items())
+        out = np.full(self.n, -np.inf)
+        np.maximum.at(out, self.owner, per_window)
+        return np.clip(out, 1e-6, 1 - 1e-6)
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from index.onnx_encoder import OnnxEncoder
+
+    config = GuardConfig()
+    encoder = OnnxEncoder(Path(args.model_dir), variant=args.variant)
+    taxonomy = load_taxonomy()
+    labels = [Label(c.id, "safe" if c.id == SAFE else "builtin", action=c.action) for c in taxonomy.categories]
+    rows = load_rows(Path(args.data) if args.data else None)
+    if args.limit:
+        rows = rows[:: max(1, len(rows) // args.limit)]
+    emb = Embeddings(encoder, rows, config, REPO / "var" / "cache")
+    split = np.asarray([r.split for r in rows])
+    family = np.asarray([r.family for r in rows])
+    unsafe = np.asarray([r.category != SAFE for r in rows])
+    known = set(family.tolist())
+    folds = {name: fams for name, fams in FOLDS.items() if set(fams) & known}
+
+    # ---- out-of-source folds
+    oos: dict[str, dict[str, Any]] = {}
+    for name, fams in folds.items():
+        held = np.isin(family, fams)
+        t0 = time.perf_counter()
+        query = held & (split != "train")
+        scores = FoldScores(encoder, labels, rows, emb, (split == "train") & ~held, query, config)
+        oos[name] = {"scores": scores, "split": split[query], "y": unsafe[query]}
+        print(f"fold {name}: {int(held.sum())} rows held out ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
+    # ---- random split: index = every train row
+    rnd_mask = split != "train"
+    rnd = FoldScores(encoder, labels, rows, emb, split == "train", rnd_mask, config)
+    rnd_split, rnd_y, rnd_family = split[rnd_mask], unsafe[rnd_mask], family[rnd_mask]
+
+    candidates = candidate_fusions(rnd.windows)
+
+    def fold_auprc(combo: dict[str, float], which: str) -> list[float]:
+        res = []
+        for fold in oos.values():
+            keep = fold["split"] == which
+            s = fold["scores"].fused(combo)[keep]
+            res.append(binary_metrics(s, fold["y"][keep], 0.5).auprc)
+        return res
+
+    ranked = sorted(candidates, key=lambda c: -float(np.nanmean(fold_auprc(c, "dev"))))
+    best = ranked[0]
+    pooled_raw = np.concatenate([f["scores"].fused(best)[f["split"] == "dev"] for f in oos.values()])
+    pooled_y = np.concatenate([f["y"][f["split"] == "dev"] for f in oos.values()])
+    platt = fit_platt(pooled_raw, pooled_y)
+    threshold, _ = best_f1_threshold(platt.apply(pooled_raw), pooled_y)
+
+    singles = {
+        "kNN only": best_single(candidates, "knn", fold_auprc),
+        "centroid only": best_single(candidates, "centroid", fold_auprc),
+        "linear head only": {"head": 1.0},
+        "fused (chosen)": best,
+    }
+    report = {
+        "config": best,
+        "platt": asdict(platt),
+        "threshold": threshold,
+        "model_id": encoder.model_id,
+        "rows": len(rows),
+        "folds": {n: list(f) for n, f in folds.items()},
+        "results": {},
+    }
+    lines = [
+        "| scorer | eval set | n | AUPRC | F1 | precision | recall | accuracy | FPR | look-alike FPR |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for title, combo in singles.items():
+        for which in ("dev", "test"):
+            for fold_name, fold in oos.items():
+                keep = fold["split"] == which
+                s = platt.apply(fold["scores"].fused(combo)[keep])
+                m = binary_metrics(s, fold["y"][keep], threshold)
+                report["results"][f"{title}|oos:{fold_name}|{which}"] = m.as_dict()
+                lines.append(row_md(title, f"out-of-source {fold_name} ({which})", m, None))
+            keep = rnd_split == which
+            s = platt.apply(rnd.fused(combo)[keep])
+            m = binary_metrics(s, rnd_y[keep], threshold)
+            look = np.isin(rnd_family[keep], LOOKALIKE_FAMILIES)
+            look_fpr = float(np.mean(s[look] >= threshold)) if look.any() else float("nan")
+            report["results"][f"{title}|random|{which}"] = m.as_dict() | {"lookalike_fpr": look_fpr}
+            lines.append(row_md(title, f"random split ({which})", m, look_fpr))
+    mean_lines = ["| scorer | mean out-of-source AUPRC (dev) | mean out-of-source AUPRC (test) |", "|---|---|---|"]
+    for title, combo in singles.items():
+        mean_lines.append(
+            f"| {title} | {np.nanmean(fold_auprc(combo, 'dev')):.3f} | {np.nanmean(fold_auprc(combo, 'test')):.3f} |"
+        )
+    print("\n".join(mean_lines))
+    print()
+    print("\n".join(lines))
+    print(f"\nchosen: {best}  platt={platt}  threshold={threshold:.3f}")
+    out_dir = REPO / "reports"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "evaluate.json").write_text(json.dumps(report, indent=2, default=float))
+    keep = rnd_split == "test"
+    plot_pr_curves(
+        {t: (rnd.fused(c)[keep], rnd_y[keep]) for t, c in singles.items()},
+        REPO / "docs" / "img" / f"pr-{args.name}-random-test.png",
+        f"{args.name} encoder, random split (test)",
+    )
+    if args.write_config:
+        write_scoring_config(best, platt, threshold, encoder.model_id)
+
+
+def candidate_fusions(scores: dict[str, np.ndarray]) -> list[dict[str, float]]:
+    knn_names = [n for n in scores if n.startswith("knn")]
+    cent_names = [n for n in scores if n.startswith("centroid")]
+    has_head = "head" in scores
+    grid = np.round(np.arange(0, 1 + 1e-9, STEP), 3)
+    out = []
+    for kn, cn in itertools.product(knn_names, cent_names):
+        for wk, wc in itertools.product(grid, grid):
+            wh = round(1 - wk - wc, 3)
+            if wh < -1e-9 or (wh > 0 and not has_head):
+                continue
+            combo = {kn: float(wk), cn: float(wc)} | ({"head": float(wh)} if has_head else {})
+            out.append({k: v for k, v in combo.items() if v > 0})
+    unique = {json.dumps(c, sort_keys=True) for c in out if c}
+    return [json.loads(c) for c in sorted(unique)]
+
+
+def best_single(candidates: list[dict[str, float]], prefix: str, fold_auprc) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    singles = [c for c in candidates if len(c) == 1 and next(iter(c)).startswith(prefix)]
+    return max(singles, key=lambda c: float(np.nanmean(fold_auprc(c, "dev"))))
+
+
+def row_md(title: str, where: str, m, look_fpr: float | None) -> str:  # type: ignore[no-untyped-def]
+    look = "" if look_fpr is None else f"{look_fpr:.3f}"
+    return (
+        f"| {title} | {where} | {m.n} | {m.auprc:.3f} | {m.f1:.3f} | {m.precision:.3f} | {m.recall:.3f} | "
+        f"{m.accuracy:.3f} | {m.fpr:.3f} | {look} |"
+    )
+
+
+def write_scoring_config(combo: dict[str, float], platt: Platt, threshold: float, model_id: str) -> None:
+    knn = next((n for n in combo if n.startswith("knn")), None)
+    cent = next((n for n in combo if n.startswith("centroid")), None)
+    k = int(knn.split("k=")[1].split()[0]) if knn else GuardConfig.k
+    t_knn = float(knn.split("T=")[1]) if knn else GuardConfig.knn_temperature
+    t_cent = float(cent.split("T=")[1]) if cent else GuardConfig.centroid_temperature
+    config = {
+        "k": k,
+        "knn_temperature": t_knn,
+        "centroid_temperature": t_cent,
+        "weight_knn": combo.get(knn, 0.0) if knn else 0.0,
+        "weight_centroid": combo.get(cent, 0.0) if cent else 0.0,
+        "weight_head": combo.get("head", 0.0),
+        "platt": asdict(platt),
+        "threshold": round(threshold, 4),
+        "_chosen_with": model_id,
+    }
+    path = default_data_dir() / "scoring.json"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", default=os.environ.get("LIGHTGUARD_MODEL_DIR", str(REPO / "models" / "base")))
+    parser.add_argument("--name", default="base")
+    parser.add_argument("--variant", default="int8", choices=["int8", "fp32"])
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--limit", type=int, default=0, help="evaluate on about this many rows (smoke runs)")
+    parser.add_argument("--write-config", action="store_true", help="write the chosen scoring to data/scoring.json")
+    evaluate(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
