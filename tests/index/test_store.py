@@ -1,13 +1,27 @@
-"""Contract of the FAISS vector store: round trip, stable ids, removal, duplicates, corrupt artifacts."""
+"""VectorStore contract on both backends (flat, IVF): round trip, stable ids, removal, duplicates, corrupt files."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from index import DuplicateExemplarError, IndexArtifactError, InvalidInputError, UnknownExemplarError, VectorStore
+from index.store import AnnParams
+
+# Every contract test runs on both backends: "ivf" uses a threshold of 0 so even a one-vector store is IVF (with
+# nprobe = nlist, i.e. exhaustive, so results must equal exact search).
+BACKENDS = {"flat": {}, "ivf": {"ann_threshold": 0, "ann": AnnParams(nlist=4, nprobe=4)}}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def make(request: pytest.FixtureRequest) -> Callable[..., VectorStore]:
+    def factory(dim: int, model_id: str) -> VectorStore:
+        return VectorStore(dim, model_id, **BACKENDS[request.param])
+
+    return factory
 
 
 def unit(rows: int, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -15,8 +29,8 @@ def unit(rows: int, dim: int = 16, seed: int = 0) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def test_search_returns_own_vector_first_with_stable_ids() -> None:
-    store = VectorStore(16, "m")
+def test_search_returns_own_vector_first_with_stable_ids(make: Callable[..., VectorStore]) -> None:
+    store = make(16, "m")
     vecs = unit(50)
     ids = list(range(1000, 1050))
     store.add(ids, vecs)
@@ -26,8 +40,8 @@ def test_search_returns_own_vector_first_with_stable_ids() -> None:
     assert (np.diff(sims, axis=1) <= 1e-6).all(), "similarities must be sorted descending"
 
 
-def test_remove_then_search_never_returns_removed_ids() -> None:
-    store = VectorStore(16, "m")
+def test_remove_then_search_never_returns_removed_ids(make: Callable[..., VectorStore]) -> None:
+    store = make(16, "m")
     vecs = unit(20)
     store.add(range(20), vecs)
     assert store.remove([3, 7]) == 2
@@ -37,8 +51,8 @@ def test_remove_then_search_never_returns_removed_ids() -> None:
     np.testing.assert_allclose(store.reconstruct([8]), vecs[8:9])
 
 
-def test_duplicate_ids_are_refused_and_nothing_changes() -> None:
-    store = VectorStore(16, "m")
+def test_duplicate_ids_are_refused_and_nothing_changes(make: Callable[..., VectorStore]) -> None:
+    store = make(16, "m")
     store.add([1, 2], unit(2))
     with pytest.raises(DuplicateExemplarError):
         store.add([3, 2], unit(2, seed=1))
@@ -47,8 +61,8 @@ def test_duplicate_ids_are_refused_and_nothing_changes() -> None:
     assert store.ids == frozenset({1, 2})
 
 
-def test_unknown_ids_raise_unless_missing_ok() -> None:
-    store = VectorStore(16, "m")
+def test_unknown_ids_raise_unless_missing_ok(make: Callable[..., VectorStore]) -> None:
+    store = make(16, "m")
     store.add([1], unit(1))
     with pytest.raises(UnknownExemplarError):
         store.remove([1, 99])
@@ -56,8 +70,8 @@ def test_unknown_ids_raise_unless_missing_ok() -> None:
     assert store.remove([99], missing_ok=True) == 0
 
 
-def test_wrong_shapes_and_nan_are_invalid_input() -> None:
-    store = VectorStore(16, "m")
+def test_wrong_shapes_and_nan_are_invalid_input(make: Callable[..., VectorStore]) -> None:
+    store = make(16, "m")
     with pytest.raises(InvalidInputError):
         store.add([1], unit(1, dim=8))
     with pytest.raises(InvalidInputError):
@@ -68,8 +82,8 @@ def test_wrong_shapes_and_nan_are_invalid_input() -> None:
         store.add([1], bad)
 
 
-def test_search_on_empty_store_and_k_larger_than_size() -> None:
-    store = VectorStore(16, "m")
+def test_search_on_empty_store_and_k_larger_than_size(make: Callable[..., VectorStore]) -> None:
+    store = make(16, "m")
     sims, ids = store.search(unit(2), k=4)
     assert (ids == -1).all() and np.isneginf(sims).all()
     store.add([1, 2], unit(2))
@@ -77,8 +91,8 @@ def test_search_on_empty_store_and_k_larger_than_size() -> None:
     assert ids[0, 2:].tolist() == [-1, -1] and np.isneginf(sims[0, 2:]).all()
 
 
-def test_save_load_round_trip_keeps_ids_and_checksum(tmp_path: Path) -> None:
-    store = VectorStore(16, "model-a")
+def test_save_load_round_trip_keeps_ids_and_checksum(make: Callable[..., VectorStore], tmp_path: Path) -> None:
+    store = make(16, "model-a")
     vecs = unit(30)
     store.add(range(100, 130), vecs)
     store.remove([105])
@@ -90,8 +104,8 @@ def test_save_load_round_trip_keeps_ids_and_checksum(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.search(vecs, 3)[1], store.search(vecs, 3)[1])
 
 
-def test_save_replaces_previous_artifact_atomically(tmp_path: Path) -> None:
-    store = VectorStore(16, "m")
+def test_save_replaces_previous_artifact_atomically(make: Callable[..., VectorStore], tmp_path: Path) -> None:
+    store = make(16, "m")
     store.add([1], unit(1))
     store.save(tmp_path / "idx")
     store.add([2], unit(1, seed=5))
@@ -101,8 +115,8 @@ def test_save_replaces_previous_artifact_atomically(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "manifest"])
-def test_corrupt_artifacts_are_detected(tmp_path: Path, damage: str) -> None:
-    store = VectorStore(16, "m")
+def test_corrupt_artifacts_are_detected(make: Callable[..., VectorStore], tmp_path: Path, damage: str) -> None:
+    store = make(16, "m")
     store.add(range(10), unit(10))
     store.save(tmp_path / "idx")
     data_file = tmp_path / "idx" / "vectors.faiss"
@@ -120,8 +134,8 @@ def test_corrupt_artifacts_are_detected(tmp_path: Path, damage: str) -> None:
         VectorStore.load(tmp_path / "idx")
 
 
-def test_load_refuses_an_index_built_by_another_model(tmp_path: Path) -> None:
-    store = VectorStore(16, "model-a")
+def test_load_refuses_an_index_built_by_another_model(make: Callable[..., VectorStore], tmp_path: Path) -> None:
+    store = make(16, "model-a")
     store.add([1], unit(1))
     store.save(tmp_path / "idx")
     with pytest.raises(IndexArtifactError, match="model-a"):
