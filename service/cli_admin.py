@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -175,6 +176,95 @@ def topics_remove(topic: Annotated[str, typer.Argument(help="Topic id or name.")
         ctx.close()
     out.print(f"topic {topic!r} removed")
     err.print(OFFLINE_NOTE)
+
+
+def read_labelled(path: Path, topic: str) -> tuple[list[str], list[bool]]:
+    """`{text, match}` or `{text, label}` lines; a label is true/false, 1/0, or a topic name (match = same name)."""
+    texts: list[str] = []
+    labels: list[bool] = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise typer.BadParameter(f"{path}, line {n}: not JSON ({exc})") from exc
+            value = obj.get("match", obj.get("label")) if isinstance(obj, dict) else None
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or value is None:
+                raise typer.BadParameter(f'{path}, line {n}: need {{"text": ..., "match": true/false}} or "label"')
+            if isinstance(value, bool | int):
+                labels.append(bool(value))
+            elif isinstance(value, str):
+                labels.append(value == topic)
+            else:
+                raise typer.BadParameter(f"{path}, line {n}: match/label must be true/false, 1/0 or a topic name")
+            texts.append(obj["text"])
+    return texts, labels
+
+
+@topics_app.command("suggest-threshold")
+def topics_suggest_threshold(
+    topic: Annotated[str, typer.Argument(help="Topic id or name.")],
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="JSONL of {text, match} or {text, label}.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Precision / recall / F1 / false-match rate on labelled texts, and suggested thresholds (changes nothing)."""
+    from service.context import open_context
+    from service.errors import ServiceError
+    from service.repositories import TopicRepository
+    from service.schemas import TopicEvaluate, TopicEvaluation
+    from service.usecases.topics import TopicService
+
+    if not input_path.is_file():
+        raise typer.BadParameter(f"--input {input_path} does not exist")
+    ctx = open_context(Settings())
+
+    async def run() -> TopicEvaluation:
+        await ctx.indexing.load_or_build()
+        session = ctx.sessions()
+        try:
+            repo = TopicRepository(session)
+            found = repo.get(int(topic)) if topic.isdigit() else repo.get_by_name(topic)
+            if found is None:
+                raise typer.BadParameter(f"no topic {topic!r}; see `lightguard topics list`")
+            texts, labels = read_labelled(input_path, found.name)
+            return await TopicService(session, ctx.indexing, ctx.limits).evaluate(
+                found.id, TopicEvaluate(texts=texts, labels=labels)
+            )
+        finally:
+            session.close()
+
+    try:
+        report = asyncio.run(run())
+    except ServiceError as exc:
+        err.print(f"[red]{exc.detail}")
+        raise typer.Exit(1) from exc
+    finally:
+        ctx.close()
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2, exclude={"scores"}))
+        return
+    out.print(
+        f"topic {report.name!r}: {report.items} items ({report.positives} match, {report.negatives} do not), "
+        f"target false-match rate {report.target_fmr:g}"
+    )
+    table = Table("threshold", "value", "precision", "recall", "F1", "FMR")
+    for name, m in (
+        ("current", report.current),
+        ("max-F1", report.suggested.best_f1),
+        ("target-FMR", report.suggested.target_fmr),
+    ):
+        table.add_row(
+            name,
+            f"{m.threshold:.4f}",
+            f"{m.precision:.3f}",
+            f"{m.recall:.3f}",
+            f"{m.f1:.3f}",
+            f"{m.false_match_rate:.3f}",
+        )
+    out.print(table)
+    err.print('apply one with `PATCH /v1/topics/{id}` and {"threshold": ...} (nothing was changed)')
 
 
 # ---------------------------------------------------------------------------- index

@@ -87,6 +87,66 @@ class ExamplesAdded(BaseModel):
     added: list[ExemplarRead]
 
 
+class LabelledExample(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    match: bool = Field(description="True when the text belongs to the topic")
+
+
+class TopicEvaluate(BaseModel):
+    """Labelled texts: either `texts` + `labels` (same length) or `examples` of `{text, match}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[str] | None = None
+    labels: list[bool] | None = None
+    examples: list[LabelledExample] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TopicEvaluate:
+        if (self.examples is None) == (self.texts is None):
+            raise ValueError("send either `texts` with `labels`, or `examples` as [{text, match}]")
+        if self.texts is not None and (self.labels is None or len(self.labels) != len(self.texts)):
+            raise ValueError("`labels` must be a list of true/false with one entry per item of `texts`")
+        if self.examples is not None and self.labels is not None:
+            raise ValueError("`labels` goes with `texts`; `examples` carry their own `match`")
+        return self
+
+    def pairs(self) -> tuple[list[str], list[bool]]:
+        if self.examples is not None:
+            return [e.text for e in self.examples], [e.match for e in self.examples]
+        return list(self.texts or []), list(self.labels or [])
+
+
+class ThresholdMetrics(BaseModel):
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+    false_match_rate: float = Field(description="Share of the non-matching items scored at or above the threshold")
+
+
+class ThresholdSuggestion(BaseModel):
+    best_f1: ThresholdMetrics = Field(description="The threshold with the highest F1 on the given items")
+    target_fmr: ThresholdMetrics = Field(
+        description="The lowest threshold whose false-match rate on the given items is <= `target_fmr`"
+    )
+
+
+class TopicEvaluation(BaseModel):
+    topic_id: int
+    name: str
+    items: int
+    positives: int
+    negatives: int
+    target_fmr: float = Field(description="The index's topic_target_fmr (GuardConfig)")
+    current: ThresholdMetrics = Field(description="Metrics at the topic's current threshold")
+    suggested: ThresholdSuggestion
+    scores: list[float] = Field(description="The topic score of each item, in request order (cosine units)")
+    index_version: int
+
+
 # ---------------------------------------------------------------------- classify
 class ClassifyRequest(BaseModel):
     """Exactly one of `text` or `texts`."""

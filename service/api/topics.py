@@ -12,6 +12,8 @@ from service.schemas import (
     ExemplarRead,
     TopicCreate,
     TopicDetail,
+    TopicEvaluate,
+    TopicEvaluation,
     TopicList,
     TopicRead,
     TopicUpdate,
@@ -92,3 +94,9 @@ async def add_examples(topic_id: int, body: ExamplesCreate, service: TopicServic
 async def remove_example(topic_id: int, example_id: int, service: TopicServiceDep) -> Response:
     await service.remove_example(topic_id, example_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{topic_id}/evaluate", response_model=TopicEvaluation)
+async def evaluate_topic(topic_id: int, body: TopicEvaluate, service: TopicServiceDep) -> TopicEvaluation:
+    """Precision / recall / F1 / false-match rate on labelled texts and suggested thresholds; changes nothing."""
+    return await service.evaluate(topic_id, body)

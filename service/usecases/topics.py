@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import cast
 
+import numpy as np
 from sqlalchemy.orm import Session
 
-from index import Exemplar, Guard, Label, Role
+from index import Exemplar, Guard, Label, Role, best_f1_threshold
 from service.errors import ConflictError, InvalidRequestError, NotFoundError
 from service.models import Exemplar as ExemplarRow
 from service.models import Topic
 from service.repositories import ExemplarRepository, TopicRepository
-from service.schemas import ExamplesCreate, TopicCreate, TopicUpdate
+from service.schemas import (
+    ExamplesCreate,
+    ThresholdMetrics,
+    ThresholdSuggestion,
+    TopicCreate,
+    TopicEvaluate,
+    TopicEvaluation,
+    TopicUpdate,
+)
 from service.usecases.indexing import IndexService, label_for
 from service.usecases.limits import Limits
 
@@ -23,6 +33,51 @@ def _to_exemplars(rows: Sequence[ExemplarRow], name: str) -> list[Exemplar]:
 
 def _dedupe(texts: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(t.strip() for t in texts))
+
+
+def threshold_metrics(scores: Sequence[float], labels: Sequence[bool], threshold: float) -> ThresholdMetrics:
+    """Precision, recall, F1 and false-match rate when an item matches at score >= threshold (empty sides give 0)."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    hit = s >= threshold
+    tp, fp = int((hit & y).sum()), int((hit & ~y).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / int(y.sum()) if y.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    fmr = fp / int((~y).sum()) if (~y).any() else 0.0
+    return ThresholdMetrics(
+        threshold=round(threshold, 6),
+        precision=round(precision, 6),
+        recall=round(recall, 6),
+        f1=round(f1, 6),
+        false_match_rate=round(fmr, 6),
+    )
+
+
+def fmr_threshold(scores: Sequence[float], labels: Sequence[bool], target_fmr: float) -> float:
+    """The lowest threshold (just above a negative's score) whose false-match rate on these items is <= target_fmr."""
+    neg = np.sort(np.asarray(scores, dtype=np.float64)[~np.asarray(labels, dtype=bool)])[::-1]
+    if neg.size == 0:
+        return float(min(scores, default=0.0))
+    allowed = int(np.floor(target_fmr * neg.size + 1e-9))  # negatives that may score at or above the threshold
+    return float(neg[allowed]) + 1e-6 if allowed < neg.size else float(neg[-1])
+
+
+def suggest_thresholds(scores: Sequence[float], labels: Sequence[bool], target_fmr: float) -> ThresholdSuggestion:
+    """The max-F1 threshold and the target-false-match-rate threshold on labelled scores, with their metrics."""
+    best, _ = best_f1_threshold(np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool))
+    return ThresholdSuggestion(
+        best_f1=threshold_metrics(scores, labels, best),
+        target_fmr=threshold_metrics(scores, labels, fmr_threshold(scores, labels, target_fmr)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    scores: list[float]
+    threshold: float
+    target_fmr: float
+    version: int
 
 
 class TopicService:
@@ -223,6 +278,52 @@ class TopicService:
                     topic.threshold = stored.threshold
 
             await self.indexing.commit_edit(self.session, f"example_remove:{name}", change, undo, record)
+
+    async def evaluate(self, topic_id: int, body: TopicEvaluate) -> TopicEvaluation:
+        """Precision / recall / F1 / false-match rate of a custom topic on labelled texts, and suggested thresholds.
+
+        Read-only: the topic and the index are not changed (apply a suggestion with PATCH /v1/topics/{id}).
+        """
+        texts, labels = body.pairs()
+        if not texts:
+            raise InvalidRequestError("send at least one labelled text", "texts")
+        self.limits.check_texts("texts", texts, self.limits.max_examples, "LIGHTGUARD_MAX_EXAMPLES")
+        topic = self.get(topic_id)
+        if topic.kind != "custom":
+            raise ConflictError(
+                f"{topic.name!r} is a built-in category; evaluate works on custom topics (built-in categories are "
+                "measured with scripts/evaluate.py)",
+                "topic_id",
+            )
+        scored = await self._topic_scores(topic.name, texts)
+        return TopicEvaluation(
+            topic_id=topic.id,
+            name=topic.name,
+            items=len(texts),
+            positives=sum(labels),
+            negatives=len(labels) - sum(labels),
+            target_fmr=scored.target_fmr,
+            current=threshold_metrics(scored.scores, labels, scored.threshold),
+            suggested=suggest_thresholds(scored.scores, labels, scored.target_fmr),
+            scores=scored.scores,
+            index_version=scored.version,
+        )
+
+    async def _topic_scores(self, name: str, texts: Sequence[str]) -> _Scored:
+        runtime = self.indexing.runtime
+        verdicts, version = await runtime.classify(texts)
+        guard = runtime.require().guard
+        label = guard.labels.get(name)
+        if label is None:
+            raise NotFoundError(f"topic {name!r} is not in the index; run POST /v1/index/rebuild", "topic_id")
+        if not label.enabled:
+            raise ConflictError(
+                f"topic {name!r} is disabled and not scored; enable it with PATCH /v1/topics/{{id}} first", "topic_id"
+            )
+        # the verdict reports max(0, score) of the worst window: the number the guard compares with the threshold
+        scores = [float(v.categories.get(name, 0.0)) for v in verdicts]
+        threshold = guard.config.topic_threshold_floor if label.threshold is None else label.threshold
+        return _Scored(scores, threshold, guard.config.topic_target_fmr, version)
 
     async def _label(self, name: str) -> Label:
         label = self.indexing.runtime.require().guard.labels.get(name)
