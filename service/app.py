@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import Gauge, ProcessCollector
 
 from index import Encoder
 from service.api import classify, health, index, moderations, topics
@@ -16,6 +19,7 @@ from service.context import open_context
 from service.exception_handlers import add_exception_handlers
 from service.metrics import Metrics
 from service.middleware import BodySizeLimitMiddleware, MetricsMiddleware
+from service.runtime import GuardRuntime, configure_threads
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,11 +34,24 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     """
     settings = settings or Settings()
     metrics = Metrics()
+    runtime_ref: list[GuardRuntime] = []
+    _serving_gauges(metrics, runtime_ref)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_threads(settings.search_threads)
         ctx = await asyncio.to_thread(open_context, settings, encoder, metrics)
+        ctx.runtime.configure_batching(settings.batch_max_texts, settings.batch_wait_ms)
+        runtime_ref.append(ctx.runtime)
         app.state.ctx = ctx
+        # The serving process must not carry torch (~400 MB RSS, seconds of import): say so where operators look.
+        log.info(
+            "serving: torch imported=%s, search threads=%d, batch <=%d texts, batch wait %.1f ms",
+            "torch" in sys.modules,
+            settings.search_threads,
+            settings.batch_max_texts,
+            settings.batch_wait_ms,
+        )
         # Load or build in the background: /healthz answers at once, /readyz turns 200 when the index serves.
         loader = asyncio.create_task(ctx.indexing.load_or_build())
         try:
@@ -44,6 +61,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
                 loader.cancel()
             with contextlib.suppress(BaseException):
                 await loader
+            await ctx.runtime.aclose()
             ctx.close()
 
     app = FastAPI(
@@ -59,3 +77,24 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _serving_gauges(metrics: Metrics, runtime_ref: list[GuardRuntime]) -> None:
+    """Process RSS/CPU, whether torch is loaded, and micro-batch counters on the app's own registry."""
+    ProcessCollector(registry=metrics.registry)
+    torch = Gauge(
+        "lightguard_torch_imported", "1 if torch is in sys.modules of the serving process", registry=metrics.registry
+    )
+    torch.set_function(lambda: float("torch" in sys.modules))
+
+    def stat(name: str) -> float:
+        return float(getattr(runtime_ref[0].batcher.stats, name)) if runtime_ref else 0.0
+
+    for name, doc in (
+        ("batches", "Micro-batches run"),
+        ("requests", "Requests served through micro-batches"),
+        ("texts", "Texts classified through micro-batches"),
+        ("largest", "Most texts in one micro-batch"),
+    ):
+        gauge = Gauge(f"lightguard_microbatch_{name}", doc, registry=metrics.registry)
+        gauge.set_function(functools.partial(stat, name))

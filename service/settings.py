@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     max_examples: int = Field(default=500, ge=1, description="Examples per topic request")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Request bodies above are refused")
     workers: int = Field(default=2, ge=1, description="Threads that run classification")
+    search_threads: int = Field(
+        default=1, ge=1, description="FAISS OpenMP threads (ONNX Runtime threads: LIGHTGUARD_THREADS, default CPUs)"
+    )
+    batch_max_texts: int = Field(default=64, ge=1, description="Micro-batch: most texts gathered into one guard call")
+    batch_wait_ms: float = Field(
+        default=0.0, ge=0.0, le=50.0, description="Micro-batch: extra wait for more requests, only under concurrency"
+    )
     auto_migrate: bool = Field(default=True, description="Run `alembic upgrade head` at start-up")
     seed: bool = Field(default=True, description="Seed the built-in taxonomy into an empty database")
 
