@@ -1,0 +1,439 @@
+"""Latency / throughput / memory benchmark: real uvicorn server + separate load process + in-process micro-benchmarks.
+
+    .venv/bin/python scripts/bench.py                       # everything except the 1M-vector case
+    .venv/bin/python scripts/bench.py --scale 100000,1000000
+    .venv/bin/python scripts/bench.py --only micro,scale    # skip the server / torch parts
+
+LIGHTGUARD_HOME (default var/bench-home) must hold, or will get, the built index of the shipped exemplars: the first
+run embeds them all (minutes). Prints one table and writes reports/bench.json (and reports/bench.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+Row = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------- helpers
+def pct(samples_s: list[float]) -> dict[str, float]:
+    ms = np.asarray(samples_s) * 1000
+    return {f"p{q}": round(float(np.percentile(ms, q)), 2) for q in (50, 90, 99)}
+
+
+def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in _run(["lscpu"]).splitlines() if ln.startswith("Model name")), "?"
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "threads_env": os.environ.get("LIGHTGUARD_THREADS"),
+    }
+
+
+def _run(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def short_prompts(n: int) -> list[str]:
+    """Test-split prompts of 18-26 words (~30 tokens), deterministic."""
+    out = []
+    with open(REPO / "data" / "safety.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            if row.get("split") == "test" and 18 <= len(row["text"].split()) <= 26:
+                out.append(row["text"])
+    rng = np.random.default_rng(0)
+    return [out[i] for i in rng.permutation(len(out))[:n]]
+
+
+def long_prompt(words: int) -> str:
+    base = " ".join(short_prompts(400))
+    tokens = base.split()
+    return " ".join((tokens * (words // max(1, len(tokens)) + 1))[:words])
+
+
+def proc_stats(pid: int) -> dict[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    kb = {ln.split(":")[0]: int(ln.split()[1]) for ln in status.splitlines() if ln.startswith(("VmRSS", "VmHWM"))}
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {
+        "rss_mb": kb["VmRSS"] / 1024,
+        "peak_rss_mb": kb["VmHWM"] / 1024,
+        "cpu_s": (int(fields[11]) + int(fields[12])) / ticks,
+    }
+
+
+# ---------------------------------------------------------------------------- in-process micro-benchmarks
+def micro(rows: list[Row], report: dict[str, Any], home: Path) -> None:
+    from index import OnnxEncoder
+    from service.runtime import configure_threads, open_guard
+    from service.settings import Settings
+
+    configure_threads(1)
+    settings = Settings(home=home)
+    t = time.perf_counter()
+    guard = open_guard(settings)
+    report["guard_open_s"] = round(time.perf_counter() - t, 2)
+    enc = guard.encoder
+    assert isinstance(enc, OnnxEncoder)
+    prompts = short_prompts(256)
+    n = len(guard)
+    report["exemplars"] = n
+
+    def add(case: str, samples: list[float], per_call: int = 1, note: str = "") -> None:
+        total = sum(samples)
+        rows.append(
+            {"section": "in-process", "case": case, **pct(samples), "per_s": round(per_call * len(samples) / total, 1)}
+            | ({"note": note} if note else {})
+        )
+
+    it = iter(range(10**9))
+    add("encode 1 short prompt (ONNX int8)", timed(lambda: enc.encode([prompts[next(it) % 256]]), 300))
+    add("encode batch 16", timed(lambda: enc.encode(prompts[:16], 16), 40), 16)
+    add("encode batch 64", timed(lambda: enc.encode(prompts[:64], 64), 15), 64)
+    vecs = enc.encode(prompts, 64)
+    store = guard._store
+    k = guard.config.k + 4 * guard.config.k
+    for nq in (1, 16, 64):
+        add(f"search flat {n} x {nq} queries (k={k})", timed(lambda nq=nq: store.search(vecs[:nq], k), 100), nq)
+    add("score 1 vector (search + kNN/centroid/head)", timed(lambda: guard.score_vectors(vecs[:1]), 200))
+    add("score 64 vectors", timed(lambda: guard.score_vectors(vecs[:64]), 20), 64)
+    add("classify 1 short prompt (end to end, no HTTP)", timed(lambda: guard.classify([prompts[next(it) % 256]]), 300))
+    add("classify batch of 64", timed(lambda: guard.classify(prompts[:64]), 10), 64)
+    for words in (500, 1000, 2000):
+        text = long_prompt(words)
+        windows = guard.classify([text])[0].windows
+        add(
+            f"classify {words}-word prompt",
+            timed(lambda text=text: guard.classify([text]), 8, 1),
+            1,
+            f"{windows} windows",
+        )
+    data = store.memory_bytes()
+    index_dir = settings.index_dir
+    disk = sum(p.stat().st_size for p in index_dir.iterdir()) if index_dir.is_dir() else 0
+    report["memory"] = {
+        "index_bytes_per_exemplar": round(data / n, 1),
+        "artifact_disk_bytes_per_exemplar": round(disk / n, 1),
+        "artifact_disk_mb": round(disk / 2**20, 1),
+        "vector_bytes": enc.dim * 4,
+    }
+    report["real_vectors"] = store._all()[1]
+
+
+# ---------------------------------------------------------------------------- torch comparison (own process)
+def torch_worker() -> None:
+    t = time.perf_counter()
+    from sentence_transformers import SentenceTransformer
+
+    from index.models import base_model_dir
+
+    model = SentenceTransformer(str(base_model_dir()), device="cpu")
+    load = time.perf_counter() - t
+    prompts = short_prompts(256)
+    it = iter(range(10**9))
+    one = timed(lambda: model.encode([prompts[next(it) % 256]]), 100)
+    b16 = timed(lambda: model.encode(prompts[:16], batch_size=16), 15)
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"load_s": load, "one": one, "b16": b16, "peak_rss_mb": usage}))
+
+
+def torch_compare(rows: list[Row], report: dict[str, Any]) -> None:
+    done = subprocess.run(
+        [sys.executable, __file__, "--torch-worker"], capture_output=True, text=True, timeout=900, cwd=REPO
+    )
+    if done.returncode:
+        report["torch_error"] = done.stderr[-1000:]
+        return
+    res = json.loads(done.stdout.strip().splitlines()[-1])
+    rows.append({"section": "torch", "case": "encode 1 short prompt (sentence-transformers)", **pct(res["one"])})
+    rows.append(
+        {
+            "section": "torch",
+            "case": "encode batch 16 (sentence-transformers)",
+            **pct(res["b16"]),
+            "per_s": round(16 * len(res["b16"]) / sum(res["b16"]), 1),
+        }
+    )
+    report["torch"] = {"load_s": round(res["load_s"], 2), "peak_rss_mb": round(res["peak_rss_mb"], 1)}
+
+
+# ---------------------------------------------------------------------------- load generator (own process)
+def load_worker(port: int, mode: str, n: int, clients: int) -> None:
+    prompts = short_prompts(256)
+
+    def client_loop(idx: int, count: int, out: list[float], size: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        for i in range(count):
+            if size == 1:
+                body = json.dumps({"text": prompts[(idx * 7919 + i) % len(prompts)]})
+            else:
+                body = json.dumps({"texts": [prompts[(i + j) % len(prompts)] for j in range(size)]})
+            t = time.perf_counter()
+            conn.request("POST", "/v1/classify", body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+            out.append(time.perf_counter() - t)
+            if resp.status != 200:
+                raise RuntimeError(f"{resp.status}: {data[:200]!r}")
+        conn.close()
+
+    size = 64 if mode == "batch" else 1
+    client_loop(0, 5, [], size)  # warm-up
+    results: list[list[float]] = [[] for _ in range(clients)]
+    threads = [threading.Thread(target=client_loop, args=(c, n // clients, results[c], size)) for c in range(clients)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t
+    samples = [s for r in results for s in r]
+    print(json.dumps({"samples": samples, "wall": wall, "prompts": len(samples) * size}))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int) -> None:
+    port = free_port()
+    env = os.environ | {"LIGHTGUARD_HOME": str(home)}
+    cmd = [str(REPO / ".venv/bin/lightguard"), "serve", "--port", str(port), "--log-level", "warning"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+            try:
+                if http_get(port, "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.02)  # polling the port, not waiting a fixed time
+        report["cold_start_to_ready_s"] = round(time.perf_counter() - t0, 2)
+        report["server_after_start"] = proc_stats(proc.pid)
+
+        def phase(case: str, mode: str, n: int, clients: int) -> None:
+            before = proc_stats(proc.pid)
+            done = subprocess.run(
+                [sys.executable, __file__, "--load-worker", str(port), mode, str(n), str(clients)],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                cwd=REPO,
+            )
+            if done.returncode:
+                raise RuntimeError(done.stderr[-2000:])
+            res = json.loads(done.stdout.strip().splitlines()[-1])
+            after = proc_stats(proc.pid)
+            cpu_ms = (after["cpu_s"] - before["cpu_s"]) * 1000 / max(1, res["prompts"])
+            rows.append(
+                {
+                    "section": "http",
+                    "case": case,
+                    **pct(res["samples"]),
+                    "per_s": round(res["prompts"] / res["wall"], 1),
+                    "rss_mb": round(after["rss_mb"], 1),
+                    "server_cpu_ms_per_prompt": round(cpu_ms, 2),
+                }
+            )
+
+        phase("POST /v1/classify 1 prompt, sequential client", "single", n_seq, 1)
+        phase("POST /v1/classify 64 prompts per request", "batch", 24, 1)
+        phase("8 concurrent clients, 1 prompt each", "single", max(400, n_seq), 8)
+        metrics = http_get(port, "/metrics")[1]
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        report["server"] = proc_stats(proc.pid) | {
+            "torch_imported_gauge": next(
+                (ln.split()[-1] for ln in metrics.splitlines() if ln.startswith("lightguard_torch_imported")), "?"
+            ),
+            "libtorch_mapped": "libtorch" in maps,
+            "microbatch": {
+                ln.split()[0]: float(ln.split()[1])
+                for ln in metrics.splitlines()
+                if ln.startswith("lightguard_microbatch_")
+            },
+        }
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+# ---------------------------------------------------------------------------- index scale (IVF)
+def scale(rows: list[Row], report: dict[str, Any], sizes: list[int], real: np.ndarray | None) -> None:
+    from index.store import VectorStore
+
+    rng = np.random.default_rng(0)
+    dim = 384
+    base = real if real is not None and len(real) else rng.normal(size=(1000, dim)).astype(np.float32)
+    out: dict[str, Any] = {}
+    if real is not None and len(real) > 2000:
+        # Recall on real embeddings: hold out 500 exemplars as queries, index the rest with IVF (threshold 0).
+        perm = rng.permutation(len(real))
+        q, rest = real[perm[:500]], real[perm[500:]]
+        ivf = VectorStore(dim, "bench", ann_threshold=0)
+        ivf.add(range(len(rest)), rest)
+        exact = np.argsort(-(q @ rest.T), axis=1)[:, :10]
+        out["real"] = {"n": len(rest), "recall@10": _recall(ivf.search(q, 10)[1], exact)}
+    for n in sizes:
+        noise = 0.02  # per dimension: |noise| ≈ 0.39, cosine to the seed vector ≈ 0.93 (paraphrase-like spread)
+        vecs = np.empty((n, dim), dtype=np.float32)
+        for start in range(0, n, 100_000):
+            m = min(100_000, n - start)
+            chunk = base[rng.integers(0, len(base), m)] + noise * rng.normal(size=(m, dim)).astype(np.float32)
+            vecs[start : start + m] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+        queries = base[rng.integers(0, len(base), 200)] + noise * rng.normal(size=(200, dim)).astype(np.float32)
+        queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+        exact = np.concatenate(
+            [np.argsort(-(queries @ vecs[s : s + 200_000].T), axis=1)[:, :10] + s for s in range(0, n, 200_000)],
+            axis=1,
+        )
+        sims = np.concatenate([(queries @ vecs[s : s + 200_000].T) for s in range(0, n, 200_000)], axis=1)
+        exact = np.take_along_axis(exact, np.argsort(-np.take_along_axis(sims, exact, 1), axis=1)[:, :10], 1)
+        t = time.perf_counter()
+        store = VectorStore(dim, "bench", ann_threshold=0)
+        store.add(range(n), vecs)
+        build = time.perf_counter() - t
+        lat = _one_query_latency(store, queries)
+        recall = _recall(store.search(queries, 10)[1], exact)
+        t = time.perf_counter()
+        store.remove(range(0, n, 100))
+        removal = time.perf_counter() - t
+        mem = store.memory_bytes()
+        rows.append(
+            {
+                "section": "index",
+                "case": f"IVF search {n:,} synthetic x 1 query (k=10, nprobe={store.ann.nprobe})",
+                **pct(lat),
+                "note": f"recall@10 {recall:.3f}, build {build:.1f} s",
+            }
+        )
+        out[str(n)] = {
+            "build_s": round(build, 1),
+            "recall@10": recall,
+            "remove_1pct_s": round(removal, 2),
+            "bytes_per_vector": round(mem / len(store), 1),
+            "nlist": int(store._index.nlist),
+        }
+        del store, vecs
+    report["scale"] = out
+
+
+def _one_query_latency(store: Any, queries: np.ndarray) -> list[float]:
+    rows = iter(range(10**9))
+
+    def one() -> None:
+        i = next(rows) % len(queries)
+        store.search(queries[i : i + 1], 10)
+
+    return timed(one, 200)
+
+
+def _recall(found: np.ndarray, exact: np.ndarray) -> float:
+    k = exact.shape[1]
+    return round(float(np.mean([len(set(a[:k]) & set(e)) / k for a, e in zip(found, exact, strict=True)])), 4)
+
+
+# ---------------------------------------------------------------------------- report
+def table(rows: list[Row]) -> str:
+    cols = ["section", "case", "p50", "p90", "p99", "per_s", "rss_mb", "server_cpu_ms_per_prompt", "note"]
+    heads = ["", "case", "p50 ms", "p90 ms", "p99 ms", "per s", "RSS MB", "CPU ms/prompt", "note"]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--home", type=Path, default=Path(os.environ.get("LIGHTGUARD_HOME", REPO / "var" / "bench-home")))
+    ap.add_argument("--only", default="micro,torch,server,scale")
+    ap.add_argument("--scale", default="100000", help="comma-separated synthetic index sizes")
+    ap.add_argument("--requests", type=int, default=400, help="sequential HTTP requests")
+    ap.add_argument("--out", type=Path, default=REPO / "reports" / "bench.json")
+    ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--load-worker", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.torch_worker:
+        torch_worker()
+        return
+    if args.load_worker:
+        port, mode, n, clients = args.load_worker
+        load_worker(int(port), mode, int(n), int(clients))
+        return
+    only = set(args.only.split(","))
+    rows: list[Row] = []
+    report: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv)}
+    real = None
+    if "micro" in only:
+        micro(rows, report, args.home)
+        real = report.pop("real_vectors")
+    if "server" in only:
+        server(rows, report, args.home, args.requests)
+    if "torch" in only:
+        torch_compare(rows, report)
+    if "scale" in only:
+        scale(rows, report, [int(s) for s in args.scale.split(",") if s], real)
+    report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["rows"] = rows
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    md = table(rows)
+    args.out.with_suffix(".md").write_text(md + "\n")
+    print(md)
+    extra = {k: v for k, v in report.items() if k not in ("rows",)}
+    print(json.dumps(extra, indent=2))
+
+
+if __name__ == "__main__":
+    main()
