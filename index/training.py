@@ -1,0 +1,436 @@
+"""Fine-tuning all-MiniLM-L6-v2 on the safety train split with triplet-style losses (torch imported lazily)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from index.datasets import DatasetRow, load_rows
+from index.errors import LightguardError, ModelIntegrityError, ModelNotFoundError
+from index.evaluation import average_precision
+from index.models import ModelManifest, base_model_description, default_models_dir, read_manifest, write_manifest
+from index.scoring import centroids, knn_distribution, softmax
+from index.text import normalize_text
+from index.types import SAFE
+
+LossName = Literal["triplet-soft", "batch-hard", "batch-semi-hard", "batch-all", "contrastive", "mnrl"]
+Granularity = Literal["binary", "multiclass"]
+Say = Callable[[str], None]
+
+LOSSES: tuple[str, ...] = get_args(LossName)
+BATCH_LOSSES = frozenset({"triplet-soft", "batch-hard", "batch-semi-hard", "batch-all"})
+# Safe families that look unsafe on the surface (benign questions about dangerous topics, role-play set-ups): the
+# hard negatives the base encoder confuses most.
+HARD_NEGATIVE_FAMILIES: tuple[str, ...] = ("lookalike", "roleplay")
+DEFAULT_NAME = "finetuned"
+TRAIN_CONFIG_FILE = "train_config.json"
+EXPORT_MAX_TOKENS = 256  # same truncation as models/base, so both encoders meet identical windows in evaluation
+
+
+class TrainingError(LightguardError):
+    """A training configuration or run is invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Everything that determines a fine-tuned model besides the data file; saved with the model as JSON."""
+
+    loss: LossName = "triplet-soft"
+    labels: Granularity = "multiclass"
+    epochs: float = 1.0
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup: float = 0.1  # fraction of the steps
+    # 32 tokens covers the median train text (~20 tokens) and trains ~2x faster than 64 on this 2-core machine;
+    # the defaults fit the default run in the 20-minute budget (docs/ablation.md).
+    max_seq_length: int = 32
+    max_examples: int = 500  # balanced sampling cap per label
+    seed: int = 13
+    hard_negatives: bool = True
+    max_steps: int = -1  # > 0 overrides epochs (tests, smoke runs)
+    dev_sample: int = 1000  # dev rows for the quick dev AUPRC recorded in the manifest
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise TrainingError(f"loss {self.loss!r} is not one of {list(LOSSES)}")
+        if self.labels not in get_args(Granularity):
+            raise TrainingError(f"labels {self.labels!r} must be 'binary' or 'multiclass'")
+        if self.batch_size < 4 or self.batch_size % 2:
+            raise TrainingError(f"batch_size {self.batch_size} must be even and >= 4 (label-grouped batches)")
+        if not 8 <= self.max_seq_length <= EXPORT_MAX_TOKENS:
+            raise TrainingError(f"max_seq_length {self.max_seq_length} must be in 8..{EXPORT_MAX_TOKENS}")
+        if self.max_examples < 2 or self.epochs <= 0 or self.learning_rate <= 0 or not 0 <= self.warmup < 1:
+            raise TrainingError("max_examples >= 2, epochs > 0, learning_rate > 0 and 0 <= warmup < 1 are required")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of `to_dict`; unknown keys are an error (a config from a newer version must not half-apply)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrainingError(f"unknown training config keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One training text (normalised as the Guard normalises) with its training label and taxonomy category."""
+
+    text: str
+    label: str
+    category: str
+
+
+def training_label(category: str, labels: Granularity) -> str:
+    """`safe`/`unsafe` for binary training, the taxonomy category for multi-class."""
+    if labels == "binary":
+        return SAFE if category == SAFE else "unsafe"
+    return category
+
+
+def select_examples(rows: Sequence[DatasetRow], config: TrainConfig) -> list[Example]:
+    """Balanced, seeded sample of train rows: at most `max_examples` per training label, in a stable order.
+
+    With `hard_negatives`, up to half of the safe quota is taken from HARD_NEGATIVE_FAMILIES before the rest is
+    drawn at random, so look-alikes sit in the same batches as the unsafe texts they resemble.
+    """
+    rng = random.Random(config.seed)
+    pools: dict[str, list[Example]] = defaultdict(list)
+    seen: set[str] = set()
+    hard: set[str] = set()
+    for row in rows:
+        if row.split != "train":
+            continue
+        text = normalize_text(row.text)
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        pools[training_label(row.category, config.labels)].append(Example(text, "", row.category))
+        if row.family in HARD_NEGATIVE_FAMILIES and row.category == SAFE:
+            hard.add(text)
+    out: list[Example] = []
+    for label in sorted(pools):
+        pool = pools[label]
+        chosen: list[Example] = []
+        if config.hard_negatives and label == SAFE:
+            hard_pool = [e for e in pool if e.text in hard]
+            chosen = rng.sample(hard_pool, min(len(hard_pool), config.max_examples // 2))
+            taken = {e.text for e in chosen}
+            pool = [e for e in pool if e.text not in taken]
+        chosen += rng.sample(pool, min(len(pool), config.max_examples - len(chosen)))
+        out += [replace(e, label=label) for e in chosen]
+    rng.shuffle(out)
+    if len({e.label for e in out}) < 2:
+        raise TrainingError("the train split must hold at least two labels to fine-tune on")
+    return out
+
+
+def data_digest(examples: Sequence[Example]) -> str:
+    """SHA-256 over the training examples actually used (text, label, category), in order."""
+    h = hashlib.sha256()
+    for e in examples:
+        h.update(f"{e.text}\x1f{e.label}\x1f{e.category}\x1e".encode())
+    return h.hexdigest()
+
+
+def stale_reason(out_dir: Path, config: TrainConfig, digest: str) -> str | None:
+    """Why `out_dir` must be (re)built for `config` and data `digest`, or None when it is current."""
+    try:
+        manifest = read_manifest(out_dir)
+    except (ModelNotFoundError, ModelIntegrityError) as exc:
+        return str(exc)
+    training = manifest.extra.get("training")
+    if not isinstance(training, dict):
+        return f"{out_dir} was not written by lightguard train"
+    if training.get("config") != config.to_dict():
+        return "the training config changed"
+    if training.get("data_digest") != digest:
+        return "the training data changed"
+    if training.get("base_model") != base_model_description():
+        return "the base model changed"
+    return None
+
+
+def build_dataset(examples: Sequence[Example], config: TrainConfig) -> Any:
+    """The in-memory `datasets.Dataset` the loss expects: (text, label) rows, contrastive pairs or MNRL pairs."""
+    from datasets import Dataset
+
+    names = sorted({e.label for e in examples})
+    if config.loss in BATCH_LOSSES:
+        ids = {n: i for i, n in enumerate(names)}
+        return Dataset.from_dict({"text": [e.text for e in examples], "label": [ids[e.label] for e in examples]})
+    rng = random.Random(config.seed + 1)
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for e in examples:
+        by_label[e.label].append(e.text)
+    if config.loss == "mnrl":
+        # Positives share the anchor's label; in-batch negatives of the same label are unavoidable false negatives.
+        usable = [e for e in examples if len(by_label[e.label]) > 1]
+        return Dataset.from_dict(
+            {"anchor": [e.text for e in usable], "positive": [_other(rng, by_label[e.label], e.text) for e in usable]}
+        )
+    # contrastive: each text once with a same-label partner (1) and once with another label's text (0).
+    hard = [e.text for e in examples if e.label == SAFE and e.category == SAFE]
+    first, second, target = [], [], []
+    for e in examples:
+        if len(by_label[e.label]) > 1:
+            first.append(e.text)
+            second.append(_other(rng, by_label[e.label], e.text))
+            target.append(1.0)
+        others = [n for n in names if n != e.label]
+        neg_label = SAFE if e.label != SAFE and hard and rng.random() < 0.5 else rng.choice(others)
+        first.append(e.text)
+        second.append(rng.choice(by_label[neg_label]))
+        target.append(0.0)
+    return Dataset.from_dict({"sentence1": first, "sentence2": second, "label": target})
+
+
+def _other(rng: random.Random, pool: list[str], text: str) -> str:
+    while True:
+        pick = rng.choice(pool)
+        if pick != text:
+            return pick
+
+
+def train(
+    config: TrainConfig,
+    out_dir: Path | None = None,
+    rows: Sequence[DatasetRow] | None = None,
+    *,
+    show_progress: bool = False,
+    say: Say | None = None,
+    callbacks: Sequence[Any] = (),
+) -> ModelManifest:
+    """Fine-tune the base model, export it (fp32 + int8 ONNX + `st/` weights) and return the manifest written.
+
+    Training happens in a temporary sibling of `out_dir`; the export swaps the finished model in atomically, so an
+    interrupt (Ctrl-C) or error leaves the previous model, or nothing, but never a half-written directory.
+
+    Args:
+        config: the recipe.
+        out_dir: target model directory; default `models/finetuned`.
+        rows: dataset rows (the train split is used; dev rows feed the quick dev metrics); default data/safety.jsonl.
+        show_progress: draw a rich progress bar with loss and ETA.
+        say: receives one-line status messages.
+        callbacks: extra transformers `TrainerCallback`s.
+
+    Raises:
+        TrainingError: the config or data cannot be trained on.
+    """
+    say = say or (lambda _msg: None)
+    out_dir = Path(out_dir or default_models_dir() / DEFAULT_NAME).resolve()
+    rows = load_rows() if rows is None else rows
+    examples = select_examples(rows, config)
+    digest = data_digest(examples)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.train-", dir=out_dir.parent))
+    started = time.perf_counter()
+    try:
+        model = _fit(config, examples, work, show_progress, say, callbacks)
+        train_s = time.perf_counter() - started
+        say(f"trained on {len(examples)} examples in {train_s:.0f}s; quick dev check")
+        dev = quick_dev_metrics(model, rows, examples, config)
+        model.max_seq_length = EXPORT_MAX_TOKENS  # serve with the base's truncation; windows do the rest
+        model.save(str(work / "st"))
+        (work / "st" / TRAIN_CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
+        counts: dict[str, int] = defaultdict(int)
+        for e in examples:
+            counts[e.label] += 1
+        training: dict[str, Any] = {
+            "config": config.to_dict(),
+            "data_digest": digest,
+            "examples": len(examples),
+            "label_counts": dict(sorted(counts.items())),
+            "base_model": base_model_description(),
+            "loss": config.loss,
+            "labels": config.labels,
+            "dev": dev,
+            "train_seconds": round(train_s, 1),
+            "examples_per_second": round(len(examples) * _epochs_run(config, len(examples)) / train_s, 1),
+        }
+        from index.export import export_onnx
+
+        manifest = export_onnx(
+            work / "st",
+            out_dir,
+            out_dir.name,
+            EXPORT_MAX_TOKENS,
+            {"training": training},
+            copy_source=True,
+            progress=say,
+        )
+        training["total_seconds"] = round(time.perf_counter() - started, 1)
+        manifest = replace(manifest, extra={**manifest.extra, "training": training})
+        write_manifest(out_dir, manifest)
+        return manifest
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _epochs_run(config: TrainConfig, n: int) -> float:
+    if config.max_steps > 0:
+        return min(config.epochs, config.max_steps * config.batch_size / max(n, 1))
+    return config.epochs
+
+
+def _fit(
+    config: TrainConfig, examples: Sequence[Example], work: Path, show: bool, say: Say, extra: Sequence[Any]
+) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    import transformers
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer import losses
+    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+
+    from index.models import base_model_dir
+
+    transformers.set_seed(config.seed)
+    torch.manual_seed(config.seed)
+    # warn_only: an op without a deterministic kernel would warn rather than abort a 15-minute run; on CPU none fired.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    model = SentenceTransformer(str(base_model_dir()), device="cpu")
+    model.max_seq_length = config.max_seq_length
+    dataset = build_dataset(examples, config)
+    loss = {
+        "triplet-soft": losses.BatchHardSoftMarginTripletLoss,
+        "batch-hard": losses.BatchHardTripletLoss,
+        "batch-semi-hard": losses.BatchSemiHardTripletLoss,
+        "batch-all": losses.BatchAllTripletLoss,
+        "contrastive": losses.OnlineContrastiveLoss,
+        "mnrl": losses.MultipleNegativesRankingLoss,
+    }[config.loss](model)
+    sampler = (
+        BatchSamplers.GROUP_BY_LABEL
+        if config.loss in BATCH_LOSSES
+        else BatchSamplers.NO_DUPLICATES
+        if config.loss == "mnrl"
+        else BatchSamplers.BATCH_SAMPLER
+    )
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work / "checkpoints"),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=float(config.warmup),
+        batch_sampler=sampler,
+        seed=config.seed,
+        data_seed=config.seed,
+        dataloader_num_workers=0,
+        save_strategy="no",
+        logging_steps=10,
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        loss=loss,
+        callbacks=[*([rich_progress_callback()] if show else []), *extra],
+    )
+    if show:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # the rich bar shows the loss; the printer would interleave dicts
+    say(f"fine-tuning with {config.loss} on {len(dataset)} {config.labels} rows")
+    trainer.train()
+    return model
+
+
+def rich_progress_callback() -> Any:
+    """A transformers TrainerCallback drawing a rich progress bar with the running loss and ETA."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from transformers import TrainerCallback
+
+    class RichProgress(TrainerCallback):
+        def __init__(self) -> None:
+            self.progress = Progress(
+                TextColumn("[bold]training"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            self.task: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=state.max_steps, loss="–")
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.progress.update(self.task, completed=state.global_step)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                self.progress.update(self.task, loss=f"{float(logs['loss']):.4f}")
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.progress.stop()
+
+    return RichProgress()
+
+
+def quick_dev_metrics(
+    model: Any, rows: Sequence[DatasetRow], examples: Sequence[Example], config: TrainConfig
+) -> dict[str, Any]:
+    """Dev AUPRC of centroid and kNN (k=16, T=0.05) scoring over taxonomy categories, index = training examples.
+
+    A sanity check recorded in the manifest (random split, so optimistic); choices are made on the out-of-source
+    evaluation (scripts/evaluate.py, scripts/ablation.py).
+    """
+    dev = [r for r in rows if r.split == "dev"]
+    dev = random.Random(config.seed).sample(dev, min(len(dev), config.dev_sample))
+    if not dev or not any(r.category == SAFE for r in dev) or all(r.category == SAFE for r in dev):
+        return {"n": len(dev), "note": "dev sample lacks one class"}
+    # A seeded sample of the training texts stands in for the full index: encoding them all with torch costs minutes.
+    examples = random.Random(config.seed + 2).sample(list(examples), min(len(examples), 2 * config.dev_sample))
+    cats = sorted({e.category for e in examples})
+    idx = np.asarray([cats.index(e.category) for e in examples], dtype=np.int64)
+    index_vecs = np.asarray(model.encode([e.text for e in examples], batch_size=64, normalize_embeddings=True))
+    query = np.asarray(model.encode([normalize_text(r.text) for r in dev], batch_size=64, normalize_embeddings=True))
+    sims = query @ index_vecs.T
+    y = np.asarray([r.category != SAFE for r in dev])
+    out: dict[str, Any] = {"n": len(dev)}
+    if SAFE in cats:
+        safe = cats.index(SAFE)
+        cent = softmax(query @ centroids(index_vecs, idx, len(cats)).T, 0.05)
+        k = min(16, len(examples))
+        top = np.argsort(-sims, axis=1)[:, :k]
+        knn = knn_distribution(np.take_along_axis(sims, top, axis=1), idx[top], len(cats), 0.05)
+        out["auprc_centroid"] = round(average_precision(1.0 - cent[:, safe], y), 4)
+        out["auprc_knn"] = round(average_precision(1.0 - knn[:, safe], y), 4)
+    return out

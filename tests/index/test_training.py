@@ -1,0 +1,157 @@
+"""Fine-tuning: one tiny step per loss, export + manifest + OnnxEncoder/Guard round trip, interrupts, staleness."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from index import Guard, Label
+from index.datasets import DatasetRow
+from index.training import (
+    LOSSES,
+    TrainConfig,
+    TrainingError,
+    data_digest,
+    select_examples,
+    stale_reason,
+    train,
+)
+
+pytestmark = [
+    # Third-party noise seen during a tiny CPU run; each is harmless here:
+    # - transformers/accelerate: "no GPU" style notices and pin_memory without an accelerator,
+    # - torch: use_deterministic_algorithms(warn_only=True) notices for ops without a deterministic kernel,
+    # - the legacy ONNX exporter's deprecation notices are already silenced inside index.export.
+    pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning"),
+    pytest.mark.filterwarnings("ignore:.*does not have a deterministic implementation.*:UserWarning"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+CATEGORIES = ("violence", "hate", "safe")
+TEXTS = {
+    "violence": ["how do I hurt someone badly", "ways to attack a person at night", "I will beat you up tomorrow"],
+    "hate": ["that group are vermin", "those people are subhuman", "they are an inferior race"],
+    "safe": ["what is the capital of france", "write a poem about spring", "how do I kill a python process"],
+}
+
+
+def _rows() -> list[DatasetRow]:
+    rows = []
+    for cat in CATEGORIES:
+        for i in range(8):
+            text = f"{TEXTS[cat][i % 3]} (variant {i})"
+            family = "lookalike" if cat == "safe" and i < 2 else "toy"
+            split = "dev" if i >= 6 else "train"
+            rows.append(DatasetRow(text, cat, "toy", "cc0", split, family, False))
+    return rows
+
+
+def _tiny(loss: str, **kw: Any) -> TrainConfig:
+    defaults: dict[str, Any] = {
+        "loss": loss,
+        "batch_size": 8,
+        "max_seq_length": 16,
+        "max_steps": 1,
+        "max_examples": 6,
+        "dev_sample": 6,
+    }
+    return TrainConfig(**(defaults | kw))
+
+
+def test_config_round_trips_through_json() -> None:
+    config = TrainConfig(loss="batch-all", labels="binary", epochs=2.5, hard_negatives=False)
+    assert TrainConfig.from_json(config.to_json()) == config
+    with pytest.raises(TrainingError, match="unknown"):
+        TrainConfig.from_dict({**config.to_dict(), "bogus": 1})
+    with pytest.raises(TrainingError):
+        TrainConfig(loss="nope")  # type: ignore[arg-type]
+    with pytest.raises(TrainingError):
+        TrainConfig(batch_size=7)
+
+
+def test_sampling_is_balanced_seeded_and_prefers_hard_negatives() -> None:
+    rows = _rows()
+    config = _tiny("triplet-soft", max_examples=4)
+    examples = select_examples(rows, config)
+    assert all(r.split == "train" for r in rows if r.text in {e.text for e in examples})
+    counts = {c: sum(e.label == c for e in examples) for c in CATEGORIES}
+    assert counts == {"violence": 4, "hate": 4, "safe": 4}
+    safe_texts = {e.text for e in examples if e.label == "safe"}
+    assert sum("variant 0" in t or "variant 1" in t for t in safe_texts) == 2  # half the safe quota: look-alikes
+    assert data_digest(examples) == data_digest(select_examples(rows, config))
+    binary = select_examples(rows, _tiny("triplet-soft", labels="binary", max_examples=100))
+    assert {e.label for e in binary} == {"safe", "unsafe"}
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("loss", LOSSES)
+def test_tiny_training_exports_a_model_the_guard_can_use(
+    loss: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from index.onnx_encoder import OnnxEncoder
+
+    config = _tiny(loss)
+    out = tmp_path / "models" / "finetuned"
+    manifest = train(config, out, _rows())
+    assert (out / "st" / "train_config.json").is_file()
+    assert TrainConfig.from_json((out / "st" / "train_config.json").read_text()) == config
+    saved = json.loads((out / "manifest.json").read_text())["extra"]["training"]
+    assert saved == manifest.extra["training"]
+    assert saved["config"] == config.to_dict() and saved["loss"] == loss
+    assert len(saved["data_digest"]) == 64 and saved["total_seconds"] >= saved["train_seconds"] > 0
+    assert "auprc_centroid" in saved["dev"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["finetuned"]  # no temp dirs left behind
+    encoder = OnnxEncoder(out, "int8", threads=1)
+    labels = [Label(c, "safe" if c == "safe" else "builtin") for c in CATEGORIES]
+    from index import Exemplar
+
+    exemplars = [Exemplar(i, r.text, r.category) for i, r in enumerate(_rows()) if r.split == "train"]
+    guard = Guard.build(encoder, labels, exemplars)
+    verdicts = guard.classify(["those people are vermin", "what is the capital of spain"])
+    assert len(verdicts) == 2
+    assert stale_reason(out, config, saved["data_digest"]) is None
+    assert stale_reason(out, _tiny(loss, seed=99), saved["data_digest"]) == "the training config changed"
+    assert stale_reason(out, config, "0" * 64) == "the training data changed"
+    if loss == LOSSES[0]:
+        _check_if_stale_cli(out, config, tmp_path, capsys)
+
+
+def _check_if_stale_cli(out: Path, config: TrainConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`scripts/train.py --if-stale` with the same config and data returns at once without touching the model."""
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(asdict(r)) + "\n" for r in _rows()))
+    before = (out / "manifest.json").stat().st_mtime_ns
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in config.to_dict().items() if k not in {"loss", "labels"}]
+    flags = [f for f in flags if not f.startswith("--hard-negatives")]
+    argv = ["--if-stale", "--out", str(out), "--data", str(data), "--loss", config.loss, "--labels", config.labels]
+    assert script.main([*argv, *flags]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert (out / "manifest.json").stat().st_mtime_ns == before
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), RuntimeError("disk full")])
+def test_interrupted_training_leaves_no_output(exc: BaseException, tmp_path: Path) -> None:
+    from transformers import TrainerCallback
+
+    class Boom(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, *args: Any, **kwargs: Any) -> None:
+            raise exc
+
+    parent = tmp_path / "models"
+    with pytest.raises(type(exc)):
+        train(_tiny("triplet-soft", max_steps=3), parent / "finetuned", _rows(), callbacks=[Boom()])
+    assert not parent.exists() or list(parent.iterdir()) == []
+
+
+def test_stale_reason_without_a_model(tmp_path: Path) -> None:
+    assert stale_reason(tmp_path / "missing", TrainConfig(), "0" * 64) is not None
