@@ -8,29 +8,34 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from index.training import TrainConfig
+
 err = Console(stderr=True)
+_DEFAULT = TrainConfig()  # one source of truth for the defaults: scripts/train.py and --if-stale use the same
 
 
 def train_command(
     out: Annotated[Path | None, typer.Option(help="Model directory (default models/finetuned).")] = None,
     loss: Annotated[
         str, typer.Option(help="triplet-soft, batch-hard, batch-semi-hard, batch-all, contrastive, mnrl")
-    ] = ("triplet-soft"),
-    labels: Annotated[str, typer.Option(help="Training labels: binary (safe/unsafe) or multiclass.")] = "multiclass",
-    epochs: Annotated[float, typer.Option(min=0.01)] = 1.0,
-    max_examples: Annotated[int, typer.Option(min=2, help="Balanced sampling cap per label.")] = 600,
-    max_seq_length: Annotated[int, typer.Option(min=8, max=256)] = 64,
-    batch_size: Annotated[int, typer.Option(min=4)] = 32,
-    learning_rate: Annotated[float, typer.Option()] = 2e-5,
-    seed: Annotated[int, typer.Option()] = 13,
-    hard_negatives: Annotated[bool, typer.Option(help="Seed the safe class with look-alike/role-play texts.")] = True,
+    ] = _DEFAULT.loss,
+    labels: Annotated[str, typer.Option(help="Training labels: binary (safe/unsafe) or multiclass.")] = _DEFAULT.labels,
+    epochs: Annotated[float, typer.Option(min=0.01)] = _DEFAULT.epochs,
+    max_examples: Annotated[int, typer.Option(min=2, help="Balanced sampling cap per label.")] = _DEFAULT.max_examples,
+    max_seq_length: Annotated[int, typer.Option(min=8, max=256)] = _DEFAULT.max_seq_length,
+    batch_size: Annotated[int, typer.Option(min=4)] = _DEFAULT.batch_size,
+    learning_rate: Annotated[float, typer.Option()] = _DEFAULT.learning_rate,
+    seed: Annotated[int, typer.Option()] = _DEFAULT.seed,
+    hard_negatives: Annotated[
+        bool, typer.Option(help="Seed the safe class with look-alike/role-play texts.")
+    ] = _DEFAULT.hard_negatives,
     if_stale: Annotated[bool, typer.Option("--if-stale", help="Do nothing when the model is current.")] = False,
 ) -> None:
     """Fine-tune all-MiniLM-L6-v2 on the train split and export fp32 + int8 ONNX (see docs/ablation.md)."""
     from index import LightguardError
     from index.datasets import load_rows
     from index.models import default_models_dir
-    from index.training import DEFAULT_NAME, TrainConfig, data_digest, select_examples, stale_reason, train
+    from index.training import DEFAULT_NAME, data_digest, select_examples, stale_reason, train
 
     target = out or default_models_dir() / DEFAULT_NAME
     try:
