@@ -1,0 +1,140 @@
+"""scripts/topic_datasets.py converters and scripts/bench_topics.py metrics on tiny synthetic data."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from index import Exemplar, Guard, GuardConfig, HashingEncoder, Label
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+datasets = _load("topic_datasets")
+bench = _load("bench_topics")
+
+
+def _seq(folder: Path, texts: list[str], labels: list[str]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "seq.in").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    (folder / "label").write_text("\n".join(labels) + "\n", encoding="utf-8")
+
+
+def test_banking77_oos_marks_in_and_out_of_domain(tmp_path: Path) -> None:
+    root = tmp_path / "banking77_oos"
+    for split in ("train", "valid", "test"):
+        _seq(root / split, [f"card {split}", f"top up {split}"], ["card_arrival", "top_up"])
+        _seq(root / "id-oos" / split, [f"exchange rate {split}"], ["oos"])
+    for split in ("valid", "test"):
+        _seq(root / "ood-oos" / split, [f"weather {split}"], ["oos"])
+    out = datasets.convert("banking77_oos", tmp_path)
+    assert [r.label for r in out["test"]] == ["card_arrival", "top_up", "oos_in_domain", "oos"]
+    assert {r.label for r in out["train"]} == {"card_arrival", "top_up"}  # id-oos train goes to the allow pool
+    assert [r.text for r in out["allow"]] == ["exchange rate train"]
+
+
+def test_seq_dir_length_mismatch_is_an_error(tmp_path: Path) -> None:
+    _seq(tmp_path / "x", ["a", "b"], ["l1"])
+    with pytest.raises(ValueError, match="2 texts but 1 labels"):
+        datasets.read_seq_dir(tmp_path / "x")
+
+
+def test_rasa_nlu_and_hash_split_are_deterministic() -> None:
+    rows = datasets.parse_rasa_nlu(
+        "## intent:user.bored\n- I'm bored\n- so [bored](feeling)\n\n## synonym:x\n- y\n## intent:greet\n- hi\n"
+    )
+    assert [(r.text, r.label) for r in rows] == [
+        ("I'm bored", "user.bored"),
+        ("so bored", "user.bored"),
+        ("hi", "greet"),
+    ]
+    assert datasets.hash_split("hello") == datasets.hash_split("hello")
+    assert {datasets.hash_split(f"t{i}") for i in range(200)} == {"train", "valid", "test"}
+
+
+def test_healthcare_no_route_is_in_domain_oos(tmp_path: Path) -> None:
+    root = tmp_path / "semantic_router_healthcare"
+    root.mkdir()
+    (root / "healthcare-routing-evaluation.csv").write_text(
+        "id,split,speaker,example_type,utterance,expected_route,alternate_routes,rationale\n"
+        "1,train,member,positive,Was my claim received?,claims,,r\n"
+        "2,validation,member,negative,What is a good sandwich?,,,r\n",
+        encoding="utf-8",
+    )
+    out = datasets.convert("semantic_router_healthcare", tmp_path)
+    assert [r.label for r in out["train"]] == ["claims"] and [r.label for r in out["valid"]] == ["oos_in_domain"]
+
+
+def test_jsonl_round_trip(tmp_path: Path) -> None:
+    rows = [datasets.TopicRow("a", "x"), datasets.TopicRow("b", "oos")]
+    for split in ("train", "valid", "test"):
+        datasets.write_jsonl(tmp_path / f"{split}.jsonl", rows)
+    assert datasets.load_splits(tmp_path)["test"] == rows
+    (tmp_path / "test.jsonl").write_text(json.dumps({"text": "a"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 1"):
+        datasets.load_splits(tmp_path)
+
+
+def test_auroc_matches_pairwise_definition() -> None:
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(1, 1, 30).round(1), rng.normal(0, 1, 40).round(1)
+    pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    assert bench.auroc(pos, neg) == pytest.approx(pairs)
+    assert np.isnan(bench.auroc(pos, np.zeros(0)))
+
+
+def test_episode_metrics_on_a_hand_made_case() -> None:
+    # two topics with thresholds 0.5 / 0.6; rows: right topic, wrong topic, below threshold, ood hit, other miss
+    scores = np.asarray([[0.9, 0.1], [0.8, 0.2], [0.1, 0.55], [0.7, 0.0], [0.2, 0.3], [0.1, 0.1]], dtype=np.float32)
+    thresholds = np.asarray([0.5, 0.6], dtype=np.float32)
+    truth = np.asarray([0, 1, 1, -1, -1, -1])
+    group = np.asarray(["pos", "pos", "pos", "ood", "other", "near"])
+    m = bench.episode_metrics(scores, thresholds, truth, group)
+    assert m["accuracy"] == pytest.approx(1 / 3)
+    assert (m["fmr_ood"], m["fmr_other"], m["fmr_near"]) == (1.0, 0.0, 0.0)
+    assert m["fmr"] == pytest.approx(1 / 3)
+    assert 0.0 <= m["auroc"] <= 1.0 and "tpr@1%" in m and np.isfinite(m["gap"])
+
+
+def test_bench_calibration_equals_the_guard() -> None:
+    """The benchmark's threshold on cached vectors is the one Guard.calibrate_topic sets for the same inputs."""
+    enc = HashingEncoder()
+    texts = {
+        "cooking": ["bake bread at home", "chocolate cake recipe", "oven temperature for bread", "knead dough"],
+        "travel": ["cheap flights to rome", "book a hotel in paris", "train tickets to berlin"],
+    }
+    background_texts = [f"unrelated sentence number {i} about things" for i in range(60)]
+    background = enc.encode(background_texts)
+    cfg = GuardConfig(topic_threshold_floor=0.0)
+    labels = [Label(name, "custom") for name in texts]
+    exemplars = [Exemplar(i, t, name) for i, (name, t) in enumerate((n, t) for n, ts in texts.items() for t in ts)]
+    guard = Guard.from_vectors(enc, labels, exemplars, enc.encode([e.text for e in exemplars]), cfg, background)
+    ep = bench.Episode(
+        topics=list(texts),
+        positives=[enc.encode(ts) for ts in texts.values()],
+        allows=[None, None],
+        queries=background,
+        truth=np.full(len(background), -1),
+        group=np.full(len(background), "ood"),
+        valid_queries=background,
+        valid_truth=np.full(len(background), -1),
+    )
+    rule = bench.Rule("lg", cfg.topic_top_m, cfg.topic_knn_weight, cfg.topic_target_fmr, cfg.topic_threshold_floor)
+    ours = bench.thresholds_for(ep, background, rule)
+    theirs = [guard.labels[name].threshold for name in texts]
+    assert ours.tolist() == pytest.approx(theirs, abs=1e-5)
