@@ -132,6 +132,13 @@ def micro(rows: list[Row], report: dict[str, Any], home: Path) -> None:
     k = guard.config.k + 4 * guard.config.k
     for nq in (1, 16, 64):
         add(f"search flat {n} x {nq} queries (k={k})", timed(lambda nq=nq: store.search(vecs[:nq], k), 100), nq)
+    import faiss
+
+    faiss.cvar.distance_compute_blas_threshold = 128000  # FAISS's own default: one pass per query
+    for nq in (16, 64):
+        lat = timed(lambda nq=nq: store.search(vecs[:nq], k), 20)
+        add(f"search flat {n} x {nq} queries, FAISS default (no BLAS)", lat, nq)
+    configure_threads(1)
     add("score 1 vector (search + kNN/centroid/head)", timed(lambda: guard.score_vectors(vecs[:1]), 200))
     add("score 64 vectors", timed(lambda: guard.score_vectors(vecs[:64]), 20), 64)
     add("classify 1 short prompt (end to end, no HTTP)", timed(lambda: guard.classify([prompts[next(it) % 256]]), 300))

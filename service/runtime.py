@@ -169,12 +169,22 @@ class GuardRuntime:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+# From this many queries on, FAISS's flat search uses one BLAS matrix product instead of one pass over the vectors
+# per query (FAISS 1.15's default is 128000, i.e. never): a micro-batch of 16 queries over 24k exemplars then reads
+# the vectors once, not 16 times. docs/performance.md has the measurements.
+FLAT_BLAS_MIN_QUERIES = 4
+
+
 def configure_threads(search_threads: int) -> None:
-    """Pin FAISS's OpenMP pool. One thread by default: a single-query flat search is memory-bound, and a second
-    spinning OpenMP thread contends with ONNX Runtime's threads on a 2-core box (48 ms instead of 6 ms under load)."""
+    """Pin FAISS's OpenMP pool and its flat-search strategy (process-wide FAISS settings, set once at start-up).
+
+    One thread by default: a single-query flat search is memory-bound, and a second spinning OpenMP thread contends
+    with ONNX Runtime's threads on a 2-core box (48 ms instead of 6 ms per search measured under load).
+    """
     import faiss
 
     faiss.omp_set_num_threads(max(1, search_threads))
+    faiss.cvar.distance_compute_blas_threshold = FLAT_BLAS_MIN_QUERIES
 
 
 def open_guard(settings: Settings, progress: Callable[[int, int], None] | None = None) -> Guard:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -76,7 +77,9 @@ class ClassifyService:
                 self.metrics.flagged.labels(category=verdict.category or "unknown").inc()
         self.metrics.classified.labels(endpoint=endpoint).inc(len(verdicts))
         if self.log_policy.enabled:
-            DecisionRepository(self.session).add_many(
+            # The flush is blocking database I/O: on the event loop it deadlocked concurrent requests on SQLite (the
+            # loop waited, up to the 30 s busy timeout, for a write lock that only a commit it had to schedule frees).
+            decisions = [
                 Decision(
                     endpoint=endpoint,
                     text_digest=text_digest(text),
@@ -89,7 +92,8 @@ class ClassifyService:
                     api_key_id=self.api_key_id,
                 )
                 for text, v in zip(texts, verdicts, strict=True)
-            )
+            ]
+            await asyncio.to_thread(DecisionRepository(self.session).add_many, decisions)
         return Classified(verdicts, version, round(latency, 3))
 
     async def moderate(self, texts: Sequence[str], model: str | None) -> ModerationResponse:
