@@ -73,12 +73,19 @@ def topic_threshold(
     background_scores: NDArray[np.floating],
     target_fmr: float,
     floor: float,
+    positive_quantile: float | None = None,
+    positive_margin: float = 0.0,
 ) -> float:
     """Open-set threshold for a topic: the (1 - target_fmr) quantile of its background scores.
 
     `positive_scores` are leave-one-out scores of the topic's own examples; the threshold is never set above the
     median of them (a topic that misses half its own examples is useless) unless that would exceed 3x the target
     false-match rate, and never below `floor` (the topic's own examples may be too few to trust).
+
+    With `positive_quantile` set, the threshold is also raised to that quantile of the leave-one-out scores minus
+    `positive_margin`: a tight topic (paraphrases scoring 0.8) gets a threshold near its own examples instead of the
+    global floor, so text merely *near* it (other intents of the same domain) stops matching. The background alone
+    cannot do this when the background is far from the topic (docs/topics.md has the measurements).
     """
     bg = np.asarray(background_scores, dtype=np.float64)
     pos = np.asarray(positive_scores, dtype=np.float64)
@@ -91,4 +98,6 @@ def topic_threshold(
         relaxed = float(np.quantile(bg, max(0.0, 1.0 - 3 * target_fmr), method="higher")) + 1e-6
         if threshold > median_pos:
             threshold = max(median_pos, relaxed)
+        if positive_quantile is not None:
+            threshold = max(threshold, float(np.quantile(pos, positive_quantile)) - positive_margin)
     return max(threshold, floor)

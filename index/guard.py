@@ -39,6 +39,10 @@ class GuardConfig:
     topic_knn_weight: float = 0.5
     topic_target_fmr: float = 0.01
     topic_threshold_floor: float = 0.35
+    # threshold >= 30th percentile of the leave-one-out example scores - 0.1 (None: background + floor only);
+    # chosen on the valid splits of scripts/bench_topics.py, see docs/topics.md
+    topic_positive_quantile: float | None = 0.3
+    topic_positive_margin: float = 0.1
     evidence: int = 3
     window_overlap: float = 0.25
     window_tokens: int = 128
@@ -276,7 +280,12 @@ class Guard:
             background = self._background_for(name)
             bg_scores = topic_scores(background, topic.positives, topic.allows, cfg.topic_top_m, cfg.topic_knn_weight)
             threshold = topic_threshold(
-                loo, bg_scores, cfg.topic_target_fmr if target_fmr is None else target_fmr, cfg.topic_threshold_floor
+                loo,
+                bg_scores,
+                cfg.topic_target_fmr if target_fmr is None else target_fmr,
+                cfg.topic_threshold_floor,
+                cfg.topic_positive_quantile,
+                cfg.topic_positive_margin,
             )
             self._labels[name] = replace(label, threshold=round(threshold, 6))
             return self._labels[name].threshold  # type: ignore[return-value]

@@ -55,15 +55,27 @@ class Rule:
     knn_weight: float = 0.5
     target_fmr: float = 0.01
     floor: float = 0.35
+    positive_quantile: float | None = None
+    positive_margin: float = 0.0
     fixed: float | None = None
     allows: int = 0  # allow-examples per topic taken from the dataset's allow pool
     valid_f1: bool = False  # per-topic threshold = max F1 on the valid split (what /evaluate suggests)
 
 
 def default_rules(cfg: GuardConfig) -> list[Rule]:
-    base = Rule("lightguard", cfg.topic_top_m, cfg.topic_knn_weight, cfg.topic_target_fmr, cfg.topic_threshold_floor)
+    base = Rule(
+        "lightguard",
+        cfg.topic_top_m,
+        cfg.topic_knn_weight,
+        cfg.topic_target_fmr,
+        cfg.topic_threshold_floor,
+        cfg.topic_positive_quantile,
+        cfg.topic_positive_margin,
+    )
     return [
         base,
+        # the rule before issue 5: background quantile + floor, no leave-one-out term
+        replace(base, name="lightguard v0 (floor only)", positive_quantile=None, positive_margin=0.0),
         replace(base, name="knn-only", knn_weight=1.0),
         replace(base, name="centroid-only", knn_weight=0.0),
         # semantic-router: mean of the top-5 similarities per route, one fixed threshold (HuggingFaceEncoder: 0.5)
@@ -228,7 +240,13 @@ def thresholds_for(ep: Episode, background: Vec, rule: Rule, inputs: list[tuple[
             [best_f1_threshold(scores[:, t], ep.valid_truth == t)[0] for t in range(len(ep.topics))], dtype=np.float32
         )
     inputs = calibration_inputs(ep, background, rule) if inputs is None else inputs
-    return np.asarray([topic_threshold(loo, bg, rule.target_fmr, rule.floor) for loo, bg in inputs], dtype=np.float32)
+    return np.asarray(
+        [
+            topic_threshold(loo, bg, rule.target_fmr, rule.floor, rule.positive_quantile, rule.positive_margin)
+            for loo, bg in inputs
+        ],
+        dtype=np.float32,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ metrics

@@ -134,7 +134,21 @@ def test_bench_calibration_equals_the_guard() -> None:
         valid_queries=background,
         valid_truth=np.full(len(background), -1),
     )
-    rule = bench.Rule("lg", cfg.topic_top_m, cfg.topic_knn_weight, cfg.topic_target_fmr, cfg.topic_threshold_floor)
+    rule = bench.default_rules(cfg)[0]
     ours = bench.thresholds_for(ep, background, rule)
     theirs = [guard.labels[name].threshold for name in texts]
     assert ours.tolist() == pytest.approx(theirs, abs=1e-5)
+
+
+def test_topic_threshold_positive_quantile_lifts_a_tight_topic() -> None:
+    from index.calibration import topic_threshold
+
+    loo = np.asarray([0.80, 0.82, 0.85, 0.9, 0.78], dtype=np.float32)
+    background = np.linspace(-0.1, 0.2, 500).astype(np.float32)
+    plain = topic_threshold(loo, background, 0.01, 0.35)
+    lifted = topic_threshold(loo, background, 0.01, 0.35, positive_quantile=0.3, positive_margin=0.1)
+    assert plain == pytest.approx(0.35)
+    assert lifted == pytest.approx(float(np.quantile(loo, 0.3)) - 0.1)
+    # a loose topic keeps the floor; no leave-one-out scores means no lift
+    assert topic_threshold(loo - 0.5, background, 0.01, 0.35, 0.3, 0.1) == pytest.approx(0.35)
+    assert topic_threshold(np.zeros(0), background, 0.01, 0.35, 0.3, 0.1) == pytest.approx(0.35)
