@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench_topics.py grid --out var/bench_topics  # embed (cached) + the (T, K, seed) grid
     .venv/bin/python scripts/bench_topics.py tune                        # choose scoring knobs on *valid* splits
     .venv/bin/python scripts/bench_topics.py latency                     # add-topic latency on a ~24k index
+    .venv/bin/python scripts/bench_topics.py report --shots 10           # a slice of the grid as markdown
 
 Protocol (docs/topics.md): per seed, pick T in-scope intents and K train examples of each; every rule's threshold is
 set from those examples and the background only (or from the valid split for `valid-f1`); test positives are the
@@ -419,42 +420,78 @@ def tune(args: argparse.Namespace) -> None:
     background = embed_background(encoder, args.cache)
     datasets = {ds: embed_dataset(encoder, args.data / ds, args.cache) for ds in args.datasets}
     grid_rows: list[dict[str, Any]] = []
-    for top_m in (1, 3, 5):
-        for w in (0.0, 0.5, 1.0):
-            base = Rule(f"m={top_m} w={w}", top_m, w)
-            for ds, data in datasets.items():
-                for n_topics in args.topics:
-                    for k in args.shots:
-                        for seed in range(args.seeds):
-                            ep = draw_episode(data, n_topics, k, 100 + seed)
-                            if ep is None:
-                                continue
-                            inputs = calibration_inputs(ep, background, base)
-                            scores = score_matrix(ep.valid_queries, ep.positives, ep.allows, base)
-                            group = valid_groups(data, ep.topics)
-                            for fmr in (0.005, 0.01, 0.02, 0.05):
-                                for floor in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
-                                    rule = replace(base, target_fmr=fmr, floor=floor)
+    lifts = ((None, 0.0), (0.1, 0.1), (0.2, 0.05), (0.2, 0.1), (0.3, 0.05), (0.3, 0.1))
+    for top_m, w in ((1, 0.0), (1, 0.5), (1, 1.0), (3, 0.5), (3, 1.0), (5, 0.5), (5, 1.0)):
+        base = Rule(f"m={top_m} w={w}", top_m, w)
+        for ds, data in datasets.items():
+            for n_topics in args.topics:
+                for k in args.shots:
+                    for seed in range(args.seeds):
+                        ep = draw_episode(data, n_topics, k, 100 + seed)  # seeds disjoint from the test grid's
+                        if ep is None:
+                            continue
+                        inputs = calibration_inputs(ep, background, base)
+                        scores = score_matrix(ep.valid_queries, ep.positives, ep.allows, base)
+                        group = valid_groups(data, ep.topics)
+                        for fmr in (0.005, 0.01, 0.05):
+                            for floor in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
+                                for q, margin in lifts:
+                                    rule = replace(
+                                        base, target_fmr=fmr, floor=floor, positive_quantile=q, positive_margin=margin
+                                    )
                                     th = thresholds_for(ep, background, rule, inputs)
                                     m = episode_metrics(scores, th, ep.valid_truth, group)
                                     grid_rows.append(
                                         {"top_m": top_m, "w": w, "fmr_target": fmr, "floor": floor}
+                                        | {"q": "-" if q is None else q, "margin": margin}
                                         | {"dataset": ds, "T": n_topics, "K": k}
                                         | m
                                     )
-            print(f"tuned top_m={top_m} w={w}", file=sys.stderr)
-    keys = ("top_m", "w", "fmr_target", "floor")
+        print(f"tuned top_m={top_m} w={w}", file=sys.stderr)
+    keys = ("top_m", "w", "fmr_target", "floor", "q", "margin")
     metrics = ("accuracy", "fmr_far", "fmr_near", "auroc")
     table = summarise(grid_rows, keys, metrics)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tune_rows.json").write_text(json.dumps(grid_rows))
     (args.out / "tune.json").write_text(json.dumps(table, indent=1))
+    # the accuracy / false-match frontier: no rule is better on both
+    frontier, best = [], -1.0
+    for r in sorted(table, key=lambda r: (r["fmr_far"], -r["accuracy"])):
+        if r["accuracy"] > best:
+            best = r["accuracy"]
+            frontier.append(r)
+    print("valid frontier (accuracy vs false matches on unrelated text + other intents):")
+    print(markdown(frontier, keys, metrics))
     ok = sorted((r for r in table if r["fmr_far"] <= args.fmr_cap), key=lambda r: -r["accuracy"])
-    print(f"best on valid with fmr_far <= {args.fmr_cap}:\n" + markdown(ok[:15], keys, metrics))
+    print(f"best with fmr_far <= {args.fmr_cap}:\n" + markdown(ok[:5], keys, metrics))
     cur = GuardConfig()
-    now = (cur.topic_top_m, cur.topic_knn_weight, cur.topic_target_fmr, cur.topic_threshold_floor)
-    current = [r for r in table if tuple(r[k] for k in keys) == now]
-    print("current defaults:\n" + markdown(current, keys, metrics))
+    now = (
+        cur.topic_top_m,
+        cur.topic_knn_weight,
+        cur.topic_target_fmr,
+        cur.topic_threshold_floor,
+        "-" if cur.topic_positive_quantile is None else cur.topic_positive_quantile,
+        cur.topic_positive_margin,
+    )
+    old = (*now[:4], "-", 0.0)
+    current = [r for r in table if tuple(r[k] for k in keys) in (now, old)]
+    print("current defaults and the floor-only rule before issue 5:\n" + markdown(current, keys, metrics))
+
+
+def report(args: argparse.Namespace) -> None:
+    """Print a slice of the last grid's summary (--out) as markdown: the tables in docs/topics.md."""
+    table = json.loads((args.out / "summary.json").read_text())
+    keep = [
+        r
+        for r in table
+        if r["dataset"] in args.datasets
+        and r["T"] in args.topics
+        and r["K"] in args.shots
+        and r["encoder"] in args.encoders
+        and (not args.rules or r["rule"] in args.rules)
+    ]
+    keep.sort(key=lambda r: (args.datasets.index(r["dataset"]), r["encoder"], r["T"], r["K"]))
+    print(markdown(keep, ("encoder", "dataset", "T", "K", "rule")))
 
 
 # ------------------------------------------------------------------------------------------------ latency
@@ -508,7 +545,7 @@ def latency(args: argparse.Namespace) -> None:
     print(f"  of which embedding 20 texts: {_percentiles(encode_only)}")
     api = api_latency(args, names, by_label)
     if api:
-        print(f"POST /v1/topics (TestClient, SQLite, shipped data dir, {api[1]} exemplars): {_percentiles(api[0])}")
+        print(f"POST /v1/topics (TestClient, SQLite, {api[1]} exemplars): {_percentiles(api[0])}")
 
 
 def api_latency(
@@ -558,7 +595,7 @@ def api_latency(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("grid", "tune", "latency"))
+    parser.add_argument("command", choices=("grid", "tune", "latency", "report"))
     parser.add_argument("--data", type=Path, default=REPO / "var" / "topics")
     parser.add_argument("--cache", type=Path, default=REPO / "var" / "cache")
     parser.add_argument("--out", type=Path, default=REPO / "var" / "bench_topics")
@@ -574,8 +611,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fmr-cap", type=float, default=0.03)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--rules", nargs="*", default=[], help="report: only these rules")
     args = parser.parse_args(argv)
-    commands: dict[str, Callable[[argparse.Namespace], None]] = {"grid": grid, "tune": tune, "latency": latency}
+    commands: dict[str, Callable[[argparse.Namespace], None]] = {
+        "grid": grid,
+        "tune": tune,
+        "latency": latency,
+        "report": report,
+    }
     commands[args.command](args)
 
 
