@@ -33,7 +33,9 @@ def knn_distribution(sims: Matrix, label_idx: LabelIdx, n_labels: int, temperatu
     safe_sims = np.where(valid, sims, -np.inf)
     row_max = np.max(safe_sims, axis=1, keepdims=True)
     row_max = np.where(np.isfinite(row_max), row_max, 0.0)
-    weights = np.where(valid, np.exp((np.where(valid, sims, 0.0) - row_max) / temperature), 0.0)
+    # invalid slots get exp(-inf) = 0; valid ones are <= 0 before exp, so nothing overflows in float32
+    shifted = np.where(valid, sims.astype(np.float64) - row_max, -np.inf)
+    weights = np.exp(shifted / temperature)
     out = np.zeros((sims.shape[0], n_labels), dtype=np.float64)
     rows = np.repeat(np.arange(sims.shape[0]), sims.shape[1])
     np.add.at(out, (rows, np.where(valid, label_idx, 0).ravel()), weights.ravel())
