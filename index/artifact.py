@@ -9,7 +9,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from index.calibration import Platt
@@ -32,7 +31,7 @@ def save_guard(guard: Guard, directory: Path, metadata: dict[str, Any] | None = 
     `metadata` is stored verbatim (the service records the database state digest and index version there).
     """
     with guard._lock:
-        store_bytes = faiss.serialize_index(guard._store._index).tobytes()
+        store_bytes = guard._store.to_bytes()
         arrays = io.BytesIO()
         head = guard.head
         np.savez(
@@ -101,24 +100,18 @@ def load_guard(directory: Path, encoder: Encoder) -> Guard:
         guard = Guard(encoder, labels, config, background=arrays["background"].astype(np.float32))
         if arrays["head_weights"].size:
             guard.head = LinearHead(arrays["head_weights"], arrays["head_bias"])
-        store_index = faiss.deserialize_index(np.frombuffer(blobs[_VECTORS], dtype=np.uint8))
-        if not isinstance(store_index, faiss.IndexIDMap2):
-            raise ValueError("the vector file is not an id-mapped FAISS index")
+        stored = VectorStore.from_bytes(blobs[_VECTORS], encoder.dim, encoder.model_id)
         exemplars = [Exemplar(int(i), text, label, role) for i, text, label, role in manifest["exemplars"]]
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise IndexArtifactError(f"index artifact in {directory} is unreadable: {exc}") from exc
     if guard.builtin_labels != order:
         raise IndexArtifactError(f"index artifact in {directory} has an inconsistent label order")
-    store = VectorStore(encoder.dim, encoder.model_id)
-    store._index = store_index
-    ids = faiss.vector_to_array(store_index.id_map).astype(np.int64)
-    vectors = np.stack([store_index.reconstruct(int(i)) for i in ids]) if len(ids) else None
+    ids, vectors = stored.items()
     by_id = {e.id: e for e in exemplars}
     if set(ids.tolist()) != set(by_id) or len(ids) != manifest["count"]:
         raise IndexArtifactError(f"index artifact in {directory}: stored vectors and exemplar list disagree")
     # Re-adding through the public path rebuilds centroids and topic matrices exactly as at build time.
-    if vectors is not None:
-        guard.add_exemplars([by_id[int(i)] for i in ids], vectors, calibrate=False)
+    guard.add_exemplars([by_id[int(i)] for i in ids], vectors, calibrate=False)
     return guard
 
 

@@ -49,6 +49,8 @@ class GuardConfig:
     batch_size: int = 32
     head_epochs: int = 300
     head_l2: float = 1e-3
+    ann_threshold: int | None = None
+    """Above this many exemplars the store switches from exact search to IVF (None: always exact)."""
 
 
 def load_guard_config(path: Path | None = None) -> GuardConfig:
@@ -116,7 +118,8 @@ class Guard:
         self._builtin = [n for n, lab in self._labels.items() if lab.kind != "custom"]
         self._builtin_index = {n: i for i, n in enumerate(self._builtin)}
         self._exemplars: dict[int, Exemplar] = {}
-        self._store = VectorStore(encoder.dim, encoder.model_id)
+        self._store = VectorStore(encoder.dim, encoder.model_id, ann_threshold=self.config.ann_threshold)
+        self._builtin_of: dict[int, int] = {}  # exemplar id -> built-in label column (kNN votes)
         self._sums = np.zeros((len(self._builtin), encoder.dim), dtype=np.float64)
         self._centroids = np.zeros((len(self._builtin), encoder.dim), dtype=np.float32)
         self._topics: dict[str, _Topic] = {}
@@ -238,7 +241,8 @@ class Guard:
             for e, v in zip(exemplars, vectors, strict=True):
                 self._exemplars[e.id] = e
                 if e.label in self._builtin_index:
-                    self._sums[self._builtin_label_idx(e)] += v
+                    self._builtin_of[e.id] = self._builtin_label_idx(e)
+                    self._sums[self._builtin_of[e.id]] += v
                 else:
                     touched.add(e.label)
             self._refresh(touched, builtin_changed=any(e.label in self._builtin_index for e in exemplars))
@@ -258,7 +262,7 @@ class Guard:
             for i, v in zip(id_list, vectors, strict=True):
                 e = self._exemplars.pop(i)
                 if e.label in self._builtin_index:
-                    self._sums[self._builtin_label_idx(e)] -= v
+                    self._sums[self._builtin_of.pop(i)] -= v
                     builtin_changed = True
                 else:
                     touched.add(e.label)
@@ -387,11 +391,8 @@ class Guard:
         n_builtin = len(self._builtin)
         extra = sum(len(t.positive_ids) + len(t.allow_ids) for t in self._topics.values())
         sims, ids = self._store.search(vectors, cfg.k + min(extra, 4 * cfg.k))
-        label_idx = np.full(ids.shape, -1, dtype=np.int64)
-        for (r, c), i in np.ndenumerate(ids):
-            e = self._exemplars.get(int(i))
-            if e is not None and e.label in self._builtin_index:
-                label_idx[r, c] = self._builtin_label_idx(e)
+        lookup = self._builtin_of.get
+        label_idx = np.fromiter((lookup(i, -1) for i in ids.ravel().tolist()), np.int64, ids.size).reshape(ids.shape)
         # keep only the first k built-in neighbours of each row
         keep = np.cumsum(label_idx >= 0, axis=1) <= cfg.k
         label_idx = np.where(keep, label_idx, -1)

@@ -208,29 +208,46 @@ class VectorStore:
             raise IndexArtifactError(
                 f"index in {directory} was built with model {manifest.model_id!r}, not {expected_model_id!r}"
             )
+        store = cls.from_bytes(data, manifest.dim, manifest.model_id, ann_threshold, ann)
+        if len(store) != manifest.count:
+            raise IndexArtifactError(f"index in {directory} holds {len(store)} ids, manifest says {manifest.count}")
+        return store
+
+    def to_bytes(self) -> bytes:
+        """The FAISS serialisation of the index (equal contents give equal bytes)."""
+        return bytes(self._serialize().tobytes())
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes,
+        dim: int,
+        model_id: str,
+        ann_threshold: int | None = None,
+        ann: AnnParams | None = None,
+    ) -> VectorStore:
+        """Rebuild a store from `to_bytes()` output; IndexArtifactError when FAISS cannot read it or it is foreign."""
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as exc:
-            raise IndexArtifactError(f"index file in {directory} cannot be read by FAISS: {exc}") from exc
-        store = cls(manifest.dim, manifest.model_id, ann_threshold, ann)
-        if isinstance(index, faiss.IndexIDMap2) and index.d == manifest.dim:
+            raise IndexArtifactError(f"the index bytes cannot be read by FAISS: {exc}") from exc
+        store = cls(dim, model_id, ann_threshold, ann)
+        if isinstance(index, faiss.IndexIDMap2) and index.d == dim:
             store._index = index
             ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-        elif isinstance(index, faiss.IndexIVFFlat) and index.d == manifest.dim:
+        elif isinstance(index, faiss.IndexIVFFlat) and index.d == dim:
             index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
             store._index = index
             ids = _ivf_ids(index)
             store._trained_for = len(ids)
         else:
-            raise IndexArtifactError(
-                f"index file in {directory} is not an id-mapped flat or IVF index of dimension {manifest.dim}"
-            )
+            raise IndexArtifactError(f"the index bytes are not an id-mapped flat or IVF index of dimension {dim}")
         store._ids = set(ids.tolist())
-        if len(store._ids) != manifest.count:
-            raise IndexArtifactError(
-                f"index in {directory} holds {len(store._ids)} ids, manifest says {manifest.count}"
-            )
         return store
+
+    def items(self) -> tuple[Ids, Vectors]:
+        """Every (id, vector) currently stored, copied out of FAISS in one pass."""
+        return self._all()
 
     # ----------------------------------------------------------------- internals
     def _serialize(self) -> np.ndarray[Any, np.dtype[np.uint8]]:

@@ -24,7 +24,6 @@ from index import Encoder, Guard, Verdict
 from service.batching import MicroBatcher
 from service.errors import IndexNotReadyError
 from service.models import utcnow
-from service.settings import Settings
 
 T = TypeVar("T")
 Status = Literal["loading", "building", "ready", "failed"]
@@ -186,9 +185,3 @@ def configure_threads(search_threads: int) -> None:
     faiss.omp_set_num_threads(max(1, search_threads))
     faiss.cvar.distance_compute_blas_threshold = FLAT_BLAS_MIN_QUERIES
 
-
-def open_guard(settings: Settings, progress: Callable[[int, int], None] | None = None) -> Guard:
-    """The guard the service serves, loaded or built from the database (for the CLI's classify/evaluate)."""
-    from service.context import open_guard as open_context_guard  # the context imports this module
-
-    return open_context_guard(settings, progress)
