@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from index import SAFE, Exemplar, Guard, GuardConfig, Label, fit_platt, normalize_text, split_windows
-from index.calibration import Platt, best_f1_threshold
+from index.calibration import Platt
 from index.datasets import DatasetRow, default_data_dir, load_rows
 from index.encoder import Encoder
 from index.evaluation import binary_metrics, plot_pr_curves
@@ -184,7 +184,15 @@ def evaluate(args: argparse.Namespace) -> None:
     pooled_raw = np.concatenate([f["scores"].fused(best)[f["split"] == "dev"] for f in oos.values()])
     pooled_y = np.concatenate([f["y"][f["split"] == "dev"] for f in oos.values()])
     platt = fit_platt(pooled_raw, pooled_y)
-    threshold, _ = best_f1_threshold(platt.apply(pooled_raw), pooled_y)
+    # One threshold for all traffic: the best mean F1 over the dev sets, each out-of-source fold and the random split
+    # counted once (pooling would let the biggest fold decide; the random split stands for in-source traffic).
+    dev_sets = [
+        (platt.apply(f["scores"].fused(best)[f["split"] == "dev"]), f["y"][f["split"] == "dev"]) for f in oos.values()
+    ]
+    dev_sets.append((platt.apply(rnd.fused(best)[rnd_split == "dev"]), rnd_y[rnd_split == "dev"]))
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    mean_f1 = [np.mean([binary_metrics(s, y, t).f1 for s, y in dev_sets]) for t in grid]
+    threshold = float(grid[int(np.argmax(mean_f1))])
 
     singles = {
         "kNN only": best_single(candidates, "knn", fold_auprc),
@@ -275,9 +283,10 @@ def row_md(title: str, where: str, m, look_fpr: float | None) -> str:  # type: i
 def write_scoring_config(combo: dict[str, float], platt: Platt, threshold: float, model_id: str) -> None:
     knn = next((n for n in combo if n.startswith("knn")), None)
     cent = next((n for n in combo if n.startswith("centroid")), None)
-    k = int(knn.split("k=")[1].split()[0]) if knn else GuardConfig.k
-    t_knn = float(knn.split("T=")[1]) if knn else GuardConfig.knn_temperature
-    t_cent = float(cent.split("T=")[1]) if cent else GuardConfig.centroid_temperature
+    defaults = GuardConfig()
+    k = int(knn.split("k=")[1].split()[0]) if knn else defaults.k
+    t_knn = float(knn.split("T=")[1]) if knn else defaults.knn_temperature
+    t_cent = float(cent.split("T=")[1]) if cent else defaults.centroid_temperature
     config = {
         "k": k,
         "knn_temperature": t_knn,
