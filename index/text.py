@@ -1,6 +1,7 @@
 """Input normalisation and long-input windowing.
 
-Normalisation defeats cheap evasion (full-width forms, zero-width joiners, control characters) before encoding.
+Normalisation defeats cheap evasion before encoding: full-width and compatibility forms (NFKC), zero-width joiners
+and control characters, Cyrillic/Greek look-alikes inside Latin words, and letter-spaced words ("k i l l").
 Windowing removes the blind spot past the model's token limit: a long text is scored as overlapping windows and
 the worst (most unsafe) window decides.
 """
@@ -19,15 +20,63 @@ _INVISIBLE = dict.fromkeys(
 )
 _WS = re.compile(r"\s+")
 
+# Cyrillic and Greek letters that render like a Latin letter in common fonts (a subset of Unicode's confusables.txt
+# chosen for shape, not sound). They are folded only inside a word that also holds a Latin letter, the signature of
+# a mixed-script evasion ("kіll" with a Cyrillic і); a word written wholly in Cyrillic or Greek is genuine text.
+_CONFUSABLES = {
+    # Cyrillic lower case
+    "а": "a", "в": "b", "е": "e", "ё": "e", "і": "i", "ї": "i", "ј": "j", "к": "k", "м": "m", "н": "h",
+    "о": "o", "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "ԁ": "d", "һ": "h", "ӏ": "l",
+    "ԛ": "q", "ԝ": "w", "ү": "y",
+    # Cyrillic upper case
+    "А": "A", "В": "B", "Е": "E", "Ё": "E", "І": "I", "Ї": "I", "Ј": "J", "К": "K", "М": "M", "Н": "H",
+    "О": "O", "Р": "P", "С": "C", "Т": "T", "У": "Y", "Х": "X", "Ѕ": "S", "Ԁ": "D", "Ү": "Y", "Ӏ": "l",
+    # Greek lower case
+    "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
+    "χ": "x", "γ": "y", "ω": "w",
+    # Greek upper case
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
+    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+}  # fmt: skip
+_FOLD = str.maketrans(_CONFUSABLES)
+_MIXED_WORD = re.compile(r"\w*[" + "".join(_CONFUSABLES) + r"]\w*")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+
+# Three or more single letters separated by a space, or by a dot / dash / underscore / asterisk (optionally spaced):
+# "k i l l", "K.I.L.L", "k-i-l-l", "k * i * l * l". A letter is Latin or a look-alike ("k і l l"); a run without any
+# Latin letter is left alone (Russian "а в с" stays). Each letter must end its word ((?!\w)), so the pattern never
+# backtracks over a long run (linear time on hostile input). The whole run is joined, including a real one-letter
+# word next to it ("k i l l a man" -> "killa man": WordPiece still reads "kill" + "##a").
+_LETTER = "[A-Za-z" + "".join(_CONFUSABLES) + "]"
+_SEP = r"(?: ?[.\-_*·] ?| )"
+_SPACED = re.compile(r"(?<!\w)" + _LETTER + r"(?!\w)(?:" + _SEP + _LETTER + r"(?!\w)){2,}")
+_SEPARATORS = re.compile(r"[ .\-_*·]")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+
+
+def _fold_word(match: re.Match[str]) -> str:
+    word = match.group()
+    return word.translate(_FOLD) if _LATIN.search(word) else word
+
+
+def _join_letters(match: re.Match[str]) -> str:
+    run = match.group()
+    return _SEPARATORS.sub("", run) if _ASCII_LETTER.search(run) else run
+
 
 def normalize_text(text: str) -> str:
-    """NFKC, drop zero-width / control / format characters, collapse whitespace, strip.
+    """NFKC, drop zero-width / control / format characters, fold look-alikes, join spaced letters, collapse spaces.
 
-    Case is preserved (the encoder's tokenizer lower-cases itself); newlines and tabs become single spaces.
+    Case is preserved (the encoder's tokenizer lower-cases itself); newlines and tabs become single spaces. Cyrillic
+    and Greek look-alikes become Latin only inside words that also contain a Latin letter (genuine Russian or Greek
+    is untouched). Runs of three or more single letters ("k i l l", "k.i.l.l", "k-i-l-l") are joined into one word,
+    which also joins single-letter lists ("a b c" -> "abc"); two letters ("e.g.", "I a") are left alone.
     """
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
     kept = [ch if not unicodedata.category(ch).startswith("C") else (" " if ch in "\n\r\t\v\f" else "") for ch in text]
-    return _WS.sub(" ", "".join(kept)).strip()
+    text = _SPACED.sub(_join_letters, _WS.sub(" ", "".join(kept)).strip())
+    # ASCII text has no look-alikes to fold: skip the second scan on the common path
+    return text if text.isascii() else _MIXED_WORD.sub(_fold_word, text)
 
 
 def text_digest(text: str) -> str:
