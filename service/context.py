@@ -7,12 +7,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from index import Encoder, Guard, load_guard_config
 from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
 from service.encoders import build_encoder
+from service.errors import DatabaseUnavailableError
 from service.metrics import Metrics
 from service.runtime import GuardRuntime
 from service.settings import Settings
@@ -40,9 +42,37 @@ class ServiceContext:
 
 
 def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Metrics | None = None) -> ServiceContext:
-    """Migrate, seed an empty database, bootstrap LIGHTGUARD_ADMIN_KEY, and prepare (not load) the guard."""
+    """Migrate, seed an empty database, bootstrap LIGHTGUARD_ADMIN_KEY, and prepare (not load) the guard.
+
+    Raises:
+        DatabaseUnavailableError: the database cannot be reached (the service refuses to start without it).
+    """
     url = settings.resolved_database_url
     engine = create_db_engine(url)
+    try:
+        sessions = _prepare_database(settings, url, engine)
+    except OperationalError as exc:
+        engine.dispose()
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise DatabaseUnavailableError(
+            f"cannot reach the database {shown}: {str(exc.orig).strip()}; "
+            "check LIGHTGUARD_DATABASE_URL and that the database server is up"
+        ) from exc
+    runtime = GuardRuntime(encoder or build_encoder(settings), settings.workers)
+    indexing = IndexService(
+        runtime,
+        sessions,
+        settings.index_dir,
+        settings.resolved_data_dir,
+        load_guard_config(settings.resolved_scoring_config),
+    )
+    if metrics is None:
+        metrics = Metrics()
+    metrics.bind_index(lambda: float(_size(runtime)), lambda: float(runtime.version))
+    return ServiceContext(settings, engine, sessions, runtime, indexing, metrics, Limits.from_settings(settings))
+
+
+def _prepare_database(settings: Settings, url: str, engine: Engine) -> sessionmaker[Session]:
     if settings.auto_migrate:
         upgrade_database(url, engine)
     sessions = make_sessionmaker(engine)
@@ -56,18 +86,7 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
                 log.info("registered LIGHTGUARD_ADMIN_KEY as admin key %s…", created.prefix)
         if keys.open_mode():
             log.warning("no API keys configured: every endpoint is open; %s", CREATE_HINT)
-    runtime = GuardRuntime(encoder or build_encoder(settings), settings.workers)
-    indexing = IndexService(
-        runtime,
-        sessions,
-        settings.index_dir,
-        settings.resolved_data_dir,
-        load_guard_config(settings.resolved_scoring_config),
-    )
-    if metrics is None:
-        metrics = Metrics()
-    metrics.bind_index(lambda: float(_size(runtime)), lambda: float(runtime.version))
-    return ServiceContext(settings, engine, sessions, runtime, indexing, metrics, Limits.from_settings(settings))
+    return sessions
 
 
 def _size(runtime: GuardRuntime) -> int:

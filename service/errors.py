@@ -50,6 +50,12 @@ class IndexNotReadyError(ServiceError):
     code = "index_not_ready"
 
 
+class DatabaseUnavailableError(ServiceError):
+    """The database cannot be reached (at start-up, or mid-run): nothing is answered from a guess."""
+
+    code = "database_unavailable"
+
+
 class IndexBuildError(ServiceError):
     """A rebuild failed; the previous index keeps serving."""
 

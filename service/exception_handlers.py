@@ -8,12 +8,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index import InvalidInputError, LightguardError, UnknownExemplarError, UnknownLabelError
 from service.errors import (
     AuthenticationError,
     ConflictError,
+    DatabaseUnavailableError,
     IndexBuildError,
     IndexNotReadyError,
     InvalidRequestError,
@@ -33,6 +35,7 @@ STATUS: dict[type[ServiceError], int] = {
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     IndexNotReadyError: 503,
+    DatabaseUnavailableError: 503,
     IndexBuildError: 500,
 }
 
@@ -87,9 +90,19 @@ async def _index_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("index_error", str(exc)), status_code=500)
 
 
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Keys are checked against the database, so without it no request can be authorised: 503, never a guess. The
+    # driver's message may carry the URL (and a password): it goes to the log, not to the client.
+    log.error("database error: %s", exc.__class__.__name__, exc_info=exc)
+    detail = "the database is unavailable; retry later (operators: check LIGHTGUARD_DATABASE_URL and the server log)"
+    body = error_body(DatabaseUnavailableError.code, detail)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
 def add_exception_handlers(app: FastAPI) -> None:
     """Install the handlers that give every error the `{"error", "detail"}` shape."""
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LightguardError, _index_error)
+    app.add_exception_handler(DBAPIError, _database_error)

@@ -26,6 +26,11 @@ class Metrics:
             "lightguard_classified_texts", "Texts classified", ["endpoint"], registry=self.registry
         )
         self.flagged = Counter("lightguard_flagged", "Flagged texts per category", ["category"], registry=self.registry)
+        self.decision_log_failures = Counter(
+            "lightguard_decision_log_failures",
+            "Decision-log writes that failed (the verdicts were still returned)",
+            registry=self.registry,
+        )
         self.index_size = Gauge("lightguard_index_exemplars", "Exemplars in the live index", registry=self.registry)
         self.index_version = Gauge("lightguard_index_version", "Version of the live index", registry=self.registry)
 

@@ -96,6 +96,13 @@ class IndexBuildRepository:
         )
         return self.session.scalars(query).first()
 
+    def fail_unfinished(self, error: str) -> int:
+        """Mark builds left `building` by a process that died mid-build as failed; returns how many."""
+        rows = list(self.session.scalars(select(IndexBuild).where(IndexBuild.status == "building")))
+        for row in rows:
+            row.status, row.error, row.finished_at = "failed", error, utcnow()
+        return len(rows)
+
     def add(self, build: IndexBuild) -> IndexBuild:
         self.session.add(build)
         self.session.flush()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from index import Verdict, text_digest
@@ -35,6 +37,7 @@ OPENAI_MODERATION_KEYS: tuple[str, ...] = (
     "violence",
     "violence/graphic",
 )
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,14 @@ class ClassifyService:
                 )
                 for text, v in zip(texts, verdicts, strict=True)
             ]
-            await asyncio.to_thread(DecisionRepository(self.session).add_many, decisions)
+            try:
+                await asyncio.to_thread(DecisionRepository(self.session).add_many, decisions)
+            except SQLAlchemyError as exc:
+                # The log is an audit trail, not the answer: a full disk or a locked table must not turn verdicts
+                # the index already computed into a 500. Counted (lightguard_decision_log_failures_total) and logged.
+                self.session.rollback()
+                self.metrics.decision_log_failures.inc(len(decisions))
+                log.warning("decision log write failed (%s); verdicts returned unlogged", exc.__class__.__name__)
         return Classified(verdicts, version, round(latency, 3))
 
     async def moderate(self, texts: Sequence[str], model: str | None) -> ModerationResponse:

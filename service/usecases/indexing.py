@@ -125,6 +125,12 @@ class IndexService:
         """Load the artifact when it matches the database and the encoder; otherwise log why and rebuild."""
         try:
             with session_scope(self.sessions) as session:
+                # Only one process serves a database; a build still `building` here was cut off by a crash or kill.
+                interrupted = IndexBuildRepository(session).fail_unfinished(
+                    "interrupted: the process stopped during the build (the previous index stayed in use)"
+                )
+                if interrupted:
+                    log.warning("%d index build(s) left unfinished by a stopped process marked failed", interrupted)
                 topics = topics_with_exemplars(session)
                 digest = state_digest(topics)
                 version = IndexBuildRepository(session).latest_version()
