@@ -97,14 +97,25 @@ class ClassifyService:
                 for text, v in zip(texts, verdicts, strict=True)
             ]
             try:
-                await asyncio.to_thread(DecisionRepository(self.session).add_many, decisions)
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self.runtime.log_executor, self._write_decisions, decisions)
             except SQLAlchemyError as exc:
                 # The log is an audit trail, not the answer: a full disk or a locked table must not turn verdicts
                 # the index already computed into a 500. Counted (lightguard_decision_log_failures_total) and logged.
-                self.session.rollback()
                 self.metrics.decision_log_failures.inc(len(decisions))
                 log.warning("decision log write failed (%s); verdicts returned unlogged", exc.__class__.__name__)
         return Classified(verdicts, version, round(latency, 3))
+
+    def _write_decisions(self, decisions: list[Decision]) -> None:
+        """Insert and commit in a session of its own, in the log thread.
+
+        In the request's session the SQLite write lock was held until the request's commit, which the event loop
+        schedules; a topic edit flushing on the event loop then blocked the loop on that lock: every request stalled
+        for the 30 s busy timeout (found by scripts/soak.py). Committed here, the lock is held only for the insert.
+        """
+        with Session(self.session.get_bind(), expire_on_commit=False) as session:
+            DecisionRepository(session).add_many(decisions)
+            session.commit()
 
     async def moderate(self, texts: Sequence[str], model: str | None) -> ModerationResponse:
         classified = await self.classify("input", texts, endpoint="moderations")
