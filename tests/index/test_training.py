@@ -22,15 +22,6 @@ from index.training import (
     train,
 )
 
-pytestmark = [
-    # Third-party noise seen during a tiny CPU run; each is harmless here:
-    # - transformers/accelerate: "no GPU" style notices and pin_memory without an accelerator,
-    # - torch: use_deterministic_algorithms(warn_only=True) notices for ops without a deterministic kernel,
-    # - the legacy ONNX exporter's deprecation notices are already silenced inside index.export.
-    pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning"),
-    pytest.mark.filterwarnings("ignore:.*does not have a deterministic implementation.*:UserWarning"),
-]
-
 REPO = Path(__file__).resolve().parents[2]
 CATEGORIES = ("violence", "hate", "safe")
 TEXTS = {
