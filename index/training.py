@@ -20,7 +20,14 @@ import numpy as np
 from index.datasets import DatasetRow, load_rows
 from index.errors import LightguardError, ModelIntegrityError, ModelNotFoundError
 from index.evaluation import average_precision
-from index.models import ModelManifest, base_model_description, default_models_dir, read_manifest, write_manifest
+from index.models import (
+    SOURCE_DIR,
+    ModelManifest,
+    base_model_description,
+    default_models_dir,
+    read_manifest,
+    write_manifest,
+)
 from index.scoring import centroids, knn_distribution, softmax
 from index.text import normalize_text
 from index.types import SAFE
@@ -282,7 +289,9 @@ def train(
             progress=say,
         )
         training["total_seconds"] = round(time.perf_counter() - started, 1)
-        manifest = replace(manifest, extra={**manifest.extra, "training": training})
+        # export recorded the temp dir as its source; the weights now live in out_dir/st
+        export_info = {**manifest.extra.get("export", {}), "source": str(out_dir / SOURCE_DIR)}
+        manifest = replace(manifest, extra={**manifest.extra, "training": training, "export": export_info})
         write_manifest(out_dir, manifest)
         return manifest
     finally:

@@ -96,6 +96,7 @@ def test_tiny_training_exports_a_model_the_guard_can_use(
     assert saved["config"] == config.to_dict() and saved["loss"] == loss
     assert len(saved["data_digest"]) == 64 and saved["total_seconds"] >= saved["train_seconds"] > 0
     assert "auprc_centroid" in saved["dev"]
+    assert manifest.extra["export"]["source"] == str((out / "st").resolve())
     assert sorted(p.name for p in out.parent.iterdir()) == ["finetuned"]  # no temp dirs left behind
     encoder = OnnxEncoder(out, "int8", threads=1)
     labels = [Label(c, "safe" if c == "safe" else "builtin") for c in CATEGORIES]
