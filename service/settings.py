@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index import default_models_dir
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,7 +25,7 @@ class Settings(BaseSettings):
     scoring_config: Path | None = Field(
         default=None, description="JSON of GuardConfig overrides; default data/scoring.json when present"
     )
-    model_dir: Path | None = Field(default=None, description="ONNX model folder; default models/finetuned or base")
+    model_dir: Path | None = Field(default=None, description="ONNX model folder; default models/base")
     onnx_variant: Literal["int8", "fp32"] = "int8"
     admin_key: SecretStr | None = Field(default=None, description="Bootstraps this admin API key at start-up")
     log_text: bool = Field(default=False, description="Store raw prompts in the decision log (digests otherwise)")
@@ -65,8 +67,8 @@ class Settings(BaseSettings):
 
     @property
     def resolved_model_dir(self) -> Path:
+        # The base encoder serves by default: the fine-tuned one did not beat it out of source with the production
+        # scoring (docs/ablation.md), and data/scoring.json was tuned on the base. Select another with MODEL_DIR.
         if self.model_dir is not None:
             return self.model_dir
-        models = REPO_ROOT / "models"
-        finetuned = models / "finetuned"
-        return finetuned if finetuned.is_dir() else models / "base"
+        return default_models_dir() / "base"
