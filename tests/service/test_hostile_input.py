@@ -76,7 +76,7 @@ def test_malformed_bodies_are_4xx(client: TestClient) -> None:
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=50),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
@@ -118,7 +118,7 @@ def test_classify_never_5xx(hostile_client: TestClient, body: object) -> None:
         {"name": st.text(max_size=40), "examples": st.lists(TEXTS, max_size=6)},
         optional={
             "allow_examples": st.lists(TEXTS, max_size=3),
-            "threshold": st.none() | st.floats(allow_nan=False, allow_infinity=True),
+            "threshold": st.none() | st.floats(allow_nan=False, allow_infinity=False),
             "action": st.text(max_size=8) | st.sampled_from(["block", "flag"]),
             "description": st.text(max_size=40),
         },
