@@ -17,6 +17,7 @@ from index.errors import IndexArtifactError
 from index.guard import Guard, GuardConfig
 from index.head import LinearHead
 from index.store import VectorStore, atomic_write_dir
+from index.text import NORMALIZATION_VERSION
 from index.types import Exemplar, Label
 
 FORMAT_VERSION = 1
@@ -44,6 +45,7 @@ def save_guard(guard: Guard, directory: Path, metadata: dict[str, Any] | None = 
         config = asdict(guard.config)
         manifest: dict[str, Any] = {
             "format": FORMAT_VERSION,
+            "normalization": NORMALIZATION_VERSION,
             "model_id": guard.encoder.model_id,
             "dim": guard.encoder.dim,
             "count": len(guard),
@@ -75,6 +77,11 @@ def load_guard(directory: Path, encoder: Encoder) -> Guard:
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexArtifactError(
             f"index artifact in {directory} has format {manifest.get('format')}, need {FORMAT_VERSION}"
+        )
+    if manifest.get("normalization") != NORMALIZATION_VERSION:
+        raise IndexArtifactError(
+            f"index artifact in {directory} was built with text normalisation v{manifest.get('normalization')}, "
+            f"this version normalises as v{NORMALIZATION_VERSION}"
         )
     if manifest["model_id"] != encoder.model_id:
         raise IndexArtifactError(

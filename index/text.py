@@ -18,6 +18,9 @@ _INVISIBLE = dict.fromkeys(
     map(ord, "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u034f\u180e\u17b4\u17b5\u115f\u1160\u3164"),
     None,
 )
+NORMALIZATION_VERSION = 2
+"""Bump when `normalize_text` changes output: indexed exemplar vectors depend on it, so saved indexes go stale."""
+
 _WS = re.compile(r"\s+")
 
 # Cyrillic and Greek letters that render like a Latin letter in common fonts (a subset of Unicode's confusables.txt

@@ -183,3 +183,15 @@ def test_guard_config_loads_overrides_and_rejects_unknown_keys(tmp_path: Path) -
         load_guard_config(path)
     with pytest.raises(InvalidInputError, match="does not exist"):
         load_guard_config(tmp_path / "nope.json")
+
+
+def test_artifact_from_another_normalisation_version_is_stale(toy_guard: Guard, tmp_path: Path) -> None:
+    import json
+
+    save_guard(toy_guard, tmp_path / "g")
+    manifest_path = tmp_path / "g" / "guard.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["normalization"] = 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexArtifactError, match="normalisation"):
+        load_guard(tmp_path / "g", toy_guard.encoder)
