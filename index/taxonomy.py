@@ -11,24 +11,22 @@ from typing import Any, Literal, cast
 from index.errors import DatasetError
 from index.types import SAFE
 
-OPENAI_KEYS: frozenset[str] = frozenset(
-    {
-        "harassment",
-        "harassment/threatening",
-        "hate",
-        "hate/threatening",
-        "self-harm",
-        "self-harm/intent",
-        "self-harm/instructions",
-        "sexual",
-        "sexual/minors",
-        "violence",
-        "violence/graphic",
-        "illicit",
-        "illicit/violent",
-    }
+OPENAI_KEYS: tuple[str, ...] = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
 )
-"""Every category key of the OpenAI moderation endpoint (omni-moderation)."""
+"""Every category key of the OpenAI moderation endpoint (omni-moderation), in its documented order."""
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _MLCOMMONS = re.compile(r"^S\d{1,2}$")
@@ -145,7 +143,7 @@ def _parse_category(path: Path, index: int, entry: object) -> Category:
     openai = table.get("openai", [])
     if not isinstance(openai, list) or not all(isinstance(k, str) for k in openai):
         raise DatasetError(f"{where}: openai must be a list of strings")
-    unknown = sorted(set(openai) - OPENAI_KEYS)
+    unknown = sorted(set(openai) - set(OPENAI_KEYS))
     if unknown:
         raise DatasetError(f"{where}: unknown OpenAI moderation keys {unknown}; allowed: {sorted(OPENAI_KEYS)}")
     action = table.get("action")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from index import Verdict, text_digest
+from index import OPENAI_KEYS, Verdict, text_digest
 from service.metrics import Metrics
 from service.models import Decision
 from service.repositories import DecisionRepository
@@ -20,23 +20,7 @@ from service.runtime import GuardRuntime
 from service.schemas import ModerationResponse, ModerationResult
 from service.usecases.limits import Limits
 
-# Every category key of OpenAI's moderation endpoint (omni-moderation), in its documented order. Clients parse
-# these by name, so every response carries all of them, false / 0.0 where no category of ours maps onto a key.
-OPENAI_MODERATION_KEYS: tuple[str, ...] = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/intent",
-    "self-harm/instructions",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
+# Clients parse OpenAI's keys by name, so every response carries all of them (false / 0.0 where none maps).
 log = logging.getLogger(__name__)
 
 
@@ -127,7 +111,7 @@ class ClassifyService:
 def moderation_result(verdict: Verdict, mapping: dict[str, tuple[str, ...]]) -> ModerationResult:
     """OpenAI keys from taxonomy categories: a key's score is the max over categories mapping to it; a key is true
     when the flagged verdict's category maps to it."""
-    scores = dict.fromkeys(OPENAI_MODERATION_KEYS, 0.0)
+    scores = dict.fromkeys(OPENAI_KEYS, 0.0)
     for category, score in verdict.categories.items():
         for key in mapping.get(category, ()):
             scores[key] = max(scores.get(key, 0.0), float(score))

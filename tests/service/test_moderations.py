@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from index import Verdict
-from service.usecases.classify import OPENAI_MODERATION_KEYS, moderation_result
+from index import OPENAI_KEYS, Verdict
+from service.usecases.classify import moderation_result
 
 MAPPING = {"violence": ("violence", "violence/graphic"), "threat": ("violence",), "hate": ("hate",)}
 
@@ -17,7 +17,7 @@ def test_key_score_is_max_over_categories_and_true_only_for_the_flagged_category
     assert result.category_scores["violence/graphic"] == 0.2
     assert result.categories["violence"] is True and result.categories["violence/graphic"] is False
     assert result.categories["hate"] is False and result.flagged is True
-    assert set(result.categories) == set(OPENAI_MODERATION_KEYS)
+    assert set(result.categories) == set(OPENAI_KEYS)
     assert result.category_applied_input_types["hate"] == ["text"]
 
 
