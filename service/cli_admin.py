@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.models import Topic
+    from service.repositories import TopicRepository
 
 err = Console(stderr=True)
 out = Console()
@@ -21,6 +25,14 @@ index_app = typer.Typer(help="The FAISS index derived from the database.", no_ar
 keys_app = typer.Typer(help="API keys (admin: everything; classify: classify and moderations).", no_args_is_help=True)
 
 OFFLINE_NOTE = "A running server sees CLI edits after `POST /v1/index/rebuild` or a restart; prefer the API there."
+
+
+def _find_topic(repo: TopicRepository, topic: str) -> Topic:
+    """A topic by id or name, or a usage error naming the fix."""
+    found = repo.get(int(topic)) if topic.isdigit() else repo.get_by_name(topic)
+    if found is None:
+        raise typer.BadParameter(f"no topic {topic!r}; see `lightguard topics list`")
+    return found
 
 
 def register(app: typer.Typer) -> None:
@@ -159,10 +171,7 @@ def topics_remove(topic: Annotated[str, typer.Argument(help="Topic id or name.")
         await ctx.indexing.load_or_build()
         session = ctx.sessions()
         try:
-            repo = TopicRepository(session)
-            found = repo.get(int(topic)) if topic.isdigit() else repo.get_by_name(topic)
-            if found is None:
-                raise typer.BadParameter(f"no topic {topic!r}; see `lightguard topics list`")
+            found = _find_topic(TopicRepository(session), topic)
             await TopicService(session, ctx.indexing, ctx.limits).delete(found.id)
         finally:
             session.close()
@@ -224,10 +233,7 @@ def topics_suggest_threshold(
         await ctx.indexing.load_or_build()
         session = ctx.sessions()
         try:
-            repo = TopicRepository(session)
-            found = repo.get(int(topic)) if topic.isdigit() else repo.get_by_name(topic)
-            if found is None:
-                raise typer.BadParameter(f"no topic {topic!r}; see `lightguard topics list`")
+            found = _find_topic(TopicRepository(session), topic)
             texts, labels = read_labelled(input_path, found.name)
             return await TopicService(session, ctx.indexing, ctx.limits).evaluate(
                 found.id, TopicEvaluate(texts=texts, labels=labels)

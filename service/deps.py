@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
+from service.db import session_scope
 from service.models import ApiKey
 from service.usecases.classify import ClassifyService, DecisionLogPolicy
 from service.usecases.keys import KeyService
@@ -25,15 +26,8 @@ ContextDep = Annotated[ServiceContext, Depends(get_context)]
 
 def get_session(ctx: ContextDep) -> Iterator[Session]:
     """The request's session: committed when the endpoint returns, rolled back when it raises."""
-    session = ctx.sessions()
-    try:
+    with session_scope(ctx.sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # scope="function": commit before the response is sent, so a failed commit becomes an error response.
