@@ -185,13 +185,15 @@ def evaluate(args: argparse.Namespace) -> None:
     pooled_y = np.concatenate([f["y"][f["split"] == "dev"] for f in oos.values()])
     platt = fit_platt(pooled_raw, pooled_y)
     # One threshold for all traffic: the best mean F1 over the dev sets, each out-of-source fold and the random split
-    # counted once (pooling would let the biggest fold decide; the random split stands for in-source traffic).
+    # counted once (pooling would let the biggest fold decide; the random split stands for in-source traffic). F1 is
+    # taken at the deployment prevalence (--prevalence): our dev sets are 50-70 % unsafe, real traffic is mostly
+    # benign, and an F1 cut chosen at 60 % prevalence flags benign look-alikes far too often.
     dev_sets = [
         (platt.apply(f["scores"].fused(best)[f["split"] == "dev"]), f["y"][f["split"] == "dev"]) for f in oos.values()
     ]
     dev_sets.append((platt.apply(rnd.fused(best)[rnd_split == "dev"]), rnd_y[rnd_split == "dev"]))
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
-    mean_f1 = [np.mean([binary_metrics(s, y, t).f1 for s, y in dev_sets]) for t in grid]
+    mean_f1 = [np.mean([f1_at_prevalence(s, y, t, args.prevalence) for s, y in dev_sets]) for t in grid]
     threshold = float(grid[int(np.argmax(mean_f1))])
 
     singles = {
@@ -248,6 +250,19 @@ def evaluate(args: argparse.Namespace) -> None:
     )
     if args.write_config:
         write_scoring_config(best, platt, threshold, encoder.model_id)
+
+
+def f1_at_prevalence(scores: np.ndarray, unsafe: np.ndarray, threshold: float, prevalence: float) -> float:
+    """F1 with the negatives re-weighted so that unsafe rows make up `prevalence` of the set."""
+    pos, neg = int(unsafe.sum()), int((~unsafe).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    weight = (pos / neg) * (1 - prevalence) / prevalence
+    pred = scores >= threshold
+    tp = float((pred & unsafe).sum())
+    fp = float((pred & ~unsafe).sum()) * weight
+    fn = float((~pred & unsafe).sum())
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
 def candidate_fusions(scores: dict[str, np.ndarray]) -> list[dict[str, float]]:
@@ -309,6 +324,9 @@ def main() -> None:
     parser.add_argument("--name", default="base")
     parser.add_argument("--variant", default="int8", choices=["int8", "fp32"])
     parser.add_argument("--data", default=None)
+    parser.add_argument(
+        "--prevalence", type=float, default=0.2, help="share of unsafe prompts assumed when choosing the threshold"
+    )
     parser.add_argument("--limit", type=int, default=0, help="evaluate on about this many rows (smoke runs)")
     parser.add_argument("--write-config", action="store_true", help="write the chosen scoring to data/scoring.json")
     evaluate(parser.parse_args())
