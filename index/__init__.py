@@ -17,18 +17,30 @@ from index.errors import (
     UnknownExemplarError,
     UnknownLabelError,
 )
+from index.evaluation import BinaryMetrics, binary_metrics, plot_pr_curves
 from index.guard import Guard, GuardConfig, load_guard_config
 from index.models import ModelManifest, default_models_dir, read_manifest, verify_model_dir
 from index.onnx_encoder import OnnxEncoder
 from index.store import VectorStore
 from index.taxonomy import OPENAI_KEYS, Category, Taxonomy, load_taxonomy
 from index.text import normalize_text, text_digest
+from index.training import (
+    FINETUNED_NAME,
+    TrainConfig,
+    TrainingError,
+    data_digest,
+    select_examples,
+    stale_reason,
+    train,
+)
 from index.types import SAFE, Action, Evidence, Exemplar, Label, LabelKind, Role, Verdict
 
 __all__ = [
+    "FINETUNED_NAME",
     "OPENAI_KEYS",
     "SAFE",
     "Action",
+    "BinaryMetrics",
     "Category",
     "DatasetError",
     "DatasetRow",
@@ -52,11 +64,15 @@ __all__ = [
     "Platt",
     "Role",
     "Taxonomy",
+    "TrainConfig",
+    "TrainingError",
     "UnknownExemplarError",
     "UnknownLabelError",
     "VectorStore",
     "Verdict",
     "best_f1_threshold",
+    "binary_metrics",
+    "data_digest",
     "default_data_dir",
     "default_models_dir",
     "fit_platt",
@@ -66,10 +82,14 @@ __all__ = [
     "load_rows",
     "load_taxonomy",
     "normalize_text",
+    "plot_pr_curves",
     "read_guard_metadata",
     "read_manifest",
     "save_guard",
+    "select_examples",
     "split_windows",
+    "stale_reason",
     "text_digest",
+    "train",
     "verify_model_dir",
 ]

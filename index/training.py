@@ -41,7 +41,7 @@ BATCH_LOSSES = frozenset({"triplet-soft", "batch-hard", "batch-semi-hard", "batc
 # Safe families that look unsafe on the surface (benign questions about dangerous topics, role-play set-ups): the
 # hard negatives the base encoder confuses most.
 HARD_NEGATIVE_FAMILIES: tuple[str, ...] = ("lookalike", "roleplay")
-DEFAULT_NAME = "finetuned"
+FINETUNED_NAME = "finetuned"
 TRAIN_CONFIG_FILE = "train_config.json"
 EXPORT_MAX_TOKENS = 256  # same truncation as models/base, so both encoders meet identical windows in evaluation
 
@@ -247,7 +247,7 @@ def train(
         TrainingError: the config or data cannot be trained on.
     """
     say = say or (lambda _msg: None)
-    out_dir = Path(out_dir or default_models_dir() / DEFAULT_NAME).resolve()
+    out_dir = Path(out_dir or default_models_dir() / FINETUNED_NAME).resolve()
     rows = load_rows() if rows is None else rows
     examples = select_examples(rows, config)
     digest = data_digest(examples)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
-from service import models  # noqa: F401  (registers every table on Base.metadata)
+import service.models  # noqa: F401  (registers every table on Base.metadata)
 from service.db import Base, create_db_engine, default_database_url
 
 config = context.config

@@ -19,13 +19,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from index.datasets import load_rows
 from index.models import default_models_dir
-from index.training import DEFAULT_NAME, LOSSES, TrainConfig, data_digest, select_examples, stale_reason, train
+from index.training import FINETUNED_NAME, LOSSES, TrainConfig, data_digest, select_examples, stale_reason, train
 
 
 def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=default_models_dir() / DEFAULT_NAME, help="model directory")
+    parser.add_argument("--out", type=Path, default=default_models_dir() / FINETUNED_NAME, help="model directory")
     parser.add_argument("--data", type=Path, default=None, help="dataset JSONL (default data/safety.jsonl)")
     parser.add_argument("--if-stale", action="store_true", help="do nothing when --out is current")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

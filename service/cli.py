@@ -142,9 +142,7 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1, max=4096)] = 64,
 ) -> None:
     """Score a labelled file: accuracy, precision, recall, F1, AUPRC, ROC-AUC, FPR, per-category recall."""
-    from index import DatasetError
-    from index.datasets import load_labelled_jsonl
-    from index.evaluation import binary_metrics, plot_pr_curves
+    from index import DatasetError, binary_metrics, load_labelled_jsonl, plot_pr_curves
 
     try:
         items = load_labelled_jsonl(input_path)
@@ -189,8 +187,10 @@ def evaluate(
 
 def _register_subcommands() -> None:
     from service.cli_admin import register as register_admin
+    from service.cli_train import register as register_train
 
     register_admin(app)
+    register_train(app)
 
 
 _register_subcommands()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from index.training import TrainConfig
+from index import TrainConfig
 
 err = Console(stderr=True)
 _DEFAULT = TrainConfig()  # one source of truth for the defaults: scripts/train.py and --if-stale use the same
@@ -32,12 +32,18 @@ def train_command(
     if_stale: Annotated[bool, typer.Option("--if-stale", help="Do nothing when the model is current.")] = False,
 ) -> None:
     """Fine-tune all-MiniLM-L6-v2 on the train split and export fp32 + int8 ONNX (see docs/ablation.md)."""
-    from index import LightguardError
-    from index.datasets import load_rows
-    from index.models import default_models_dir
-    from index.training import DEFAULT_NAME, data_digest, select_examples, stale_reason, train
+    from index import (
+        FINETUNED_NAME,
+        LightguardError,
+        data_digest,
+        default_models_dir,
+        load_rows,
+        select_examples,
+        stale_reason,
+        train,
+    )
 
-    target = out or default_models_dir() / DEFAULT_NAME
+    target = out or default_models_dir() / FINETUNED_NAME
     try:
         config = TrainConfig(
             loss=loss,  # type: ignore[arg-type]  # validated by TrainConfig
