@@ -102,7 +102,8 @@ def proc_stats(pid: int) -> dict[str, float]:
 # ---------------------------------------------------------------------------- in-process micro-benchmarks
 def micro(rows: list[Row], report: dict[str, Any], home: Path) -> None:
     from index import OnnxEncoder
-    from service.runtime import configure_threads, open_guard
+    from service.context import open_guard
+    from service.runtime import configure_threads
     from service.settings import Settings
 
     configure_threads(1)
