@@ -34,6 +34,8 @@ class GuardConfig:
     weight_centroid: float = 0.2
     weight_head: float = 0.4
     threshold: float = 0.5
+    category_thresholds: dict[str, float] = field(default_factory=dict)
+    """Per built-in category overrides of `threshold`, keyed by category id (a label's own threshold wins)."""
     platt: Platt = field(default_factory=Platt)
     topic_top_m: int = 3
     topic_knn_weight: float = 0.5
@@ -435,7 +437,7 @@ class Guard:
         if categories:
             top = max(categories, key=categories.__getitem__)
             label = self._labels[top]
-            threshold = cfg.threshold if label.threshold is None else label.threshold
+            threshold = cfg.category_thresholds.get(top, cfg.threshold) if label.threshold is None else label.threshold
             if unsafe >= threshold:
                 candidates.append((label.action == "block", unsafe - threshold, top, unsafe, threshold))
         evidence_row = worst

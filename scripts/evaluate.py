@@ -28,7 +28,7 @@ from index import SAFE, Exemplar, Guard, GuardConfig, Label, fit_platt, normaliz
 from index.calibration import Platt
 from index.datasets import DatasetRow, default_data_dir, load_rows
 from index.encoder import Encoder
-from index.evaluation import binary_metrics, plot_pr_curves
+from index.evaluation import BinaryMetrics, binary_metrics, plot_pr_curves
 from index.taxonomy import load_taxonomy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,15 +120,32 @@ class FoldScores:
         self.owner = position[emb.owners[win]]
         self.n = int(query_mask.sum())
         vecs = emb.windows[win]
-        self.windows: dict[str, np.ndarray] = {}
+        self.labels = guard.builtin_labels
+        self.safe_col = safe_col
+        self.dists: dict[str, np.ndarray] = {}
         for k, t in itertools.product(KS, TEMPERATURES):
             guard.config = replace(config, k=k, knn_temperature=t, centroid_temperature=t)
             d = guard.builtin_distributions(vecs)
-            self.windows[f"knn k={k} T={t}"] = 1.0 - d["knn"][:, safe_col]
+            self.dists[f"knn k={k} T={t}"] = d["knn"]
             if k == KS[0]:
-                self.windows[f"centroid T={t}"] = 1.0 - d["centroid"][:, safe_col]
+                self.dists[f"centroid T={t}"] = d["centroid"]
             if k == KS[0] and t == TEMPERATURES[0] and "head" in d:
-                self.windows["head"] = 1.0 - d["head"][:, safe_col]
+                self.dists["head"] = d["head"]
+        self.windows = {name: 1.0 - dist[:, safe_col] for name, dist in self.dists.items()}
+
+    def top_category(self, combo: dict[str, float]) -> np.ndarray:
+        """Per row: the most probable unsafe category of its worst window (what a verdict reports)."""
+        dist = sum(w * self.dists[name] for name, w in combo.items())
+        unsafe = 1.0 - dist[:, self.safe_col]
+        dist = dist.copy()
+        dist[:, self.safe_col] = -1.0
+        top = np.argmax(dist, axis=1)
+        worst = np.full(self.n, -1)
+        best = np.full(self.n, -np.inf)
+        for w, (row, score) in enumerate(zip(self.owner, unsafe, strict=True)):
+            if score > best[row]:
+                best[row], worst[row] = score, w
+        return np.asarray([self.labels[top[w]] for w in worst])
 
     def fused(self, combo: dict[str, float]) -> np.ndarray:
         """Per-row score: the weighted sum per window (as the product fuses), then the worst window."""
@@ -195,6 +212,27 @@ def evaluate(args: argparse.Namespace) -> None:
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
     mean_f1 = [np.mean([f1_at_prevalence(s, y, t, args.prevalence) for s, y in dev_sets]) for t in grid]
     threshold = float(grid[int(np.argmax(mean_f1))])
+    category_thresholds = fit_category_thresholds(
+        [(f["scores"], f["split"] == "dev", f["y"]) for f in oos.values()] + [(rnd, rnd_split == "dev", rnd_y)],
+        best,
+        platt,
+        threshold,
+        grid,
+        args.prevalence,
+    )
+    # Sixteen more parameters must earn their place on dev: adopt them only for a clear mean-F1 gain over the dev sets.
+    gain = category_threshold_gain(
+        [(f["scores"], f["split"] == "dev", f["y"]) for f in oos.values()] + [(rnd, rnd_split == "dev", rnd_y)],
+        best,
+        platt,
+        threshold,
+        category_thresholds,
+        args.prevalence,
+    )
+    print(f"per-category thresholds: {category_thresholds} (dev mean F1 gain {gain:+.4f})", file=sys.stderr)
+    if gain < MIN_CATEGORY_GAIN:
+        print(f"not adopted: gain below {MIN_CATEGORY_GAIN}", file=sys.stderr)
+        category_thresholds = {}
 
     singles = {
         "kNN only": best_single(candidates, "knn", fold_auprc),
@@ -203,6 +241,7 @@ def evaluate(args: argparse.Namespace) -> None:
         "fused (chosen)": best,
     }
     report = {
+        "category_thresholds": category_thresholds,
         "config": best,
         "platt": asdict(platt),
         "threshold": threshold,
@@ -211,6 +250,10 @@ def evaluate(args: argparse.Namespace) -> None:
         "folds": {n: list(f) for n, f in folds.items()},
         "results": {},
     }
+
+    def per_category(combo: dict[str, float]) -> dict[str, float]:
+        return category_thresholds if combo == best else {}
+
     lines = [
         "| scorer | eval set | n | AUPRC | F1 | precision | recall | accuracy | FPR | look-alike FPR |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -219,15 +262,16 @@ def evaluate(args: argparse.Namespace) -> None:
         for which in ("dev", "test"):
             for fold_name, fold in oos.items():
                 keep = fold["split"] == which
-                s = platt.apply(fold["scores"].fused(combo)[keep])
-                m = binary_metrics(s, fold["y"][keep], threshold)
+                m = decision_metrics(
+                    fold["scores"], keep, fold["y"][keep], combo, platt, threshold, per_category(combo)
+                )
                 report["results"][f"{title}|oos:{fold_name}|{which}"] = m.as_dict()
                 lines.append(row_md(title, f"out-of-source {fold_name} ({which})", m, None))
             keep = rnd_split == which
-            s = platt.apply(rnd.fused(combo)[keep])
-            m = binary_metrics(s, rnd_y[keep], threshold)
-            look = np.isin(rnd_family[keep], LOOKALIKE_FAMILIES)
-            look_fpr = float(np.mean(s[look] >= threshold)) if look.any() else float("nan")
+            m = decision_metrics(rnd, keep, rnd_y[keep], combo, platt, threshold, per_category(combo))
+            look = np.isin(rnd_family, LOOKALIKE_FAMILIES) & keep
+            look_m = decision_metrics(rnd, look, rnd_y[look], combo, platt, threshold, per_category(combo))
+            look_fpr = look_m.fpr if look.any() else float("nan")
             report["results"][f"{title}|random|{which}"] = m.as_dict() | {"lookalike_fpr": look_fpr}
             lines.append(row_md(title, f"random split ({which})", m, look_fpr))
     mean_lines = ["| scorer | mean out-of-source AUPRC (dev) | mean out-of-source AUPRC (test) |", "|---|---|---|"]
@@ -249,7 +293,82 @@ def evaluate(args: argparse.Namespace) -> None:
         f"{args.name} encoder, random split (test)",
     )
     if args.write_config:
-        write_scoring_config(best, platt, threshold, encoder.model_id)
+        write_scoring_config(best, platt, threshold, category_thresholds, encoder.model_id)
+
+
+MIN_CATEGORY_ROWS = 150
+MIN_CATEGORY_GAIN = 0.01
+SHRINK_ROWS = 300
+
+
+def fit_category_thresholds(
+    sets: list[tuple[FoldScores, np.ndarray, np.ndarray]],
+    combo: dict[str, float],
+    platt: Platt,
+    global_threshold: float,
+    grid: np.ndarray,
+    prevalence: float,
+) -> dict[str, float]:
+    """A threshold per built-in category, for rows whose top category it is, on dev rows only.
+
+    Rows of every dev set are pooled by predicted category; a category needs MIN_CATEGORY_ROWS rows with both
+    classes, and its best prevalence-weighted F1 cut is shrunk towards the global threshold by n / (n + SHRINK_ROWS)
+    so that a small category cannot swing far on a few rows.
+    """
+    scores, cats, ys = [], [], []
+    for fold, keep, y in sets:
+        scores.append(platt.apply(fold.fused(combo))[keep])
+        cats.append(fold.top_category(combo)[keep])
+        ys.append(y[keep])
+    s, c, y = np.concatenate(scores), np.concatenate(cats), np.concatenate(ys)
+    out: dict[str, float] = {}
+    for category in sorted(set(c.tolist())):
+        rows = c == category
+        n, pos = int(rows.sum()), int(y[rows].sum())
+        if n < MIN_CATEGORY_ROWS or pos < 20 or n - pos < 20:
+            continue
+        f1 = [f1_at_prevalence(s[rows], y[rows], t, prevalence) for t in grid]
+        best = float(grid[int(np.argmax(f1))])
+        shrink = n / (n + SHRINK_ROWS)
+        out[category] = round(shrink * best + (1 - shrink) * global_threshold, 3)
+    return out
+
+
+def category_threshold_gain(
+    sets: list[tuple[FoldScores, np.ndarray, np.ndarray]],
+    combo: dict[str, float],
+    platt: Platt,
+    threshold: float,
+    category_thresholds: dict[str, float],
+    prevalence: float,
+) -> float:
+    """Mean over the dev sets of prevalence-weighted F1 with per-category thresholds minus without them."""
+    diffs = []
+    for fold, keep, y in sets:
+        scores = platt.apply(fold.fused(combo))[keep]
+        cuts = np.asarray([category_thresholds.get(c, threshold) for c in fold.top_category(combo)[keep]])
+        with_cuts = f1_at_prevalence(scores - cuts + threshold, y[keep], threshold, prevalence)
+        diffs.append(with_cuts - f1_at_prevalence(scores, y[keep], threshold, prevalence))
+    return float(np.nanmean(diffs))
+
+
+def decision_metrics(
+    fold: FoldScores,
+    keep: np.ndarray,
+    y: np.ndarray,
+    combo: dict[str, float],
+    platt: Platt,
+    threshold: float,
+    category_thresholds: dict[str, float],
+) -> BinaryMetrics:
+    """Ranking metrics of the calibrated score; decision metrics as the product decides (per-category thresholds)."""
+    scores = platt.apply(fold.fused(combo))[keep]
+    ranking = binary_metrics(scores, y, threshold)
+    if not category_thresholds:
+        return ranking
+    cuts = np.asarray([category_thresholds.get(c, threshold) for c in fold.top_category(combo)[keep]])
+    decided = binary_metrics(scores - cuts + threshold, y, threshold)
+    return replace(decided, auprc=ranking.auprc, roc_auc=ranking.roc_auc)
 
 
 def f1_at_prevalence(scores: np.ndarray, unsafe: np.ndarray, threshold: float, prevalence: float) -> float:
@@ -295,7 +414,9 @@ def row_md(title: str, where: str, m, look_fpr: float | None) -> str:  # type: i
     )
 
 
-def write_scoring_config(combo: dict[str, float], platt: Platt, threshold: float, model_id: str) -> None:
+def write_scoring_config(
+    combo: dict[str, float], platt: Platt, threshold: float, category_thresholds: dict[str, float], model_id: str
+) -> None:
     knn = next((n for n in combo if n.startswith("knn")), None)
     cent = next((n for n in combo if n.startswith("centroid")), None)
     defaults = GuardConfig()
@@ -311,6 +432,7 @@ def write_scoring_config(combo: dict[str, float], platt: Platt, threshold: float
         "weight_head": combo.get("head", 0.0),
         "platt": asdict(platt),
         "threshold": round(threshold, 4),
+        "category_thresholds": category_thresholds,
         "_chosen_with": model_id,
     }
     path = default_data_dir() / "scoring.json"

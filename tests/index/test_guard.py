@@ -195,3 +195,14 @@ def test_artifact_from_another_normalisation_version_is_stale(toy_guard: Guard, 
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(IndexArtifactError, match="normalisation"):
         load_guard(tmp_path / "g", toy_guard.encoder)
+
+
+def test_category_threshold_overrides_the_global_one(toy_guard: Guard) -> None:
+    text = "those people are subhuman vermin"
+    before = toy_guard.classify([text])[0]
+    assert before.flagged and before.category == "hate" and before.threshold == toy_guard.config.threshold
+    toy_guard.config = replace(toy_guard.config, category_thresholds={"hate": 0.999})
+    after = toy_guard.classify([text])[0]
+    assert not after.flagged and after.score == before.score
+    toy_guard.upsert_label(replace(toy_guard.labels["hate"], threshold=0.2))
+    assert toy_guard.classify([text])[0].threshold == 0.2, "a label's own threshold wins over the config"
