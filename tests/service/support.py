@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from service.settings import Settings
@@ -54,3 +56,19 @@ def pg_reachable() -> bool:
             return True
     except Exception:
         return False
+
+
+def wait_server_ready(base: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    """Poll a uvicorn subprocess's /readyz until 200, failing with its log if it exits or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}: {log_path.read_text()}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"server not ready within {timeout}s")
+        time.sleep(0.02)  # polling interval under a deadline

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.support import COOKING, COOKING_PARAPHRASE, FIXTURES
+from tests.service.support import COOKING, COOKING_PARAPHRASE, FIXTURES, wait_server_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "lg_e2e_admin_key_for_tests"
@@ -56,18 +56,7 @@ def server(home: Path, database_url: str, timeout: float = 60.0) -> Iterator[str
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited with {proc.returncode}: {(home / log.name).read_text()}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready within {timeout}s")
-            time.sleep(0.02)  # polling interval under a deadline
+        wait_server_ready(base, proc, home / log.name, timeout)
         yield base
     finally:
         proc.terminate()

@@ -30,7 +30,14 @@ from service.app import create_app
 from service.db import session_scope
 from service.encoders import build_encoder
 from service.models import Decision
-from tests.service.support import COOKING, COOKING_PARAPHRASE, FIXTURES, make_settings, wait_ready
+from tests.service.support import (
+    COOKING,
+    COOKING_PARAPHRASE,
+    FIXTURES,
+    make_settings,
+    wait_ready,
+    wait_server_ready,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "lg_fault_admin_key_for_tests"
@@ -89,17 +96,7 @@ def server(home: Path, data_dir: Path, timeout: float = 90.0) -> Iterator[Server
         proc = subprocess.Popen([*cmd, "--host", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     srv = Server(f"http://127.0.0.1:{port}", proc, log_path)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited with {proc.returncode}: {log_path.read_text()}")
-            try:
-                if httpx.get(f"{srv.base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"server not ready within {timeout}s"
-            time.sleep(0.02)  # polling interval under a deadline
+        wait_server_ready(srv.base, proc, log_path, timeout)
         yield srv
     finally:
         if proc.poll() is None:
