@@ -112,4 +112,7 @@ def logit(p: NDArray[np.float64] | float, eps: float = 1e-6) -> NDArray[np.float
 
 
 def sigmoid(x: NDArray[np.float64] | float) -> NDArray[np.float64]:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64))), dtype=np.float64)
+    # exp of a non-positive number only: no overflow warning for large |x| (Platt can push logits far out)
+    z = np.asarray(x, dtype=np.float64)
+    e = np.exp(-np.abs(z))
+    return np.asarray(np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)), dtype=np.float64)

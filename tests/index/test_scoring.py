@@ -118,3 +118,10 @@ def test_topic_threshold_targets_the_false_match_rate() -> None:
     # a topic whose own examples score below the quantile is relaxed to its median, bounded by 3x the target
     t_relaxed = topic_threshold(np.array([0.3, 0.3, 0.3]), bg, 0.01, floor=0.0)
     assert np.mean(bg >= t_relaxed) <= 0.03 + 1e-9
+
+
+def test_sigmoid_is_stable_for_extreme_inputs() -> None:
+    from index.scoring import sigmoid
+
+    out = sigmoid(np.array([-1e4, -50.0, 0.0, 50.0, 1e4]))
+    np.testing.assert_allclose(out, [0.0, 1.9287e-22, 0.5, 1.0, 1.0], rtol=1e-3, atol=1e-30)
