@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from service.settings import Settings
@@ -72,3 +76,23 @@ def wait_server_ready(base: str, proc: subprocess.Popen[bytes], log_path: Path, 
         if time.monotonic() > deadline:
             raise AssertionError(f"server not ready within {timeout}s")
         time.sleep(0.02)  # polling interval under a deadline
+
+
+@contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for a test session, dropped afterwards; skip (or fail under
+    LIGHTGUARD_REQUIRE_POSTGRES, as CI sets) when no server is reachable."""
+    if not pg_reachable():
+        if os.environ.get("LIGHTGUARD_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required (LIGHTGUARD_REQUIRE_POSTGRES) but {PG_ADMIN_URL} is not reachable")
+        pytest.skip(f"no PostgreSQL server at {PG_ADMIN_URL}; start one or set LIGHTGUARD_TEST_PG_URL")
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
