@@ -23,13 +23,14 @@ class Platt:
         return sigmoid(self.a * logit(np.asarray(raw, dtype=np.float64)) + self.b)
 
 
-def fit_platt(
-    raw: NDArray[np.floating], unsafe: NDArray[np.bool_], iterations: int = 200, ridge: float = 1.0
-) -> Platt:
-    """Fit Platt scaling by Newton's method on the log loss.
+def fit_platt(raw: NDArray[np.floating], unsafe: NDArray[np.bool_], iterations: int = 200, ridge: float = 1.0) -> Platt:
+    """Fit Platt scaling by Newton's method on the log loss, with a backtracking line search.
 
-    Platt's label smoothing and a small ridge pull towards the identity (a=1, b=0) keep the fit finite when the
-    scores separate the classes perfectly (plain Newton then diverges to an infinitely steep step).
+    Platt's label smoothing and a small ridge pull towards the identity (a=1, b=0) keep the optimum finite when the
+    scores separate the classes perfectly. The line search keeps every step downhill: a full Newton step from the
+    identity on confident scores (logits near +-14, many on the wrong side) lands where every p(1-p) underflows,
+    the Hessian is the ridge alone, and plain Newton then runs off to a slope in the thousands, where the calibrated
+    score is exactly 0 or 1 for most rows (ties that ruin any threshold chosen on it).
     """
     x = logit(np.asarray(raw, dtype=np.float64))
     y = np.asarray(unsafe, dtype=bool)
@@ -37,15 +38,30 @@ def fit_platt(
     if n_pos == 0 or n_neg == 0:
         return Platt()
     t = np.where(y, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+
+    def objective(a: float, b: float) -> float:
+        z = a * x + b
+        # cross-entropy against the smoothed targets, written with softplus so it stays finite for any z
+        return float(np.sum(np.logaddexp(0.0, z) - t * z) + 0.5 * ridge * ((a - 1.0) ** 2 + b**2))
+
     a, b = 1.0, 0.0
+    current = objective(a, b)
     for _ in range(iterations):
         p = sigmoid(a * x + b)
         g = np.array([np.sum((p - t) * x) + ridge * (a - 1.0), np.sum(p - t) + ridge * b])
         w = p * (1 - p) + 1e-12
         h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + ridge * np.eye(2)
         step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-9:
+        scale = 1.0
+        while scale > 1e-10:
+            trial = objective(a - scale * step[0], b - scale * step[1])
+            if trial <= current:
+                break
+            scale /= 2
+        else:
+            break  # no downhill step along the Newton direction: at the optimum up to rounding
+        a, b, current = a - scale * step[0], b - scale * step[1], trial
+        if np.abs(scale * step).max() < 1e-9:
             break
     return Platt(float(a), float(b))
 
