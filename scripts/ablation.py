@@ -7,6 +7,7 @@ var/ablation/results.json so the grid can be resumed; `report` rewrites the tabl
     .venv/bin/python scripts/ablation.py grid [--limit 8000] [--only NAME ...]
     .venv/bin/python scripts/ablation.py evaluate --model-dir models/finetuned --name finetuned [--limit 0]
     .venv/bin/python scripts/ablation.py report
+    .venv/bin/python scripts/ablation.py compare reports/evaluate.json reports/evaluate-finetuned-int8.json
 """
 
 from __future__ import annotations
@@ -309,6 +310,35 @@ def run_report(args: argparse.Namespace) -> None:
         print(f"wrote {out}")
 
 
+COMPARE_SCORERS = ("kNN only", "centroid only", "linear head only", "fused (chosen)")
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    """Per-fold differences of two `scripts/evaluate.py` reports (each scored with its own dev-chosen settings)."""
+    base, other = (json.loads(Path(p).read_text()) for p in (args.base, args.other))
+    print(f"{other['model_id']} minus {base['model_id']} ({base['rows']} / {other['rows']} rows)")
+    print(f"base fused {base['config']} threshold {base['threshold']}; other {other['config']} {other['threshold']}")
+    folds = list(base["folds"])
+    print("| scorer | split | metric | " + " | ".join(folds) + " | mean Δ | min / max Δ | base mean → other mean |")
+    print("|---|---|---|" + "---|" * (len(folds) + 3))
+    for scorer in COMPARE_SCORERS:
+        for which in ("dev", "test"):
+            for metric in ("auprc", "f1"):
+                b = [base["results"][f"{scorer}|oos:{f}|{which}"][metric] for f in folds]
+                o = [other["results"][f"{scorer}|oos:{f}|{which}"][metric] for f in folds]
+                d = [y - x for x, y in zip(b, o, strict=True)]
+                print(
+                    f"| {scorer} | {which} | {metric} | " + " | ".join(f"{x:+.3f}" for x in d) + f" | "
+                    f"{np.mean(d):+.3f} | {min(d):+.3f} / {max(d):+.3f} | {np.mean(b):.3f} → {np.mean(o):.3f} |"
+                )
+    for which in ("dev", "test"):
+        b, o = base["results"][f"fused (chosen)|random|{which}"], other["results"][f"fused (chosen)|random|{which}"]
+        print(
+            f"random split ({which}), fused: AUPRC {b['auprc']:.3f} → {o['auprc']:.3f}, F1 {b['f1']:.3f} → "
+            f"{o['f1']:.3f}, look-alike FPR {b['lookalike_fpr']:.3f} → {o['lookalike_fpr']:.3f}"
+        )
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -328,8 +358,11 @@ def main() -> None:
     ev.add_argument("--same-as", default=None, help="reuse the scorer settings of this earlier result")
     rep = sub.add_parser("report")
     rep.add_argument("--plot", nargs="*", default=[], help="result names to draw in docs/img/pr-finetuned-oos-test.png")
+    cmp = sub.add_parser("compare", help="per-fold differences of two scripts/evaluate.py reports")
+    cmp.add_argument("base", help="reports/evaluate.json of the reference encoder")
+    cmp.add_argument("other", help="reports/evaluate-<name>-<variant>.json of the encoder to compare")
     args = parser.parse_args()
-    {"grid": run_grid, "evaluate": run_evaluate, "report": run_report}[args.command](args)
+    {"grid": run_grid, "evaluate": run_evaluate, "report": run_report, "compare": run_compare}[args.command](args)
 
 
 if __name__ == "__main__":

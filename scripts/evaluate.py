@@ -285,7 +285,9 @@ def evaluate(args: argparse.Namespace) -> None:
     print(f"\nchosen: {best}  platt={platt}  threshold={threshold:.3f}")
     out_dir = REPO / "reports"
     out_dir.mkdir(exist_ok=True)
-    (out_dir / "evaluate.json").write_text(json.dumps(report, indent=2, default=float))
+    # one file per model and variant: evaluating a second encoder must not overwrite the base's report
+    suffix = "" if (args.name, args.variant) == ("base", "int8") else f"-{args.name}-{args.variant}"
+    (out_dir / f"evaluate{suffix}.json").write_text(json.dumps(report, indent=2, default=float))
     keep = rnd_split == "test"
     plot_pr_curves(
         {t: (rnd.fused(c)[keep], rnd_y[keep]) for t, c in singles.items()},
