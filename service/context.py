@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from index import Encoder, Guard, load_guard_config
 from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
+from service.decision_log import DecisionLog
 from service.encoders import build_encoder
 from service.errors import DatabaseUnavailableError
 from service.metrics import Metrics
@@ -35,8 +36,10 @@ class ServiceContext:
     indexing: IndexService
     metrics: Metrics
     limits: Limits
+    decision_log: DecisionLog
 
     def close(self) -> None:
+        self.decision_log.close()
         self.runtime.close()
         self.engine.dispose()
 
@@ -69,7 +72,10 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
     if metrics is None:
         metrics = Metrics()
     metrics.bind_index(lambda: float(_size(runtime)), lambda: float(runtime.version))
-    return ServiceContext(settings, engine, sessions, runtime, indexing, metrics, Limits.from_settings(settings))
+    limits = Limits.from_settings(settings)
+    return ServiceContext(
+        settings, engine, sessions, runtime, indexing, metrics, limits, DecisionLog(sessions, metrics)
+    )
 
 
 def _prepare_database(settings: Settings, url: str, engine: Engine) -> sessionmaker[Session]:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from service.context import ServiceContext
 from service.db import session_scope
 from service.models import ApiKey
-from service.usecases.classify import ClassifyService, DecisionLogPolicy
+from service.usecases.classify import ClassifyService
 from service.usecases.keys import KeyService
 from service.usecases.topics import TopicService
 
@@ -47,9 +47,11 @@ ClassifyKeyDep = Annotated[ApiKey | None, Depends(require_classify_key)]
 AdminKeyDep = Annotated[ApiKey | None, Depends(require_admin_key)]
 
 
-def get_classify_service(ctx: ContextDep, session: SessionDep, key: ClassifyKeyDep) -> ClassifyService:
-    policy = DecisionLogPolicy(ctx.settings.decision_log, ctx.settings.log_text)
-    return ClassifyService(session, ctx.runtime, ctx.limits, ctx.metrics, policy, key.id if key else None)
+def get_classify_service(ctx: ContextDep, key: ClassifyKeyDep) -> ClassifyService:
+    decision_log = ctx.decision_log if ctx.settings.decision_log else None
+    return ClassifyService(
+        ctx.runtime, ctx.limits, ctx.metrics, decision_log, ctx.settings.log_text, key.id if key else None
+    )
 
 
 def get_topic_service(ctx: ContextDep, session: SessionDep, _key: AdminKeyDep) -> TopicService:

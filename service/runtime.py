@@ -96,10 +96,6 @@ class GuardRuntime:
         self._rw = ReadWriteLock()
         self._snapshot: GuardSnapshot | None = None
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lightguard-classify")
-        # Decision-log writes wait on SQLite's write lock while an edit holds it; on asyncio's default executor
-        # (6 threads on 2 cores) they filled every thread, so the edit's own to_thread(embed/apply) never ran and
-        # everything stalled until the 30 s busy timeout. Their own thread keeps the default executor free.
-        self.log_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightguard-decision-log")
         self._ready = threading.Event()
         self.batcher: MicroBatcher[Verdict] = MicroBatcher(
             self._classify_sync, self._executor, batch_max_texts, batch_wait_ms / 1000
@@ -170,7 +166,6 @@ class GuardRuntime:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.log_executor.shutdown(wait=False, cancel_futures=True)
 
 
 # From this many queries on, FAISS's flat search uses one BLAS matrix product instead of one pass over the vectors

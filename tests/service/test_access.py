@@ -68,6 +68,7 @@ def test_prompts_stay_out_of_logs_unless_log_text(
         bad = client.post("/v1/classify", json={"texts": [SECRET_PROMPT, ""]})
         assert bad.status_code == 422 and "zanzibar" not in bad.text
         ctx = client.app.state.ctx  # type: ignore[attr-defined]
+        assert ctx.decision_log.flush()
         with session_scope(ctx.sessions) as session:
             texts = [d.text for d in session.query(Decision).all()]
     assert len(texts) == 2

@@ -85,6 +85,7 @@ def test_decision_log_stores_digest_not_text(client: TestClient) -> None:
 
     client.post("/v1/classify", json={"text": "a secret prompt about bread"})
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    assert ctx.decision_log.flush()
     with ctx.sessions() as session:
         rows = DecisionRepository(session).recent(1)
     assert rows and rows[0].text is None and len(rows[0].text_digest) == 16
@@ -96,5 +97,6 @@ def test_decision_log_text_when_enabled(tmp_path: Path) -> None:
     with TestClient(create_app(make_settings(tmp_path, log_text=True), HashingEncoder())) as client:
         wait_ready(client)
         client.post("/v1/classify", json={"text": "keep me"})
+        assert client.app.state.ctx.decision_log.flush()  # type: ignore[attr-defined]
         with client.app.state.ctx.sessions() as session:  # type: ignore[attr-defined]
             assert DecisionRepository(session).recent(1)[0].text == "keep me"

@@ -317,6 +317,7 @@ def test_decision_log_failure_keeps_the_verdict(tmp_path: Path) -> None:
         wait_ready(client)
         ctx = client.app.state.ctx  # type: ignore[attr-defined]
         expected = client.post("/v1/classify", json={"text": COOKING_PARAPHRASE}).json()
+        assert ctx.decision_log.flush()
         with sqlite3.connect(tmp_path / "lightguard.db") as conn:
             conn.execute(
                 "CREATE TRIGGER no_room BEFORE INSERT ON decisions BEGIN SELECT RAISE(ABORT, 'disk full'); END"
@@ -324,6 +325,7 @@ def test_decision_log_failure_keeps_the_verdict(tmp_path: Path) -> None:
         r = client.post("/v1/classify", json={"texts": [COOKING_PARAPHRASE, "hello there"]})
         assert r.status_code == 200, r.text
         assert r.json()["results"][0]["score"] == expected["score"]
+        assert ctx.decision_log.flush()
         metrics = client.get("/metrics").text
         assert "lightguard_decision_log_failures_total 2.0" in metrics
         with session_scope(ctx.sessions) as session:
