@@ -20,7 +20,7 @@ from service.metrics import Metrics
 from service.runtime import GuardRuntime
 from service.settings import Settings
 from service.usecases.indexing import IndexService
-from service.usecases.keys import CREATE_HINT, KeyService
+from service.usecases.keys import CREATE_HINT, KeyCache, KeyService
 from service.usecases.limits import Limits
 from service.usecases.seed import seed_database
 
@@ -37,6 +37,7 @@ class ServiceContext:
     metrics: Metrics
     limits: Limits
     decision_log: DecisionLog
+    key_cache: KeyCache
 
     def close(self) -> None:
         self.decision_log.close()
@@ -74,7 +75,15 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
     metrics.bind_index(lambda: float(_size(runtime)), lambda: float(runtime.version))
     limits = Limits.from_settings(settings)
     return ServiceContext(
-        settings, engine, sessions, runtime, indexing, metrics, limits, DecisionLog(sessions, metrics)
+        settings,
+        engine,
+        sessions,
+        runtime,
+        indexing,
+        metrics,
+        limits,
+        DecisionLog(sessions, metrics),
+        KeyCache(sessions, settings.key_cache_ttl_s),
     )
 
 

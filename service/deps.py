@@ -12,7 +12,7 @@ from service.context import ServiceContext
 from service.db import session_scope
 from service.models import ApiKey
 from service.usecases.classify import ClassifyService
-from service.usecases.keys import KeyService
+from service.usecases.keys import KeyIdentity, KeyService
 from service.usecases.topics import TopicService
 
 
@@ -35,19 +35,20 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
 
 
-def require_classify_key(session: SessionDep, authorization: AuthorizationHeader = None) -> ApiKey | None:
-    return KeyService(session).authenticate(authorization, "classify")
+async def require_classify_key(ctx: ContextDep, authorization: AuthorizationHeader = None) -> KeyIdentity | None:
+    # The hot path: keys come from the in-memory cache, so classify opens no database session at all.
+    return await ctx.key_cache.authenticate(authorization, "classify")
 
 
 def require_admin_key(session: SessionDep, authorization: AuthorizationHeader = None) -> ApiKey | None:
     return KeyService(session).authenticate(authorization, "admin")
 
 
-ClassifyKeyDep = Annotated[ApiKey | None, Depends(require_classify_key)]
+ClassifyKeyDep = Annotated[KeyIdentity | None, Depends(require_classify_key)]
 AdminKeyDep = Annotated[ApiKey | None, Depends(require_admin_key)]
 
 
-def get_classify_service(ctx: ContextDep, key: ClassifyKeyDep) -> ClassifyService:
+async def get_classify_service(ctx: ContextDep, key: ClassifyKeyDep) -> ClassifyService:
     decision_log = ctx.decision_log if ctx.settings.decision_log else None
     return ClassifyService(
         ctx.runtime, ctx.limits, ctx.metrics, decision_log, ctx.settings.log_text, key.id if key else None

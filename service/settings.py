@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     model_dir: Path | None = Field(default=None, description="ONNX model folder; default models/base")
     onnx_variant: Literal["int8", "fp32"] = "int8"
     admin_key: SecretStr | None = Field(default=None, description="Bootstraps this admin API key at start-up")
+    key_cache_ttl_s: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=60.0,
+        description="Classify routes check API keys against an in-memory copy this old at most (a revoked key stops"
+        " working within it; 0: read the database on every request). Admin routes always read the database",
+    )
     log_text: bool = Field(default=False, description="Store raw prompts in the decision log (digests otherwise)")
     decision_log: bool = Field(default=True, description="Record a digest + verdict for every classified text")
     max_batch: int = Field(default=256, ge=1)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from service.models import ApiKey
@@ -18,6 +22,7 @@ log = logging.getLogger(__name__)
 KeyRole = Literal["admin", "classify"]
 PREFIX_CHARS = 11  # "lg_" + 8 characters: enough to tell keys apart in a listing, useless to an attacker
 CREATE_HINT = "create one with `lightguard keys create --role admin`"
+UNKNOWN_KEY = "the API key is unknown or revoked; check it with `lightguard keys list`"
 
 
 def hash_key(token: str) -> str:
@@ -66,19 +71,99 @@ class KeyService:
         """The caller's key, or None in open mode (no keys configured). Raises 401/403-mapped errors."""
         if self.open_mode():
             return None
-        if not authorization:
-            raise AuthenticationError(f"missing API key: send `Authorization: Bearer <key>`; {CREATE_HINT}")
-        scheme, _, token = authorization.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise AuthenticationError("malformed Authorization header: expected `Authorization: Bearer <key>`")
+        token = bearer_token(authorization)
         digest = hash_key(token)
         match = next(
             (k for k in self.keys.active_by_prefix(token[:PREFIX_CHARS]) if hmac.compare_digest(k.key_hash, digest)),
             None,
         )
         if match is None:
-            raise PermissionDeniedError("the API key is unknown or revoked; check it with `lightguard keys list`")
-        if role == "admin" and match.role != "admin":
-            raise PermissionDeniedError(f"this key has role {match.role!r}; the operation needs an 'admin' key")
+            raise PermissionDeniedError(UNKNOWN_KEY)
+        check_role(match.role, role)
         return match
+
+
+@dataclass(frozen=True, slots=True)
+class KeyIdentity:
+    """Who called: enough for the decision log and the role check, without a database row."""
+
+    id: int
+    role: str
+
+
+class KeyCache:
+    """The active keys in memory, so the classify path makes no database round trip per request.
+
+    The snapshot is reloaded when it is older than `ttl_s`: a key revoked with `lightguard keys revoke` (another
+    process) stops working within `ttl_s`. An unknown token forces a reload, at most once per `miss_refresh_s`, so a
+    key created a moment ago works at once and a flood of bad tokens cannot hammer the database. A reload that cannot
+    reach the database raises, and the request gets the 503 it got when every request queried the database.
+    Admin routes do not use the cache: they check the database on every request.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        ttl_s: float = 1.0,
+        miss_refresh_s: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sessions = sessions
+        self.ttl_s = ttl_s
+        self.miss_refresh_s = miss_refresh_s
+        self._clock = clock
+        self._by_prefix: dict[str, list[tuple[str, KeyIdentity]]] = {}
+        self._loaded_at: float | None = None
+
+    def invalidate(self) -> None:
+        self._loaded_at = None
+
+    def refresh(self) -> None:
+        """Reload the active keys (blocking database I/O: call it off the event loop)."""
+        loaded_at = self._clock()
+        with self._sessions() as session:
+            keys = [k for k in ApiKeyRepository(session).find_all() if k.revoked_at is None]
+        by_prefix: dict[str, list[tuple[str, KeyIdentity]]] = {}
+        for key in keys:
+            by_prefix.setdefault(key.prefix, []).append((key.key_hash, KeyIdentity(key.id, key.role)))
+        self._by_prefix, self._loaded_at = by_prefix, loaded_at  # one assignment: readers see old or new
+
+    async def authenticate(self, authorization: str | None, role: KeyRole) -> KeyIdentity | None:
+        """Like `KeyService.authenticate`, from the snapshot; None in open mode."""
+        if self._age() > self.ttl_s:
+            await asyncio.to_thread(self.refresh)
+        if authorization and self._age() > self.miss_refresh_s:
+            token = authorization.strip().partition(" ")[2].strip()
+            if self._lookup(token) is None:  # perhaps a key created since the last load (or the first key)
+                await asyncio.to_thread(self.refresh)
+        if not self._by_prefix:
+            return None
+        match = self._lookup(bearer_token(authorization))
+        if match is None:
+            raise PermissionDeniedError(UNKNOWN_KEY)
+        check_role(match.role, role)
+        return match
+
+    def _age(self) -> float:
+        return float("inf") if self._loaded_at is None else self._clock() - self._loaded_at
+
+    def _lookup(self, token: str) -> KeyIdentity | None:
+        digest = hash_key(token)
+        candidates = self._by_prefix.get(token[:PREFIX_CHARS], [])
+        return next((ident for key_hash, ident in candidates if hmac.compare_digest(key_hash, digest)), None)
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <key>` header (401-mapped errors when missing or malformed)."""
+    if not authorization:
+        raise AuthenticationError(f"missing API key: send `Authorization: Bearer <key>`; {CREATE_HINT}")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationError("malformed Authorization header: expected `Authorization: Bearer <key>`")
+    return token
+
+
+def check_role(have: str, need: KeyRole) -> None:
+    if need == "admin" and have != "admin":
+        raise PermissionDeniedError(f"this key has role {have!r}; the operation needs an 'admin' key")

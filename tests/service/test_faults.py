@@ -295,8 +295,13 @@ def test_serve_refuses_to_start_without_its_database(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------- the database fails mid-run
 def test_database_gone_mid_run_gives_503_never_a_guess(tmp_path: Path) -> None:
-    """Keys live in the database, so a request cannot be authorised without it: 503 `database_unavailable`."""
-    with TestClient(create_app(make_settings(tmp_path, admin_key=ADMIN), HashingEncoder())) as client:
+    """Keys live in the database, so a request cannot be authorised without it: 503 `database_unavailable`.
+
+    (Classify routes check keys against a copy at most LIGHTGUARD_KEY_CACHE_TTL_S old, so with the default 1 s they
+    answer for up to a second after the database goes; TTL 0 here makes the 503 immediate and the test exact.)
+    """
+    settings = make_settings(tmp_path, admin_key=ADMIN, key_cache_ttl_s=0)
+    with TestClient(create_app(settings, HashingEncoder())) as client:
         wait_ready(client)
         ctx = client.app.state.ctx  # type: ignore[attr-defined]
         assert client.post("/v1/classify", json={"text": "hello"}, headers=AUTH).status_code == 200
