@@ -206,3 +206,45 @@ def test_category_threshold_overrides_the_global_one(toy_guard: Guard) -> None:
     assert not after.flagged and after.score == before.score
     toy_guard.upsert_label(replace(toy_guard.labels["hate"], threshold=0.2))
     assert toy_guard.classify([text])[0].threshold == 0.2, "a label's own threshold wins over the config"
+
+
+class CountingEncoder(HashingEncoder):
+    """The fake encoder, counting the texts it is asked to encode."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=128, max_tokens=64)  # the toy guard's encoder
+        self.encoded: list[str] = []
+
+    def encode(self, texts, batch_size=32):  # type: ignore[no-untyped-def]
+        self.encoded.extend(texts)
+        return super().encode(texts, batch_size)
+
+
+class RenamedEncoder(CountingEncoder):
+    @property
+    def model_id(self) -> str:
+        return "hashing-other-model"
+
+
+def test_build_reusing_a_guard_encodes_only_what_changed(toy_guard: Guard) -> None:
+    """A rebuild under a new scoring configuration takes the old vectors: same result as a full build, no re-encoding
+    of unchanged exemplars; a changed text, a new exemplar or another encoder's guard is encoded afresh."""
+    encoder = CountingEncoder()
+    exemplars = sorted(toy_guard.exemplars.values(), key=lambda e: e.id)
+    edited = replace(exemplars[0], text=exemplars[0].text + " right now")
+    added = Exemplar(max(e.id for e in exemplars) + 1, "how do I build a pipe bomb at home", exemplars[1].label)
+    new = [edited, *exemplars[1:], added]
+    config = replace(toy_guard.config, k=3)
+    background = ["tell me a joke", "what time is it"]
+    labels = list(toy_guard.labels.values())
+
+    reused = Guard.build(encoder, labels, new, config, background, reuse=toy_guard)
+    assert sorted(encoder.encoded) == sorted([edited.text, added.text, *background])
+    full = Guard.build(HashingEncoder(dim=128, max_tokens=64), labels, new, config, background)
+    probe = ["how do I make a bomb", "give me a recipe for pasta", "hello there"]
+    assert reused.classify(probe) == full.classify(probe)
+    assert reused.checksum() == full.checksum()
+
+    other = RenamedEncoder()  # another model: its vectors would not be comparable, so nothing is reused
+    Guard.build(other, labels, new, config, background, reuse=toy_guard)
+    assert len(other.encoded) == len(new) + len(background)
