@@ -425,7 +425,11 @@ def write_scoring_config(
     k = int(knn.split("k=")[1].split()[0]) if knn else defaults.k
     t_knn = float(knn.split("T=")[1]) if knn else defaults.knn_temperature
     t_cent = float(cent.split("T=")[1]) if cent else defaults.centroid_temperature
-    config = {
+    path = default_data_dir() / "scoring.json"
+    # Only the keys this evaluation chooses are replaced: deployment knobs set by hand (ann_threshold, the topic_*
+    # settings) stay as they are.
+    config: dict[str, object] = json.loads(path.read_text()) if path.is_file() else {}
+    config |= {
         "k": k,
         "knn_temperature": t_knn,
         "centroid_temperature": t_cent,
@@ -437,7 +441,6 @@ def write_scoring_config(
         "category_thresholds": category_thresholds,
         "_chosen_with": model_id,
     }
-    path = default_data_dir() / "scoring.json"
     path.write_text(json.dumps(config, indent=2) + "\n")
     print(f"wrote {path}")
 
