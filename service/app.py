@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ from service.context import open_context
 from service.exception_handlers import add_exception_handlers
 from service.metrics import Metrics
 from service.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from service.runtime import GuardRuntime, configure_threads
+from service.runtime import GuardRuntime, configure_threads, search_executor
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_threads(settings.search_threads)
+        # asyncio.to_thread (edits, calibrations) runs in the default executor: its threads search too, and OpenMP
+        # settings are per thread, so they get the same FAISS thread count as the classify threads.
+        workers = min(32, (os.cpu_count() or 1) + 4)  # asyncio's own default size
+        asyncio.get_running_loop().set_default_executor(search_executor(workers, settings.search_threads, "lightguard"))
         ctx = await asyncio.to_thread(open_context, settings, encoder, metrics)
         ctx.runtime.configure_batching(settings.batch_max_texts, settings.batch_wait_ms)
         runtime_ref.append(ctx.runtime)

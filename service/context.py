@@ -62,7 +62,7 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
             f"cannot reach the database {shown}: {str(exc.orig).strip()}; "
             "check LIGHTGUARD_DATABASE_URL and that the database server is up"
         ) from exc
-    runtime = GuardRuntime(encoder or build_encoder(settings), settings.workers)
+    runtime = GuardRuntime(encoder or build_encoder(settings), settings.workers, search_threads=settings.search_threads)
     indexing = IndexService(
         runtime,
         sessions,

@@ -88,14 +88,19 @@ class GuardRuntime:
     """Holds the serving guard; swaps it atomically; runs CPU work off the event loop."""
 
     def __init__(
-        self, encoder: Encoder, workers: int = 2, batch_max_texts: int = 64, batch_wait_ms: float = 0.0
+        self,
+        encoder: Encoder,
+        workers: int = 2,
+        batch_max_texts: int = 64,
+        batch_wait_ms: float = 0.0,
+        search_threads: int = 1,
     ) -> None:
         self.encoder = encoder
         self.status = RuntimeStatus()
         self.edit_lock = asyncio.Lock()
         self._rw = ReadWriteLock()
         self._snapshot: GuardSnapshot | None = None
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lightguard-classify")
+        self._executor = search_executor(workers, search_threads, "lightguard-classify")
         self._ready = threading.Event()
         self.batcher: MicroBatcher[Verdict] = MicroBatcher(
             self._classify_sync, self._executor, batch_max_texts, batch_wait_ms / 1000
@@ -175,12 +180,31 @@ FLAT_BLAS_MIN_QUERIES = 4
 
 
 def configure_threads(search_threads: int) -> None:
-    """Pin FAISS's OpenMP pool and its flat-search strategy (process-wide FAISS settings, set once at start-up).
+    """Pin FAISS's OpenMP pool (in the calling thread) and its flat-search strategy (process-wide), at start-up.
 
-    One thread by default: a single-query flat search is memory-bound, and a second spinning OpenMP thread contends
+    One thread by default: a single-query search is memory-bound, and a second spinning OpenMP thread contends
     with ONNX Runtime's threads on a 2-core box (48 ms instead of 6 ms per search measured under load).
     """
     import faiss
 
-    faiss.omp_set_num_threads(max(1, search_threads))
+    set_search_threads(search_threads)
     faiss.cvar.distance_compute_blas_threshold = FLAT_BLAS_MIN_QUERIES
+
+
+def set_search_threads(search_threads: int) -> None:
+    """FAISS's OpenMP thread count for the calling thread.
+
+    OpenMP keeps this setting per thread: a thread started later (an executor's worker) begins with the default of
+    one OpenMP thread per core, whatever the main thread set. Every thread that searches must call this; the
+    executors below do it in their initializer.
+    """
+    import faiss
+
+    faiss.omp_set_num_threads(max(1, search_threads))
+
+
+def search_executor(workers: int, search_threads: int, name: str) -> ThreadPoolExecutor:
+    """A thread pool whose threads search with `search_threads` OpenMP threads (see `set_search_threads`)."""
+    return ThreadPoolExecutor(
+        max_workers=workers, thread_name_prefix=name, initializer=set_search_threads, initargs=(search_threads,)
+    )

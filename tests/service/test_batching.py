@@ -117,3 +117,19 @@ def test_serving_imports_do_not_pull_torch(module: str) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"torch was imported by {module}: {done.stderr[-2000:]}"
+
+
+def test_every_thread_that_searches_uses_the_configured_faiss_threads(client: TestClient) -> None:
+    """OpenMP settings are per thread: the classify pool and the default executor (edits) must set theirs, or each
+    search runs a spinning pool of one OpenMP thread per core next to ONNX Runtime's threads."""
+    import faiss
+
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    seen = ctx.runtime._executor.submit(faiss.omp_get_max_threads).result()
+    assert seen == ctx.settings.search_threads == 1
+
+    async def in_default_executor() -> int:
+        return await asyncio.to_thread(faiss.omp_get_max_threads)
+
+    # the TestClient runs the app's loop in its own thread; ask that loop for a to_thread result
+    assert client.portal.call(in_default_executor) == 1  # type: ignore[union-attr]
