@@ -36,7 +36,8 @@ def normalize_url(url: str) -> str:
 
 
 def create_db_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets foreign keys on, WAL and a busy timeout (the CLI may write concurrently)."""
+    """An engine for `url`; SQLite gets foreign keys on, WAL (synchronous NORMAL) and a busy timeout (the CLI may
+    write concurrently)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
@@ -49,6 +50,10 @@ def create_db_engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
+            # With WAL, NORMAL syncs at checkpoints, not at every commit: no corruption and no lost commit when the
+            # process dies (kill -9 included: the WAL is in the OS cache); only a power cut or an OS crash can take
+            # back the last commits. FULL fsynced every commit, ~3 ms of CPU per decision-log write here.
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         return engine

@@ -2,12 +2,13 @@
 
 A commit per request cost the classify path a synchronous database round trip (on SQLite an fsync) and, under
 concurrent load, one commit per request where one per batch does. The request now only appends to a queue. What
-that trades: a row is committed shortly after its response (one batch later, milliseconds), so a `kill -9` loses
-the rows still queued; a clean shutdown (`close`) writes them first. A failed write (disk full, database gone) is
-logged and counted in `lightguard_decision_log_failures_total`; it never changes a verdict. When the database cannot
-keep up, at most `max_pending` rows wait and newer ones are dropped and counted, so memory stays bounded.
-The writer has a thread of its own: on asyncio's default executor, writes waiting for SQLite's write lock once
-filled every thread while an edit held that lock, and the edit's own work never ran (a 30 s stall, scripts/soak.py).
+that trades: a row is committed shortly after its response (within `linger_s`, 50 ms, or one batch later), so a
+`kill -9` loses the rows still queued; a clean shutdown (`close`) writes them first. A failed write (disk full,
+database gone) is logged and counted in `lightguard_decision_log_failures_total`; it never changes a verdict. When
+the database cannot keep up, at most `max_pending` rows wait and newer ones are dropped and counted, so memory stays
+bounded. The writer has a thread of its own: on asyncio's default executor, writes waiting for SQLite's write lock
+once filled every thread while an edit held that lock, and the edit's own work never ran (a 30 s stall,
+scripts/soak.py).
 """
 
 from __future__ import annotations
@@ -15,20 +16,22 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.metrics import Metrics
-from service.models import Decision
 from service.repositories import DecisionRepository
 
 log = logging.getLogger(__name__)
+DecisionRow = Mapping[str, Any]  # columns of service.models.Decision → values
 
 
 class DecisionLog:
-    """Batched, bounded, asynchronous writer of `Decision` rows (one daemon thread)."""
+    """Batched, bounded, asynchronous writer of decision rows (one daemon thread)."""
 
     def __init__(
         self,
@@ -36,19 +39,21 @@ class DecisionLog:
         metrics: Metrics,
         max_pending: int = 100_000,
         max_rows_per_commit: int = 2_000,
+        linger_s: float = 0.05,
     ) -> None:
         self._sessions = sessions
         self._metrics = metrics
         self._max_pending = max_pending
         self._max_rows = max_rows_per_commit
-        self._queue: queue.SimpleQueue[list[Decision] | threading.Event | None] = queue.SimpleQueue()
+        self._linger_s = linger_s
+        self._queue: queue.SimpleQueue[list[DecisionRow] | threading.Event | None] = queue.SimpleQueue()
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="lightguard-decision-log", daemon=True)
         self._thread.start()
 
-    def record(self, rows: Sequence[Decision]) -> None:
+    def record(self, rows: Sequence[DecisionRow]) -> None:
         """Queue rows for writing; never blocks. Rows beyond `max_pending` waiting ones are dropped and counted."""
         if not rows:
             return
@@ -85,10 +90,12 @@ class DecisionLog:
     def _run(self) -> None:
         stop = False
         while not stop:
-            rows: list[Decision] = []
+            rows: list[DecisionRow] = []
             waiters: list[threading.Event] = []
             item = self._queue.get()
-            # Take what else is already queued: under load one commit serves many requests.
+            deadline = time.monotonic() + self._linger_s
+            # Take what else arrives within the linger: a sequential client's rows then share a commit too. A flush
+            # or close ends the linger at once.
             while True:
                 if item is None:
                     stop = True
@@ -96,10 +103,10 @@ class DecisionLog:
                     waiters.append(item)
                 else:
                     rows.extend(item)
-                if len(rows) >= self._max_rows:
+                if stop or waiters or len(rows) >= self._max_rows:
                     break
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
             if rows:
@@ -107,7 +114,7 @@ class DecisionLog:
             for waiter in waiters:
                 waiter.set()
 
-    def _write(self, rows: list[Decision]) -> None:
+    def _write(self, rows: list[DecisionRow]) -> None:
         try:
             with self._sessions() as session:
                 DecisionRepository(session).add_many(rows)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from service.models import ApiKey, Decision, Exemplar, IndexBuild, Topic, utcnow
@@ -147,9 +148,10 @@ class DecisionRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add_many(self, decisions: Iterable[Decision]) -> None:
-        self.session.add_all(list(decisions))
-        self.session.flush()
+    def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert decisions given as column → value mappings: one executemany, no ORM unit of work per row."""
+        if rows:
+            self.session.execute(insert(Decision), list(rows))
 
     def count(self) -> int:
         return int(self.session.scalar(select(func.count()).select_from(Decision)) or 0)

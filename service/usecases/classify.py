@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from index import OPENAI_KEYS, Verdict, text_digest
 from service.decision_log import DecisionLog
 from service.metrics import Metrics
-from service.models import Decision, utcnow
+from service.models import utcnow
 from service.runtime import GuardRuntime
 from service.schemas import ModerationResponse, ModerationResult
 from service.usecases.limits import Limits
@@ -56,18 +56,18 @@ class ClassifyService:
             created = utcnow()
             self.decision_log.record(
                 [
-                    Decision(
-                        created_at=created,
-                        endpoint=endpoint,
-                        text_digest=text_digest(text),
-                        text=text if self.store_text else None,
-                        flagged=v.flagged,
-                        category=v.category,
-                        score=v.score,
-                        action=v.action,
-                        index_version=version,
-                        api_key_id=self.api_key_id,
-                    )
+                    {
+                        "created_at": created,
+                        "endpoint": endpoint,
+                        "text_digest": text_digest(text),
+                        "text": text if self.store_text else None,
+                        "flagged": v.flagged,
+                        "category": v.category,
+                        "score": v.score,
+                        "action": v.action,
+                        "index_version": version,
+                        "api_key_id": self.api_key_id,
+                    }
                     for text, v in zip(texts, verdicts, strict=True)
                 ]
             )

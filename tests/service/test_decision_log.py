@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import create_db_engine, make_sessionmaker, upgrade_database
 from service.decision_log import DecisionLog
 from service.metrics import Metrics
-from service.models import Decision
 from service.repositories import DecisionRepository
 
 
@@ -28,9 +27,9 @@ def db(tmp_path: Path) -> Iterator[tuple[sessionmaker[Session], Path]]:
     engine.dispose()
 
 
-def rows(n: int, tag: str = "t") -> list[Decision]:
+def rows(n: int, tag: str = "t") -> list[dict[str, object]]:
     return [
-        Decision(endpoint="classify", text_digest=f"{tag}{i}", flagged=False, score=0.1, index_version=1)
+        {"endpoint": "classify", "text_digest": f"{tag}{i}", "flagged": False, "score": 0.1, "index_version": 1}
         for i in range(n)
     ]
 
