@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from index import Platt, best_f1_threshold, fit_platt
 from index.calibration import topic_threshold
-from index.scoring import centroids, fuse, knn_distribution, softmax, topic_scores
+from index.scoring import TopicBank, centroids, fuse, knn_distribution, softmax, topic_score_matrix, topic_scores
 
 finite = st.floats(-1.0, 1.0, allow_nan=False, width=32)
 
@@ -79,6 +80,55 @@ def test_topic_score_is_open_set_and_allow_examples_suppress() -> None:
     assert topic_scores(near, pos, far_allow)[0] == topic_scores(near, pos, None)[0]
 
 
+def test_topic_score_mixes_in_the_head() -> None:
+    pos = np.array([[1.0, 0.0, 0.0], [0.96, 0.28, 0.0]], dtype=np.float32)
+    q = np.array([[0.99, 0.14, 0.0], [0.0, 0.6, 0.8]], dtype=np.float32)
+    sim = topic_scores(q, pos, None)
+    head = np.array([0.9, -0.8], dtype=np.float32)
+    np.testing.assert_allclose(topic_scores(q, pos, None, head=head, head_weight=0.25), 0.75 * sim + 0.25 * head)
+    np.testing.assert_allclose(topic_scores(q, pos, None, head=head, head_weight=0.0), sim)
+    # the allow-example rule applies to the mixed score: as close to an allow-example as to a positive = no match
+    assert topic_scores(q[:1], pos, q[:1], head=head[:1], head_weight=0.5)[0] == 0.0
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=1, max_size=5),
+    allow_sizes=st.lists(st.integers(0, 3), min_size=5, max_size=5),
+    with_head=st.lists(st.booleans(), min_size=5, max_size=5),
+    top_m=st.integers(1, 4),
+    seed=st.integers(0, 1000),
+)
+def test_topic_score_matrix_equals_scoring_each_topic(
+    sizes: list[int], allow_sizes: list[int], with_head: list[bool], top_m: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    dim, t = 8, len(sizes)
+    positives = [_unit(rng.normal(size=(k, dim)) + 0.5) for k in sizes]
+    allows = [_unit(rng.normal(size=(k, dim)) + 0.5) for k in allow_sizes[:t]]
+    heads = [(rng.normal(size=dim).astype(np.float32), float(rng.normal())) if h else None for h in with_head[:t]]
+    queries = _unit(rng.normal(size=(6, dim)) + 0.5)
+    bank = TopicBank.stack([f"t{i}" for i in range(t)], positives, allows, heads, 0.4, dim)
+    matrix = topic_score_matrix(queries, bank, top_m, 0.5)
+    assert matrix.shape == (6, t)
+    for i in range(t):
+        head = heads[i]
+        expected = topic_scores(
+            queries,
+            positives[i],
+            allows[i] if allows[i].shape[0] else None,
+            top_m,
+            0.5,
+            head=None if head is None else queries @ head[0] + head[1],
+            head_weight=0.4 if head is not None else 0.0,
+        )
+        np.testing.assert_allclose(matrix[:, i], expected, atol=1e-5)
+
+
 @settings(max_examples=100, deadline=None)
 @given(raw=arrays(np.float64, 20, elements=st.floats(0.001, 0.999)), a=st.floats(0.1, 5), b=st.floats(-3, 3))
 def test_platt_is_monotone(raw: np.ndarray, a: float, b: float) -> None:
@@ -118,6 +168,22 @@ def test_topic_threshold_targets_the_false_match_rate() -> None:
     # a topic whose own examples score below the quantile is relaxed to its median, bounded by 3x the target
     t_relaxed = topic_threshold(np.array([0.3, 0.3, 0.3]), bg, 0.01, floor=0.0)
     assert np.mean(bg >= t_relaxed) <= 0.03 + 1e-9
+
+
+def test_topic_threshold_interpolates_between_background_and_examples() -> None:
+    bg = np.linspace(0.0, 0.5, 1001)
+    q99 = float(np.quantile(bg, 0.99, method="higher"))
+    loo = np.array([0.7, 0.8, 0.9, 0.95, 1.0])
+    t = topic_threshold(loo, bg, 0.01, 0.0, positive_quantile=0.3, interpolation=0.4)
+    assert t == pytest.approx(q99 + 0.4 * (float(np.quantile(loo, 0.3)) - q99), abs=1e-5)
+    # a tighter topic (higher leave-one-out scores) gets a higher threshold from the same background
+    assert topic_threshold(loo + 0.05, bg, 0.01, 0.0, 0.3, interpolation=0.4) > t
+    # examples scoring below the background: never more than 3x the target false-match rate of the background
+    low = topic_threshold(np.zeros(5), bg, 0.01, 0.0, 0.3, interpolation=0.4)
+    assert np.mean(bg >= low) <= 0.03 + 1e-9
+    # one example (no leave-one-out scores): the background quantile; the floor always holds
+    assert topic_threshold(np.zeros(0), bg, 0.01, 0.0, 0.3, interpolation=0.4) == pytest.approx(q99, abs=1e-5)
+    assert topic_threshold(loo, bg, 0.01, 0.9, 0.3, interpolation=0.4) == 0.9
 
 
 def test_sigmoid_is_stable_for_extreme_inputs() -> None:
