@@ -16,8 +16,10 @@ from prometheus_client import Gauge, ProcessCollector
 
 from index import Encoder
 from service.api import classify, health, index, moderations, topics
-from service.context import open_context
+from service.context import ServiceContext, open_context
 from service.exception_handlers import add_exception_handlers
+from service.follower import IndexFollower
+from service.interprocess import FileLock
 from service.metrics import Metrics
 from service.middleware import BodySizeLimitMiddleware, MetricsMiddleware
 from service.runtime import GuardRuntime, configure_threads, search_executor
@@ -45,7 +47,8 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         # settings are per thread, so they get the same FAISS thread count as the classify threads.
         workers = min(32, (os.cpu_count() or 1) + 4)  # asyncio's own default size
         asyncio.get_running_loop().set_default_executor(search_executor(workers, settings.search_threads, "lightguard"))
-        ctx = await asyncio.to_thread(open_context, settings, encoder, metrics)
+        # Workers sharing LIGHTGUARD_HOME migrate and seed one at a time (concurrent `alembic upgrade` fails).
+        ctx = await asyncio.to_thread(_open_context_alone, settings, encoder, metrics)
         ctx.runtime.configure_batching(settings.batch_max_texts, settings.batch_wait_ms)
         runtime_ref.append(ctx.runtime)
         app.state.ctx = ctx
@@ -59,13 +62,19 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         )
         # Load or build in the background: /healthz answers at once, /readyz turns 200 when the index serves.
         loader = asyncio.create_task(ctx.indexing.load_or_build())
+        # Follow index versions committed by other processes (other workers, the CLI): see service.follower.
+        follower = IndexFollower(ctx.indexing, settings.follow_interval_s)
+        app.state.follower = follower
+        following = asyncio.create_task(follower.run()) if settings.follow_interval_s > 0 else None
         try:
             yield
         finally:
+            follower.stop()  # ends after its poll in flight, before the engine is disposed
             if not loader.done():
                 loader.cancel()
-            with contextlib.suppress(BaseException):
-                await loader
+            for task in [t for t in (loader, following) if t is not None]:
+                with contextlib.suppress(BaseException):
+                    await task
             await ctx.runtime.aclose()
             ctx.close()
 
@@ -82,6 +91,11 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _open_context_alone(settings: Settings, encoder: Encoder | None, metrics: Metrics) -> ServiceContext:
+    with FileLock(settings.home / ".startup.lock").hold():
+        return open_context(settings, encoder, metrics)
 
 
 def _serving_gauges(metrics: Metrics, runtime_ref: list[GuardRuntime]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -24,7 +25,9 @@ topics_app = typer.Typer(help="Custom topic filters (the database is the source 
 index_app = typer.Typer(help="The FAISS index derived from the database.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (admin: everything; classify: classify and moderations).", no_args_is_help=True)
 
-OFFLINE_NOTE = "A running server sees CLI edits after `POST /v1/index/rebuild` or a restart; prefer the API there."
+OFFLINE_NOTE = (
+    "A running server on this database picks CLI changes up within LIGHTGUARD_FOLLOW_INTERVAL_S (0.5 s by default)."
+)
 
 
 def _find_topic(repo: TopicRepository, topic: str) -> Topic:
@@ -47,6 +50,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes; each holds the index in memory and follows the others' changes through the "
+            "database (LIGHTGUARD_FOLLOW_INTERVAL_S).",
+        ),
+    ] = 1,
 ) -> None:
     """Migrate, seed the taxonomy on first run, load or build the index, serve the HTTP API."""
     import logging
@@ -55,9 +67,50 @@ def serve(
 
     from service.app import create_app
 
+    if workers > 1:
+        _serve_workers(host, port, log_level, workers)
+        return
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One worker: the guard lives in process memory (and multi-worker uvicorn loses TCP_NODELAY, see STACK-NOTES).
     uvicorn.run(create_app(Settings()), host=host, port=port, log_level=log_level)
+
+
+def _serve_workers(host: str, port: int, log_level: str, workers: int) -> None:
+    """uvicorn's multi-process supervisor on a listening socket from `listening_socket` (logs carry the pid)."""
+    import copy
+
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+    from uvicorn.supervisors import Multiprocess
+
+    Settings()  # a bad configuration fails here, once, not in every worker
+    log_config = copy.deepcopy(LOGGING_CONFIG)  # applied in each worker: the service's own log lines, with the pid
+    log_config["formatters"]["service"] = {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}
+    log_config["handlers"]["service"] = {"class": "logging.StreamHandler", "formatter": "service"}
+    log_config["loggers"]["service"] = {"handlers": ["service"], "level": log_level.upper(), "propagate": False}
+    config = uvicorn.Config(
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        log_config=log_config,
+    )
+    Multiprocess(config, sockets=[listening_socket(host, port)]).run()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The socket the workers share, bound as IPPROTO_TCP.
+
+    uvicorn binds it with protocol 0; accepted connections inherit that, and the asyncio event loop turns TCP_NODELAY
+    on only for IPPROTO_TCP sockets, so each kept-alive response would wait for a delayed ACK (STACK-NOTES). uvloop,
+    uvicorn's default when installed, sets TCP_NODELAY either way; this keeps `--loop asyncio` deployments right too.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
 
 
 # ---------------------------------------------------------------------------- topics

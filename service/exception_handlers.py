@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index import InvalidInputError, LightguardError, UnknownExemplarError, UnknownLabelError
@@ -24,6 +26,7 @@ from service.errors import (
     PermissionDeniedError,
     ServiceError,
 )
+from service.schemas import ErrorRead
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,22 @@ STATUS: dict[type[ServiceError], int] = {
 }
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+_MEANINGS = {
+    400: "The body is not valid JSON (`invalid_json`)",
+    401: "No API key, or a malformed Authorization header, while keys are configured (`unauthenticated`)",
+    403: "Unknown or revoked key, or a `classify` key on an admin route (`forbidden`)",
+    404: "No such topic or example (`not_found`)",
+    409: "A duplicate topic name, a built-in category, or a topic's last positive example (`conflict`)",
+    413: "Body above LIGHTGUARD_MAX_BODY_BYTES, refused before parsing (`payload_too_large`)",
+    422: "Malformed or out-of-limit request (`validation_error`, `invalid_request`, `invalid_input`)",
+    503: "The database is unreachable, or the index is not loaded yet (`database_unavailable`, `index_not_ready`)",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route answers with; every error body is `ErrorRead`."""
+    return {code: {"model": ErrorRead, "description": _MEANINGS[code]} for code in codes}
 
 
 def error_body(error: str, detail: str, field: str | None = None) -> dict[str, Any]:
@@ -73,12 +92,30 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("validation_error", details, field), status_code=422)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return JSONResponse(
-        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
-    )
+    headers = getattr(exc, "headers", None)
+    allowed = _allowed_methods(request) if exc.status_code == 405 else None
+    if allowed:
+        # Starlette's Allow names only the first route matching the path (GET for /v1/topics/{id}, which also takes
+        # PATCH and DELETE); a 405 must list every method of the resource (RFC 9110; found by schemathesis).
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str] | None:
+    """The methods the OpenAPI document lists for the request's path (None for an undocumented path)."""
+    for template, item in request.app.openapi()["paths"].items():
+        if _path_pattern(template).fullmatch(request.scope["path"]):
+            methods = {m.upper() for m in item}
+            return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
+    return None
+
+
+@functools.cache
+def _path_pattern(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
 
 
 async def _index_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -99,10 +136,20 @@ async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
+async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Starlette re-raises after this handler, so the traceback still reaches the server log (and test clients).
+    detail = "an unexpected server error (a bug); the server log has the details"
+    return JSONResponse(error_body("internal_error", detail), status_code=500)
+
+
 def add_exception_handlers(app: FastAPI) -> None:
     """Install the handlers that give every error the `{"error", "detail"}` shape."""
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LightguardError, _index_error)
-    app.add_exception_handler(DBAPIError, _database_error)
+    # Only a failure to reach or use the connection means "the database is unavailable". Any other driver error
+    # (bad data, a violated constraint) is a bug of ours: a 503 with Retry-After hid such bugs as outages.
+    for unavailable in (OperationalError, InterfaceError):
+        app.add_exception_handler(unavailable, _database_error)
+    app.add_exception_handler(Exception, _internal_error)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, Float, ForeignKey, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db import Base
@@ -19,6 +20,28 @@ KEY_ROLES = ("admin", "classify")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    SQLite has no time zones: `DateTime(timezone=True)` reads back naive there, and the API then printed timestamps
+    without an offset, which is not an RFC 3339 `date-time` (schemathesis found it). Every stored time is UTC, so a
+    naive value read back is UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value  # type: ignore[no-any-return]
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -46,8 +69,8 @@ class Topic(Base):
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     threshold_source: Mapped[str] = mapped_column(String(16), default="calibrated")
     openai_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
     exemplars: Mapped[list[Exemplar]] = relationship(
         back_populates="topic", cascade="all, delete-orphan", passive_deletes=True, order_by="Exemplar.id"
@@ -65,13 +88,17 @@ class Exemplar(Base):
     text: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(16), default="positive")
     source: Mapped[str] = mapped_column(String(200), default="api")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     topic: Mapped[Topic] = relationship(back_populates="exemplars")
 
 
 class IndexBuild(Base):
-    """One version of the index: a full build (`trigger` startup/rebuild) or an incremental edit."""
+    """One version of the index: a full build (`trigger` startup/rebuild/cli) or an incremental edit.
+
+    The rows are also the change log other worker processes follow: a `ready` row with a `topic` changed only that
+    topic (its labels and exemplars are re-read); a `ready` row without one may have changed everything.
+    """
 
     __tablename__ = "index_builds"
     __table_args__ = (CheckConstraint(_in("status", BUILD_STATUSES), name="status"),)
@@ -84,8 +111,24 @@ class IndexBuild(Base):
     exemplar_count: Mapped[int] = mapped_column(Integer, default=0)
     checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # the topic name an incremental edit changed (names are unique and never renamed); None for full builds
+    topic: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class IndexLock(Base):
+    """One row (id 1) that every change to the index state locks first: it serialises edits across processes.
+
+    Updating it takes SQLite's write lock or PostgreSQL's row lock until the transaction ends, so versions are
+    assigned in commit order and an editor can catch up with the database before applying its own change.
+    """
+
+    __tablename__ = "index_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200), default="")
+    acquired_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class ApiKey(Base):
@@ -99,8 +142,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class Decision(Base):
@@ -109,7 +152,7 @@ class Decision(Base):
     __tablename__ = "decisions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
     endpoint: Mapped[str] = mapped_column(String(32))
     text_digest: Mapped[str] = mapped_column(String(64))
     text: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from service.models import ApiKey, Decision, Exemplar, IndexBuild, Topic, utcnow
+from service.models import ApiKey, Decision, Exemplar, IndexBuild, IndexLock, Topic, utcnow
 
 
 class TopicRepository:
@@ -82,7 +84,22 @@ class IndexBuildRepository:
         self.session = session
 
     def latest_version(self) -> int:
+        """The highest version assigned, whatever its status (new versions are allocated above it)."""
         return int(self.session.scalar(select(func.max(IndexBuild.version))) or 0)
+
+    def latest_ready_version(self) -> int:
+        """The version of the newest committed index state (the cheap query a follower polls)."""
+        query = select(func.max(IndexBuild.version)).where(IndexBuild.status == "ready")
+        return int(self.session.scalar(query) or 0)
+
+    def ready_since(self, version: int) -> list[IndexBuild]:
+        """Committed changes newer than `version`, oldest first (building and failed rows changed nothing)."""
+        query = (
+            select(IndexBuild)
+            .where(IndexBuild.status == "ready", IndexBuild.version > version)
+            .order_by(IndexBuild.version)
+        )
+        return list(self.session.scalars(query))
 
     def latest_ready(self) -> IndexBuild | None:
         query = select(IndexBuild).where(IndexBuild.status == "ready").order_by(IndexBuild.version.desc()).limit(1)
@@ -111,6 +128,25 @@ class IndexBuildRepository:
 
     def recent(self, limit: int = 20) -> list[IndexBuild]:
         return list(self.session.scalars(select(IndexBuild).order_by(IndexBuild.version.desc()).limit(limit)))
+
+
+class IndexLockRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def acquire(self, purpose: str) -> None:
+        """Lock the index state until this session's transaction ends (blocks while another process holds it).
+
+        An UPDATE of the one lock row takes SQLite's database write lock (waiting up to the busy timeout) or a
+        PostgreSQL row lock; commit or rollback releases it. The row names the holder (host, pid, purpose) while
+        the lock is held. It comes from migration 0002; a schema made without it gets the row here.
+        """
+        holder = f"{socket.gethostname()}:{os.getpid()} {purpose}"
+        stamp = {"holder": holder[:200], "acquired_at": utcnow()}
+        done = self.session.execute(update(IndexLock).where(IndexLock.id == 1).values(**stamp))
+        if getattr(done, "rowcount", 1) == 0:
+            self.session.add(IndexLock(id=1, **stamp))
+            self.session.flush()
 
 
 class ApiKeyRepository:
@@ -160,7 +196,14 @@ class DecisionRepository:
         return list(self.session.scalars(select(Decision).order_by(Decision.id.desc()).limit(limit)))
 
 
-def topics_with_exemplars(session: Session) -> list[Topic]:
-    """Every topic with its exemplars loaded in two queries (for builds and digests)."""
+def topics_with_exemplars(session: Session, names: Iterable[str] | None = None) -> list[Topic]:
+    """Every topic (or those named) with its exemplars loaded in two queries (for builds, digests, catch-up)."""
     query = select(Topic).options(selectinload(Topic.exemplars)).order_by(Topic.id)
+    if names is not None:
+        query = query.where(Topic.name.in_(sorted(set(names))))
     return list(session.scalars(query))
+
+
+def topic_order(session: Session) -> dict[str, int]:
+    """Topic name -> id (the order the state digest walks topics in)."""
+    return {name: int(topic_id) for topic_id, name in session.execute(select(Topic.id, Topic.name))}

@@ -3,11 +3,49 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 TOPIC_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+
+
+def _storable(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("contains a NUL character (U+0000), which the database cannot store; remove it")
+    return text
+
+
+# Text the database stores (descriptions, examples): PostgreSQL refuses NUL in text columns, which reached the
+# driver as a data error; it is a malformed request (422). Texts that are scored must hold something besides
+# whitespace (the use cases refuse a text that is blank once normalised); the patterns state both in the schema.
+StoredText = Annotated[str, AfterValidator(_storable), Field(json_schema_extra={"pattern": "^[^\\x00]*$"})]
+# A character normalisation keeps: not whitespace, not a control or an invisible format character (the common
+# cases; unassigned and private-use code points are dropped too, which a schema pattern cannot list).
+_KEPT = "[^\\s\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u034f\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]"
+InputText = Annotated[str, Field(json_schema_extra={"pattern": _KEPT})]
+StoredInputText = Annotated[
+    str, AfterValidator(_storable), Field(json_schema_extra={"pattern": f"^[^\\x00]*{_KEPT}[^\\x00]*$"})
+]
+_TEXT_SCHEMA = {"type": "string", "pattern": _KEPT}
+_TEXTS_SCHEMA = {"type": "array", "items": _TEXT_SCHEMA, "minItems": 1}
+
+
+def _absent_or(schema: dict[str, object]) -> WithJsonSchema:
+    """An optional request field that may be left out but not sent as null: the schema shows it without null."""
+    return WithJsonSchema(schema)
+
+
+# Request bodies are validated strictly: `false` is not a threshold and `1` is not `true` (schemathesis found
+# `{"threshold": false}` accepted as 0.0).
+REQUEST = ConfigDict(extra="forbid", strict=True)
+
+
+def _no_nulls(model: BaseModel, *names: str) -> None:
+    """Optional request fields may be left out, not sent as null (the schema types them without null)."""
+    sent_null = [n for n in names if n in model.model_fields_set and getattr(model, n) is None]
+    if sent_null:
+        raise ValueError(f"`{sent_null[0]}` is null; leave the field out instead")
 
 
 class ExemplarRead(BaseModel):
@@ -21,13 +59,17 @@ class ExemplarRead(BaseModel):
 
 
 class TopicCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
     name: str = Field(pattern=TOPIC_NAME, description="Unique; letters, digits, `_.-`; reported as `category`")
-    description: str = Field(default="", max_length=2000)
+    description: StoredText = Field(default="", max_length=2000)
     action: Literal["block", "flag"] = "block"
-    examples: list[str] = Field(min_length=1, description="Prompts that should trigger the topic (5 or more is best)")
-    allow_examples: list[str] = Field(default_factory=list, description="Hard negatives that must not trigger it")
+    examples: list[StoredInputText] = Field(
+        min_length=1, description="Prompts that should trigger the topic (5 or more is best)"
+    )
+    allow_examples: list[StoredInputText] = Field(
+        default_factory=list, description="Hard negatives that must not trigger it"
+    )
     threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="None = calibrate from the examples")
     enabled: bool = True
 
@@ -35,19 +77,30 @@ class TopicCreate(BaseModel):
 class TopicUpdate(BaseModel):
     """Fields left out stay as they are; `threshold: null` recalibrates (custom) or restores the default (built-in)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
-    description: str | None = Field(default=None, max_length=2000)
+    description: StoredText | None = Field(default=None, max_length=2000)
     action: Literal["block", "flag"] | None = None
     enabled: bool | None = None
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class ExamplesCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """At least one example in `examples` or `allow_examples` (stated in the schema as anyOf)."""
 
-    examples: list[str] = Field(default_factory=list)
-    allow_examples: list[str] = Field(default_factory=list)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["examples"], "properties": {"examples": {"minItems": 1}}},
+                {"required": ["allow_examples"], "properties": {"allow_examples": {"minItems": 1}}},
+            ]
+        },
+    )
+
+    examples: list[StoredInputText] = Field(default_factory=list)
+    allow_examples: list[StoredInputText] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _not_empty(self) -> ExamplesCreate:
@@ -88,23 +141,38 @@ class ExamplesAdded(BaseModel):
 
 
 class LabelledExample(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST
 
-    text: str
+    text: InputText
     match: bool = Field(description="True when the text belongs to the topic")
 
 
 class TopicEvaluate(BaseModel):
     """Labelled texts: either `texts` + `labels` (same length) or `examples` of `{text, match}`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["texts", "labels"], "not": {"required": ["examples"]}},
+                {"required": ["examples"], "not": {"anyOf": [{"required": ["texts"]}, {"required": ["labels"]}]}},
+            ]
+        },
+    )
 
-    texts: list[str] | None = None
-    labels: list[bool] | None = None
-    examples: list[LabelledExample] | None = None
+    texts: Annotated[list[str] | None, _absent_or(_TEXTS_SCHEMA)] = None
+    labels: Annotated[list[bool] | None, _absent_or({"type": "array", "items": {"type": "boolean"}, "minItems": 1})] = (
+        None
+    )
+    examples: Annotated[
+        list[LabelledExample] | None,
+        _absent_or({"type": "array", "items": {"$ref": "#/components/schemas/LabelledExample"}, "minItems": 1}),
+    ] = None
 
     @model_validator(mode="after")
     def _one_form(self) -> TopicEvaluate:
+        _no_nulls(self, "texts", "labels", "examples")
         if (self.examples is None) == (self.texts is None):
             raise ValueError("send either `texts` with `labels`, or `examples` as [{text, match}]")
         if self.texts is not None and (self.labels is None or len(self.labels) != len(self.texts)):
@@ -151,13 +219,17 @@ class TopicEvaluation(BaseModel):
 class ClassifyRequest(BaseModel):
     """Exactly one of `text` or `texts`."""
 
-    model_config = ConfigDict(extra="forbid")
+    # the schema states "exactly one" (oneOf) and no nulls, as the validator below enforces
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["texts"]}]}
+    )
 
-    text: str | None = None
-    texts: list[str] | None = None
+    text: Annotated[str | None, _absent_or(_TEXT_SCHEMA)] = None
+    texts: Annotated[list[str] | None, _absent_or(_TEXTS_SCHEMA)] = None
 
     @model_validator(mode="after")
     def _one_of(self) -> ClassifyRequest:
+        _no_nulls(self, "text", "texts")
         if (self.text is None) == (self.texts is None):
             raise ValueError("send exactly one of `text` (a string) or `texts` (a list of strings)")
         return self
@@ -195,12 +267,20 @@ class ClassifyBatchResult(BaseModel):
 
 # ---------------------------------------------------------------------- OpenAI moderations
 class ModerationTextPart(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     type: Literal["text"]
-    text: str
+    text: InputText
 
 
 class ModerationRequest(BaseModel):
-    input: str | list[str] | list[ModerationTextPart]
+    model_config = ConfigDict(strict=True)
+
+    input: (
+        InputText
+        | Annotated[list[InputText], Field(json_schema_extra={"minItems": 1})]
+        | Annotated[list[ModerationTextPart], Field(json_schema_extra={"minItems": 1})]
+    )
     model: str | None = None
 
 
@@ -230,6 +310,7 @@ class IndexBuildRead(BaseModel):
     error: str | None
     started_at: datetime
     finished_at: datetime | None
+    topic: str | None = Field(default=None, description="The topic an edit changed; null for a full build")
 
 
 class IndexRead(BaseModel):
@@ -241,6 +322,7 @@ class IndexRead(BaseModel):
     built_at: datetime | None
     error: str | None
     recent_builds: list[IndexBuildRead]
+    worker: int = Field(description="Process id of the worker that answered (each of `--workers N` has its own index)")
 
 
 class IndexVerifyRead(BaseModel):
@@ -249,9 +331,19 @@ class IndexVerifyRead(BaseModel):
     db_exemplars: int
     index_exemplars: int
     index_version: int
+    worker: int = Field(description="Process id of the worker that answered")
+
+
+class ErrorRead(BaseModel):
+    """The body of every error response (docs/api.md lists the codes)."""
+
+    error: str = Field(description="Machine-readable code: `validation_error`, `not_found`, `conflict`, ...")
+    detail: str = Field(description="What was wrong and how to fix it")
+    field: str | None = Field(default=None, description="Where: a body field, a query or path parameter")
 
 
 class HealthRead(BaseModel):
     status: str
     index_version: int | None = None
     detail: str | None = None
+    worker: int | None = Field(default=None, description="Process id of the worker that answered (`/readyz`)")

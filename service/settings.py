@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         default=0.0, ge=0.0, le=50.0, description="Micro-batch: extra wait for more requests, only under concurrency"
     )
+    follow_interval_s: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=60.0,
+        description="Poll the database this often for index versions committed by other processes (other workers,"
+        " the CLI) and catch up; 0 turns following off (a single process that alone edits its database)",
+    )
     auto_migrate: bool = Field(default=True, description="Run `alembic upgrade head` at start-up")
     seed: bool = Field(default=True, description="Seed the built-in taxonomy into an empty database")
 

@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from index import Verdict
 from service.deps import ClassifyServiceDep
+from service.exception_handlers import error_responses
 from service.schemas import ClassifyBatchResult, ClassifyRequest, ClassifyResult, EvidenceRead, VerdictRead
 
-router = APIRouter(prefix="/v1", tags=["classify"])
+router = APIRouter(prefix="/v1", tags=["classify"], responses=error_responses(400, 401, 403, 413, 422, 503))
 
 
 def verdict_read(v: Verdict) -> VerdictRead:

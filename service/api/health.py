@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -24,7 +26,7 @@ async def readyz(ctx: ContextDep) -> HealthRead | JSONResponse:
         status = ctx.runtime.status
         detail = status.error or f"index {status.state}; retry shortly"
         return JSONResponse({"error": "index_not_ready", "detail": detail}, status_code=503)
-    return HealthRead(status="ready", index_version=snap.version)
+    return HealthRead(status="ready", index_version=snap.version, worker=os.getpid())
 
 
 @router.get("/metrics", include_in_schema=False)

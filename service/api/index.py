@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter
 
 from service.deps import AdminKeyDep, ContextDep, SessionDep
+from service.exception_handlers import error_responses
 from service.repositories import IndexBuildRepository
 from service.schemas import IndexBuildRead, IndexRead, IndexVerifyRead
 
-router = APIRouter(prefix="/v1/index", tags=["index"])
+router = APIRouter(prefix="/v1/index", tags=["index"], responses=error_responses(401, 403, 413, 422, 503))
 
 
 def index_read(ctx: ContextDep, session: SessionDep) -> IndexRead:
@@ -24,6 +27,7 @@ def index_read(ctx: ContextDep, session: SessionDep) -> IndexRead:
         built_at=snap.built_at if snap else None,
         error=status.error,
         recent_builds=builds,
+        worker=os.getpid(),
     )
 
 
@@ -51,4 +55,5 @@ async def verify_index(ctx: ContextDep, _key: AdminKeyDep) -> IndexVerifyRead:
             db_exemplars=report.db_exemplars,
             index_exemplars=report.index_exemplars,
             index_version=ctx.runtime.version,
+            worker=os.getpid(),
         )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.deps import ClassifyServiceDep
+from service.exception_handlers import error_responses
 from service.schemas import ModerationRequest, ModerationResponse
 
-router = APIRouter(prefix="/v1", tags=["moderations"])
+router = APIRouter(prefix="/v1", tags=["moderations"], responses=error_responses(400, 401, 403, 413, 422, 503))
 
 
 @router.post("/moderations", response_model=ModerationResponse)

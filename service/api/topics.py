@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response, status
 
 from service.deps import ContextDep, TopicServiceDep
+from service.exception_handlers import error_responses
 from service.models import Topic
 from service.schemas import (
     ExamplesAdded,
@@ -19,7 +22,43 @@ from service.schemas import (
     TopicUpdate,
 )
 
-router = APIRouter(prefix="/v1/topics", tags=["topics"])
+router = APIRouter(prefix="/v1/topics", tags=["topics"], responses=error_responses(401, 403, 413, 422, 503))
+
+# Ids are 32-bit integers on PostgreSQL (and 64-bit on SQLite): a larger path id failed in the driver (a 500 on
+# SQLite, found by schemathesis) before it could be a 404. Out of range is a malformed request: 422.
+DB_ID_MAX = 2**31 - 1
+TopicId = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="Topic id (GET /v1/topics lists them)")]
+ExampleId = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="Example id (GET /v1/topics/{topic_id} lists them)")]
+
+
+def _links(source: str, targets: dict[str, tuple[str, str]], **parameters: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links from a 201 to the operations on what it created (clients and schemathesis's stateful tests
+    follow them; without them schemathesis guessed `example_id` from the topic's `id` and reported a 404)."""
+    refs = {
+        name: {"operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method}
+        for name, (path, method) in targets.items()
+    }
+    return {201: {"description": source, "links": {n: r | {"parameters": parameters} for n, r in refs.items()}}}
+
+
+TOPIC = "/v1/topics/{topic_id}"
+CREATED_TOPIC = _links(
+    "The topic, indexed and calibrated",
+    {
+        "GetTopic": (TOPIC, "get"),
+        "UpdateTopic": (TOPIC, "patch"),
+        "DeleteTopic": (TOPIC, "delete"),
+        "AddExamples": (TOPIC + "/examples", "post"),
+        "EvaluateTopic": (TOPIC + "/evaluate", "post"),
+    },
+    topic_id="$response.body#/id",
+)
+ADDED_EXAMPLES = _links(
+    "The topic and the examples added",
+    {"RemoveExample": (TOPIC + "/examples/{example_id}", "delete")},
+    topic_id="$response.body#/topic/id",
+    example_id="$response.body#/added/0/id",
+)
 
 
 def topic_read(topic: Topic, example_count: int, version: int) -> TopicRead:
@@ -55,33 +94,45 @@ async def list_topics(service: TopicServiceDep, ctx: ContextDep) -> TopicList:
     )
 
 
-@router.post("", response_model=TopicDetail, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=TopicDetail,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 409) | CREATED_TOPIC,
+)
 async def create_topic(body: TopicCreate, service: TopicServiceDep, ctx: ContextDep) -> TopicDetail:
     """Create a custom topic from example prompts; it is indexed and calibrated before this returns."""
     topic = await service.create(body)
     return topic_detail(topic, ctx.runtime.version)
 
 
-@router.get("/{topic_id}", response_model=TopicDetail)
-async def get_topic(topic_id: int, service: TopicServiceDep, ctx: ContextDep) -> TopicDetail:
+@router.get("/{topic_id}", response_model=TopicDetail, responses=error_responses(404))
+async def get_topic(topic_id: TopicId, service: TopicServiceDep, ctx: ContextDep) -> TopicDetail:
     return topic_detail(service.get(topic_id), ctx.runtime.version)
 
 
-@router.patch("/{topic_id}", response_model=TopicDetail)
-async def update_topic(topic_id: int, body: TopicUpdate, service: TopicServiceDep, ctx: ContextDep) -> TopicDetail:
+@router.patch("/{topic_id}", response_model=TopicDetail, responses=error_responses(400, 404))
+async def update_topic(topic_id: TopicId, body: TopicUpdate, service: TopicServiceDep, ctx: ContextDep) -> TopicDetail:
     """Change description / action / enabled / threshold; `"threshold": null` recalibrates."""
     topic = await service.update(topic_id, body)
     return topic_detail(topic, ctx.runtime.version)
 
 
-@router.delete("/{topic_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_topic(topic_id: int, service: TopicServiceDep) -> Response:
+@router.delete("/{topic_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))
+async def delete_topic(topic_id: TopicId, service: TopicServiceDep) -> Response:
     await service.delete(topic_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{topic_id}/examples", response_model=ExamplesAdded, status_code=status.HTTP_201_CREATED)
-async def add_examples(topic_id: int, body: ExamplesCreate, service: TopicServiceDep, ctx: ContextDep) -> ExamplesAdded:
+@router.post(
+    "/{topic_id}/examples",
+    response_model=ExamplesAdded,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 404) | ADDED_EXAMPLES,
+)
+async def add_examples(
+    topic_id: TopicId, body: ExamplesCreate, service: TopicServiceDep, ctx: ContextDep
+) -> ExamplesAdded:
     topic, rows = await service.add_examples(topic_id, body)
     counts = service.example_counts()
     return ExamplesAdded(
@@ -90,13 +141,15 @@ async def add_examples(topic_id: int, body: ExamplesCreate, service: TopicServic
     )
 
 
-@router.delete("/{topic_id}/examples/{example_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def remove_example(topic_id: int, example_id: int, service: TopicServiceDep) -> Response:
+@router.delete(
+    "/{topic_id}/examples/{example_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409)
+)
+async def remove_example(topic_id: TopicId, example_id: ExampleId, service: TopicServiceDep) -> Response:
     await service.remove_example(topic_id, example_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{topic_id}/evaluate", response_model=TopicEvaluation)
-async def evaluate_topic(topic_id: int, body: TopicEvaluate, service: TopicServiceDep) -> TopicEvaluation:
+@router.post("/{topic_id}/evaluate", response_model=TopicEvaluation, responses=error_responses(400, 404, 409))
+async def evaluate_topic(topic_id: TopicId, body: TopicEvaluate, service: TopicServiceDep) -> TopicEvaluation:
     """Precision / recall / F1 / false-match rate on labelled texts and suggested thresholds; changes nothing."""
     return await service.evaluate(topic_id, body)

@@ -112,6 +112,7 @@ class TopicService:
             )
         runtime = self.indexing.runtime
         async with runtime.edit_lock:
+            await self.indexing.begin_edit(self.session, "topic_create")
             if self.topics.get_by_name(body.name) is not None:
                 raise ConflictError(f"a topic named {body.name!r} exists; pick another name or update it", "name")
             topic = self.topics.add(
@@ -147,12 +148,18 @@ class TopicService:
                 topic.threshold = stored.threshold
 
             await self.indexing.commit_edit(
-                self.session, f"topic_create:{topic.name}", change, lambda g: g.remove_label(label.name), record
+                self.session,
+                f"topic_create:{topic.name}",
+                topic.name,
+                change,
+                lambda g: g.remove_label(label.name),
+                record,
             )
             return topic
 
     async def update(self, topic_id: int, body: TopicUpdate) -> Topic:
         async with self.indexing.runtime.edit_lock:
+            await self.indexing.begin_edit(self.session, "topic_update")
             topic = self.get(topic_id)
             sent = body.model_fields_set
             if "description" in sent and body.description is not None:
@@ -178,12 +185,13 @@ class TopicService:
 
             old_label = await self._label(name)
             await self.indexing.commit_edit(
-                self.session, f"topic_update:{name}", change, lambda g: g.upsert_label(old_label), record
+                self.session, f"topic_update:{name}", name, change, lambda g: g.upsert_label(old_label), record
             )
             return topic
 
     async def delete(self, topic_id: int) -> None:
         async with self.indexing.runtime.edit_lock:
+            await self.indexing.begin_edit(self.session, "topic_delete")
             topic = self.get(topic_id)
             if topic.kind != "custom":
                 raise ConflictError(
@@ -202,7 +210,9 @@ class TopicService:
                 g.upsert_label(old_label)
                 g.add_exemplars(old, old_vectors, calibrate=False)
 
-            await self.indexing.commit_edit(self.session, f"topic_delete:{name}", lambda g: g.remove_label(name), undo)
+            await self.indexing.commit_edit(
+                self.session, f"topic_delete:{name}", name, lambda g: g.remove_label(name), undo
+            )
 
     async def add_examples(self, topic_id: int, body: ExamplesCreate) -> tuple[Topic, list[ExemplarRow]]:
         self.limits.check_examples("examples", body.examples)
@@ -214,6 +224,7 @@ class TopicService:
             )
         runtime = self.indexing.runtime
         async with runtime.edit_lock:
+            await self.indexing.begin_edit(self.session, "examples_add")
             topic = self.get(topic_id)
             if topic.kind == "safe" and body.allow_examples:
                 raise InvalidRequestError("the `safe` class takes `examples` only", "allow_examples")
@@ -239,12 +250,13 @@ class TopicService:
                 if topic.kind == "custom":
                     topic.threshold = stored.threshold
 
-            await self.indexing.commit_edit(self.session, f"examples_add:{name}", change, undo, record)
+            await self.indexing.commit_edit(self.session, f"examples_add:{name}", name, change, undo, record)
             return topic, rows
 
     async def remove_example(self, topic_id: int, example_id: int) -> None:
         runtime = self.indexing.runtime
         async with runtime.edit_lock:
+            await self.indexing.begin_edit(self.session, "example_remove")
             topic = self.get(topic_id)
             row = self.exemplars.get(example_id)
             if row is None or row.topic_id != topic.id:
@@ -277,7 +289,7 @@ class TopicService:
                 if topic.kind == "custom":
                     topic.threshold = stored.threshold
 
-            await self.indexing.commit_edit(self.session, f"example_remove:{name}", change, undo, record)
+            await self.indexing.commit_edit(self.session, f"example_remove:{name}", name, change, undo, record)
 
     async def evaluate(self, topic_id: int, body: TopicEvaluate) -> TopicEvaluation:
         """Precision / recall / F1 / false-match rate of a custom topic on labelled texts, and suggested thresholds.

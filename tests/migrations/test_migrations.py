@@ -17,7 +17,7 @@ from service import models  # noqa: F401  (registers the tables)
 from service.db import Base, alembic_config, create_db_engine, upgrade_database
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"topics", "exemplars", "index_builds", "api_keys", "decisions"}
+TABLES = {"topics", "exemplars", "index_builds", "api_keys", "decisions", "index_lock"}
 
 
 def test_models_and_migrations_agree(database_url: str) -> None:

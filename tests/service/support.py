@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from service.settings import Settings
 
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN_URL = os.environ.get("LIGHTGUARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -96,3 +101,63 @@ def fresh_pg_database(prefix: str) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def lightguard_server(
+    home: Path,
+    admin_key: str,
+    data_dir: Path = FIXTURES,
+    database_url: str | None = None,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    timeout: float = 90.0,
+) -> Iterator[Server]:
+    """`lightguard serve` (hashing encoder) in a subprocess on loopback; yields once /readyz says 200.
+
+    With `workers` > 1 the first ready worker ends the wait: callers that need every worker poll for them.
+    """
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
+    clean |= {
+        "LIGHTGUARD_HOME": str(home),
+        "LIGHTGUARD_DATA_DIR": str(data_dir),
+        "LIGHTGUARD_ENCODER": "hashing",
+        "LIGHTGUARD_ADMIN_KEY": admin_key,
+    }
+    if database_url is not None:
+        clean["LIGHTGUARD_DATABASE_URL"] = database_url
+    clean |= env or {}
+    cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", str(workers), "--log-level", "info"]
+    log_path = home / f"server-{port}.log"
+    with log_path.open("w") as log:
+        # a session of its own: the supervisor and its workers are stopped together, by the group's id
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=clean, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    srv = Server(f"http://127.0.0.1:{port}", proc, log_path)
+    try:
+        wait_server_ready(srv.base, proc, log_path, timeout)
+        yield srv
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        with suppress(ProcessLookupError):  # workers a killed supervisor left behind
+            os.killpg(proc.pid, signal.SIGKILL)

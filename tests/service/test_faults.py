@@ -9,7 +9,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,26 +16,27 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from index import HashingEncoder, ModelIntegrityError
 from service.app import create_app
-from service.db import session_scope
+from service.db import create_db_engine, session_scope
 from service.encoders import build_encoder
 from service.models import Decision
 from tests.service.support import (
     COOKING,
     COOKING_PARAPHRASE,
     FIXTURES,
+    Server,
+    free_port,
+    lightguard_server,
     make_settings,
     wait_ready,
-    wait_server_ready,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,45 +67,10 @@ def big_data_dir(root: Path, rows: int = 6000, background: int = 3000) -> Path:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    base: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-
 @contextmanager
-def server(home: Path, data_dir: Path, timeout: float = 90.0) -> Iterator[Server]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
-    env |= {
-        "LIGHTGUARD_HOME": str(home),
-        "LIGHTGUARD_DATA_DIR": str(data_dir),
-        "LIGHTGUARD_ENCODER": "hashing",
-        "LIGHTGUARD_ADMIN_KEY": ADMIN,
-    }
-    cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
-    log_path = home / f"server-{port}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([*cmd, "--host", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", proc, log_path)
-    try:
-        wait_server_ready(srv.base, proc, log_path, timeout)
+def server(home: Path, data_dir: Path, database_url: str) -> Iterator[Server]:
+    with lightguard_server(home, ADMIN, data_dir=data_dir, database_url=database_url) as srv:
         yield srv
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 def kill9(srv: Server) -> None:
@@ -132,22 +97,38 @@ def poll(condition: object, timeout: float, what: str) -> None:
         time.sleep(0.001)  # polling interval under a deadline
 
 
-def build_rows(db: Path) -> list[tuple[int, str, str]]:
-    with sqlite3.connect(db) as conn:
-        return list(conn.execute("SELECT version, trigger, status FROM index_builds ORDER BY version"))
-
-
-def write_locked(db: Path) -> bool:
-    """True while another connection holds SQLite's write lock (a flushed, uncommitted transaction)."""
-    conn = sqlite3.connect(db, timeout=0)
+def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = create_db_engine(url)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.rollback()
-        return False
-    except sqlite3.OperationalError:
-        return True
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
     finally:
-        conn.close()
+        engine.dispose()
+
+
+def build_rows(url: str) -> list[tuple[int, str, str]]:
+    return query(url, "SELECT version, trigger, status FROM index_builds ORDER BY version")  # type: ignore[return-value]
+
+
+def transaction_open(url: str) -> bool:
+    """True while the server's topic transaction is open (not committed): SQLite's write lock is held by another
+    connection; on PostgreSQL another backend holds a row lock from inserting into `exemplars` (i.e. the topic and
+    its examples are flushed)."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.rollback()
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            conn.close()
+    sql = (
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'exemplars' "
+        "AND l.mode = 'RowExclusiveLock' AND l.granted AND l.pid <> pg_backend_pid()"
+    )
+    return bool(query(url, sql)[0][0])
 
 
 def assert_consistent(base: str, home: Path) -> dict[str, object]:
@@ -163,20 +144,23 @@ def assert_consistent(base: str, home: Path) -> dict[str, object]:
 
 
 @pytest.mark.server
-def test_sigkill_during_rebuild_loses_nothing(tmp_path: Path) -> None:
+def test_sigkill_during_rebuild_loses_nothing(tmp_path: Path, database_url: str) -> None:
     data = big_data_dir(tmp_path)
-    db = tmp_path / "lightguard.db"
-    with server(tmp_path, data) as srv:
+    with server(tmp_path, data, database_url) as srv:
         created = httpx.post(f"{srv.base}/v1/topics", json={"name": "cooking", "examples": COOKING}, headers=AUTH)
         assert created.status_code == 201, created.text
         before = httpx.get(f"{srv.base}/v1/index", headers=AUTH).json()
         worker = post_in_background(f"{srv.base}/v1/index/rebuild")
-        poll(lambda: any(s == "building" and t == "rebuild" for _, t, s in build_rows(db)), 30, "the rebuild to start")
+        poll(
+            lambda: any(s == "building" and t == "rebuild" for _, t, s in build_rows(database_url)),
+            30,
+            "the rebuild to start",
+        )
         kill9(srv)
         worker.join(10)
     # killed in the middle: the build row was committed as `building` and never finished
-    assert any(s == "building" for _, _, s in build_rows(db))
-    with server(tmp_path, data) as srv:
+    assert any(s == "building" for _, _, s in build_rows(database_url))
+    with server(tmp_path, data, database_url) as srv:
         index = assert_consistent(srv.base, tmp_path)
         assert index["version"] >= before["version"]
         failed = [b for b in index["recent_builds"] if b["trigger"] == "rebuild"]  # type: ignore[attr-defined]
@@ -189,25 +173,23 @@ def test_sigkill_during_rebuild_loses_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.server
-def test_sigkill_during_topic_creation_leaves_no_half_topic(tmp_path: Path) -> None:
+def test_sigkill_during_topic_creation_leaves_no_half_topic(tmp_path: Path, database_url: str) -> None:
     data = big_data_dir(tmp_path)
-    db = tmp_path / "lightguard.db"
     examples = [f"{text} variant {n}" for n in range(100) for text in COOKING][:500]
-    with server(tmp_path, data) as srv:
+    with server(tmp_path, data, database_url) as srv:
         version = httpx.get(f"{srv.base}/v1/index", headers=AUTH).json()["version"]
         body = {"name": "baking", "examples": examples}
         worker = post_in_background(f"{srv.base}/v1/topics", body)
-        # the topic and its examples are flushed (write lock held) while they are embedded and calibrated
-        poll(lambda: write_locked(db), 30, "the topic transaction to open")
+        # the topic transaction is open while its 500 examples are embedded and calibrated
+        poll(lambda: transaction_open(database_url), 30, "the topic transaction to open")
         kill9(srv)
         worker.join(10)
-    with server(tmp_path, data) as srv:
+    with server(tmp_path, data, database_url) as srv:
         index = assert_consistent(srv.base, tmp_path)
         assert int(index["version"]) >= version  # type: ignore[call-overload]
         names = {t["name"] for t in httpx.get(f"{srv.base}/v1/topics", headers=AUTH).json()["topics"]}
         assert "baking" not in names  # all or nothing: the uncommitted topic is gone, not half there
-        with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT count(*) FROM exemplars WHERE text LIKE '%variant%'").fetchone() == (0,)
+        assert query(database_url, "SELECT count(*) FROM exemplars WHERE text LIKE '%variant%'") == [(0,)]
         again = httpx.post(f"{srv.base}/v1/topics", json=body, headers=AUTH, timeout=60)
         assert again.status_code == 201, again.text
         assert_consistent(srv.base, tmp_path)

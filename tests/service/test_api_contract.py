@@ -1,0 +1,172 @@
+"""The HTTP contract as schemathesis checks it (scripts/fuzz_api.py): one regression test per finding it made, and a
+bounded schemathesis run against a live server."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.exc import IntegrityError
+
+from index import HashingEncoder
+from service.app import create_app
+from service.repositories import TopicRepository
+from tests.service.support import COOKING, ROOT, create_cooking, make_settings, wait_ready
+
+
+@pytest.fixture
+def any_db(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
+    """A client on each backend in turn."""
+    with TestClient(create_app(make_settings(tmp_path, database_url=database_url), HashingEncoder())) as client:
+        wait_ready(client)
+        yield client
+
+
+def aware(stamp: str) -> bool:
+    return datetime.fromisoformat(stamp).tzinfo is not None
+
+
+def test_timestamps_carry_a_utc_offset(any_db: TestClient) -> None:
+    """SQLite read timestamps back without a zone: `2026-11-28T07:35:49` is not an RFC 3339 date-time."""
+    topic_id = create_cooking(any_db)["id"]
+    read_back = any_db.get(f"/v1/topics/{topic_id}").json()  # a fresh session: values come from the database
+    stamps = [read_back["created_at"], read_back["updated_at"], read_back["examples"][0]["created_at"]]
+    stamps += [b["started_at"] for b in any_db.get("/v1/index").json()["recent_builds"]]
+    assert stamps and all(aware(s) for s in stamps), stamps
+
+
+def test_ids_beyond_the_database_integer_are_422(any_db: TestClient) -> None:
+    """A 24-digit topic id reached the SQLite driver (OverflowError, a 500); PostgreSQL ids are 32-bit."""
+    for method, path in [
+        ("GET", f"/v1/topics/{2**78}"),
+        ("PATCH", f"/v1/topics/{2**31}"),
+        ("DELETE", f"/v1/topics/{2**63}"),
+        ("DELETE", f"/v1/topics/1/examples/{2**40}"),
+        ("GET", "/v1/topics/0"),
+    ]:
+        r = any_db.request(method, path, json={"enabled": True} if method == "PATCH" else None)
+        assert r.status_code == 422 and r.json()["error"] == "validation_error", (path, r.text)
+    assert any_db.get(f"/v1/topics/{2**31 - 1}").status_code == 404
+
+
+def test_nul_characters_in_stored_text_are_422(any_db: TestClient) -> None:
+    """PostgreSQL cannot store NUL in a text column: the driver's data error became a 503 `database_unavailable`."""
+    bad = [
+        ("POST", "/v1/topics", {"name": "nul", "examples": ["bake \x00 bread"]}),
+        ("POST", "/v1/topics", {"name": "nul", "examples": COOKING, "description": "a\x00b"}),
+        ("PATCH", "/v1/topics/1", {"description": "\x00"}),
+        ("POST", "/v1/topics/1/examples", {"allow_examples": ["x\x00"]}),
+    ]
+    for method, path, body in bad:
+        r = any_db.request(method, path, json=body)
+        assert r.status_code == 422 and "NUL" in r.json()["detail"], (body, r.text)
+    # scored, never stored (unless LIGHTGUARD_LOG_TEXT): accepted, the normaliser drops control characters
+    assert any_db.post("/v1/classify", json={"text": "how do I \x00 bake bread"}).status_code == 200
+
+
+def test_a_405_lists_every_method_of_the_resource(any_db: TestClient) -> None:
+    """Starlette named only the first matching route's methods (`Allow: GET` for a path that takes PATCH, DELETE)."""
+    r = any_db.request("OPTIONS", "/v1/topics/1")
+    assert r.status_code == 405
+    assert {"GET", "PATCH", "DELETE"} <= {m.strip() for m in r.headers["allow"].split(",")}, r.headers["allow"]
+
+
+def test_request_types_are_strict_and_nulls_are_refused(any_db: TestClient) -> None:
+    """`{"threshold": false}` was accepted as 0.0; `{"text": ..., "texts": null}` against a schema without null."""
+    for method, path, body in [
+        ("PATCH", "/v1/topics/1", {"threshold": False}),
+        ("PATCH", "/v1/topics/1", {"enabled": 1}),
+        ("POST", "/v1/classify", {"text": "hello", "texts": None}),
+        ("POST", "/v1/classify", {"text": None, "texts": ["hello"]}),
+        ("POST", "/v1/topics/1/evaluate", {"examples": [{"text": "a", "match": True}], "texts": ["a"]}),
+    ]:
+        r = any_db.request(method, path, json=body)
+        assert r.status_code == 422, (body, r.text)
+    assert any_db.patch("/v1/topics/1", json={"threshold": 1}).json()["threshold"] == 1.0  # an int is a number
+
+
+def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            yield path, method, op
+
+
+def test_every_error_status_is_documented_with_its_body(any_db: TestClient) -> None:
+    """422 was documented as FastAPI's `HTTPValidationError`, 404/409/400 not at all (schemathesis ST103/ST108)."""
+    spec = any_db.get("/openapi.json").json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    for path, method, op in operations(spec):
+        if not path.startswith("/v1/"):
+            continue
+        for code, response in op["responses"].items():
+            if code.startswith(("4", "5")):
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref.endswith("/ErrorRead"), (method, path, code)
+        assert {"401", "403", "422", "503"} <= set(op["responses"]), (method, path)
+        if "{topic_id}" in path:
+            assert "404" in op["responses"], (method, path)
+        if "requestBody" in op:
+            assert "400" in op["responses"] or path.startswith("/v1/index"), (method, path)
+
+
+def test_links_lead_from_a_created_topic_to_its_operations(any_db: TestClient) -> None:
+    """Without links schemathesis guessed `example_id` from the topic's id and reported the new example missing."""
+    spec = any_db.get("/openapi.json").json()
+    created = create_cooking(any_db)
+    links = spec["paths"]["/v1/topics"]["post"]["responses"]["201"]["links"]
+    for link in links.values():
+        path, method = link["operationRef"].removeprefix("#/paths/").rsplit("/", 1)
+        path = path.replace("~1", "/").replace("~0", "~")
+        assert method in spec["paths"][path], link
+        assert link["parameters"] == {"topic_id": "$response.body#/id"}
+    added = any_db.post(f"/v1/topics/{created['id']}/examples", json={"examples": ["knead the dough twice"]}).json()
+    remove = spec["paths"]["/v1/topics/{topic_id}/examples"]["post"]["responses"]["201"]["links"]["RemoveExample"]
+    pointers = {name: value.removeprefix("$response.body#") for name, value in remove["parameters"].items()}
+    values = {name: resolve(added, pointer) for name, pointer in pointers.items()}
+    assert any_db.delete(f"/v1/topics/{values['topic_id']}/examples/{values['example_id']}").status_code == 204
+
+
+def resolve(document: Any, pointer: str) -> Any:
+    for part in pointer.strip("/").split("/"):
+        document = document[int(part)] if isinstance(document, list) else document[part]
+    return document
+
+
+def test_a_database_error_that_is_not_an_outage_is_a_500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every driver error used to answer 503 `database_unavailable` + Retry-After, hiding bugs as outages."""
+
+    def broken(self: TopicRepository) -> list[object]:
+        raise IntegrityError("SELECT", {}, Exception("a violated constraint"))
+
+    with TestClient(create_app(make_settings(tmp_path), HashingEncoder()), raise_server_exceptions=False) as client:
+        wait_ready(client)
+        monkeypatch.setattr(TopicRepository, "find", broken)
+        r = client.get("/v1/topics")
+        assert r.status_code == 500 and r.json()["error"] == "internal_error", r.text
+        assert "retry-after" not in r.headers and "constraint" not in r.text
+
+
+@pytest.mark.server
+def test_schemathesis_finds_no_server_error_or_contract_violation(tmp_path: Path) -> None:
+    """A bounded run (5 cases per operation and phase, all checks) of the script the docs report a full run of."""
+    pytest.importorskip("schemathesis")  # a dev extra
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
+    done = subprocess.run(
+        [sys.executable, "scripts/fuzz_api.py", "--max-examples", "5", "--seed", "3"],
+        cwd=ROOT,
+        env=env | {"TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert re.search(r"operations: (\d+) tested of \1 ", done.stdout), done.stdout
+    assert "contract / security violations (ST1xx, ST3xx): 0" in done.stdout
