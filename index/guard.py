@@ -15,9 +15,10 @@ from index.calibration import Platt, topic_threshold
 from index.encoder import Encoder, split_windows
 from index.errors import InvalidInputError, UnknownLabelError
 from index.head import LinearHead, fit_linear_head
-from index.scoring import Matrix, fuse, knn_distribution, softmax, topic_scores
+from index.scoring import Matrix, TopicBank, fuse, knn_distribution, softmax, topic_score_matrix, topic_scores
 from index.store import VectorStore
 from index.text import normalize_text
+from index.topic_head import GramStats, TopicHead, fit_topic_head
 from index.types import SAFE, Evidence, Exemplar, Label, Vectors, Verdict
 
 Progress = Callable[[int, int], None]
@@ -39,12 +40,17 @@ class GuardConfig:
     platt: Platt = field(default_factory=Platt)
     topic_top_m: int = 3
     topic_knn_weight: float = 0.5
+    # topic score = (1 - w) * similarity + w * learned head (index.topic_head); threshold 55 % of the way from the
+    # background's (1 - target_fmr) quantile to the median leave-one-out score (topic_positive_quantile None).
+    # Chosen on the valid splits of scripts/bench_topics.py (docs/topics.md). topic_interpolation None selects the
+    # older rules (background quantile, lift by topic_positive_quantile - topic_positive_margin).
+    topic_head_weight: float = 0.5
+    topic_head_l2: float = 0.01
+    topic_interpolation: float | None = 0.55
     topic_target_fmr: float = 0.01
-    topic_threshold_floor: float = 0.35
-    # threshold >= 30th percentile of the leave-one-out example scores - 0.1 (None: background + floor only);
-    # chosen on the valid splits of scripts/bench_topics.py, see docs/topics.md
-    topic_positive_quantile: float | None = 0.3
-    topic_positive_margin: float = 0.1
+    topic_threshold_floor: float = 0.05
+    topic_positive_quantile: float | None = None
+    topic_positive_margin: float = 0.0
     evidence: int = 3
     window_overlap: float = 0.25
     window_tokens: int = 128
@@ -83,6 +89,8 @@ class _Topic:
     positives: Vectors
     allow_ids: list[int]
     allows: Vectors
+    head: TopicHead | None = None
+    head_loo: NDArray[np.float32] | None = None  # leave-one-out head outputs of the positives
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,8 @@ class Guard:
         self._sums = np.zeros((len(self._builtin), encoder.dim), dtype=np.float64)
         self._centroids = np.zeros((len(self._builtin), encoder.dim), dtype=np.float32)
         self._topics: dict[str, _Topic] = {}
+        self._topic_bank = TopicBank.stack([], [], [], [], 0.0, encoder.dim)
+        self._background_stats: GramStats | None = None
         self.head: LinearHead | None = None
         self.background = background if background is not None else np.zeros((0, encoder.dim), dtype=np.float32)
 
@@ -298,7 +308,15 @@ class Guard:
             cfg = self.config
             loo = self._leave_one_out(topic)
             background = self._background_for(name)
-            bg_scores = topic_scores(background, topic.positives, topic.allows, cfg.topic_top_m, cfg.topic_knn_weight)
+            bg_scores = topic_scores(
+                background,
+                topic.positives,
+                topic.allows,
+                cfg.topic_top_m,
+                cfg.topic_knn_weight,
+                head=None if topic.head is None else topic.head.predict(background),
+                head_weight=cfg.topic_head_weight,
+            )
             threshold = topic_threshold(
                 loo,
                 bg_scores,
@@ -306,6 +324,7 @@ class Guard:
                 cfg.topic_threshold_floor,
                 cfg.topic_positive_quantile,
                 cfg.topic_positive_margin,
+                cfg.topic_interpolation,
             )
             self._labels[name] = replace(label, threshold=round(threshold, 6))
             return self._labels[name].threshold  # type: ignore[return-value]
@@ -379,7 +398,29 @@ class Guard:
             if not pos:
                 self._topics.pop(name, None)
                 continue
-            self._topics[name] = _Topic(pos, self._store.reconstruct(pos), allow, self._store.reconstruct(allow))
+            topic = _Topic(pos, self._store.reconstruct(pos), allow, self._store.reconstruct(allow))
+            # negatives: the shipped background text and the topic's own allow-examples (not the other topics, so a
+            # topic's head does not depend on the order in which topics were added). With fewer background texts
+            # than dimensions the fit is underdetermined (mostly the ridge penalty): similarity alone then.
+            if self.config.topic_head_weight > 0 and self.background.shape[0] >= self.encoder.dim:
+                negatives = self._head_negatives().plus(topic.allows)
+                topic.head, topic.head_loo = fit_topic_head(topic.positives, negatives, self.config.topic_head_l2)
+            self._topics[name] = topic
+        if topics:
+            names = list(self._topics)
+            self._topic_bank = TopicBank.stack(
+                names,
+                [self._topics[n].positives for n in names],
+                [self._topics[n].allows for n in names],
+                [None if (h := self._topics[n].head) is None else (h.weights, h.bias) for n in names],
+                self.config.topic_head_weight,
+                self.encoder.dim,
+            )
+
+    def _head_negatives(self) -> GramStats:
+        if self._background_stats is None:
+            self._background_stats = GramStats.of(self.background)
+        return self._background_stats
 
     def _leave_one_out(self, topic: _Topic) -> NDArray[np.float32]:
         cfg = self.config
@@ -390,7 +431,13 @@ class Guard:
         for i in range(n):
             rest = np.delete(topic.positives, i, axis=0)
             out[i] = topic_scores(
-                topic.positives[i : i + 1], rest, topic.allows, cfg.topic_top_m, cfg.topic_knn_weight
+                topic.positives[i : i + 1],
+                rest,
+                topic.allows,
+                cfg.topic_top_m,
+                cfg.topic_knn_weight,
+                head=None if topic.head_loo is None else topic.head_loo[i : i + 1],
+                head_weight=cfg.topic_head_weight,
             )[0]
         return out
 
@@ -431,11 +478,8 @@ class Guard:
         fused = fuse(parts)
         enabled = np.asarray([n != SAFE and self._labels[n].enabled for n in self._builtin], dtype=bool)
         raw = fused[:, enabled].sum(axis=1) if enabled.any() else np.zeros(len(vectors))
-        topics = {
-            name: topic_scores(vectors, t.positives, t.allows, cfg.topic_top_m, cfg.topic_knn_weight)
-            for name, t in self._topics.items()
-            if self._labels[name].enabled
-        }
+        matrix = topic_score_matrix(vectors, self._topic_bank, cfg.topic_top_m, cfg.topic_knn_weight)
+        topics = {name: matrix[:, i] for i, name in enumerate(self._topic_bank.names) if self._labels[name].enabled}
         return _WindowScores(cfg.platt.apply(raw), fused, topics, dists["_sims"], dists["_ids"].astype(np.int64))
 
     def _verdict(self, s: _WindowScores, rows: NDArray[np.intp]) -> Verdict:

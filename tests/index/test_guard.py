@@ -67,6 +67,29 @@ def test_custom_topic_is_live_at_once_and_calibrated(toy_guard: Guard) -> None:
     assert not toy_guard.classify(["what is the capital of france"])[0].flagged
 
 
+def test_a_topics_score_does_not_depend_on_the_other_topics(encoder: HashingEncoder) -> None:
+    """Heads are fitted against the shipped background and the topic's own allow-examples only, so a guard built
+    topic by topic scores like one loaded from its artifact (all topics at once)."""
+    background = [f"generic question number {i} about {w}" for i, w in enumerate(["weather", "music", "sport"] * 50)]
+    guard = Guard.build(encoder, [Label("cooking", "custom"), Label("travel", "custom")], [], None, background)
+    guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])
+    assert guard._topics["cooking"].head is not None, "enough background text: the topic has a learned head"
+    texts = ["a recipe for pasta carbonara please", "cheap flights to rome"]
+    before = [v.categories["cooking"] for v in guard.classify(texts)]
+    travel = ["cheap flights to rome", "book a hotel in paris", "train tickets to berlin"]
+    guard.add_exemplars([Exemplar(200 + i, t, "travel") for i, t in enumerate(travel)])
+    after = guard.classify(texts)
+    assert [v.categories["cooking"] for v in after] == before
+    assert after[0].category == "cooking" and after[1].category == "travel"
+
+
+def test_too_little_background_text_means_no_head(toy_guard: Guard) -> None:
+    toy_guard.upsert_label(Label("cooking", "custom"))
+    toy_guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])
+    assert len(toy_guard.background) < toy_guard.encoder.dim
+    assert toy_guard._topics["cooking"].head is None
+
+
 def test_allow_examples_suppress_a_topic(toy_guard: Guard) -> None:
     toy_guard.upsert_label(Label("cooking", "custom", action="flag", threshold=0.3))
     toy_guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])

@@ -1,4 +1,4 @@
-"""scripts/topic_datasets.py converters and scripts/bench_topics.py metrics on tiny synthetic data."""
+"""scripts/topic_datasets.py converters, scripts/topic_rules.py rules and metrics, on tiny synthetic data."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def _load(name: str) -> ModuleType:
 
 datasets = _load("topic_datasets")
 bench = _load("bench_topics")
+rules = sys.modules["topic_rules"]  # imported by bench_topics (scripts/ is on its path)
 
 
 def _seq(folder: Path, texts: list[str], labels: list[str]) -> None:
@@ -94,8 +95,8 @@ def test_auroc_matches_pairwise_definition() -> None:
     rng = np.random.default_rng(0)
     pos, neg = rng.normal(1, 1, 30).round(1), rng.normal(0, 1, 40).round(1)
     pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
-    assert bench.auroc(pos, neg) == pytest.approx(pairs)
-    assert np.isnan(bench.auroc(pos, np.zeros(0)))
+    assert rules.auroc(pos, neg) == pytest.approx(pairs)
+    assert np.isnan(rules.auroc(pos, np.zeros(0)))
 
 
 def test_episode_metrics_on_a_hand_made_case() -> None:
@@ -104,7 +105,7 @@ def test_episode_metrics_on_a_hand_made_case() -> None:
     thresholds = np.asarray([0.5, 0.6], dtype=np.float32)
     truth = np.asarray([0, 1, 1, -1, -1, -1])
     group = np.asarray(["pos", "pos", "pos", "ood", "other", "near"])
-    m = bench.episode_metrics(scores, thresholds, truth, group)
+    m = rules.episode_metrics(scores, thresholds, truth, group)
     assert m["accuracy"] == pytest.approx(1 / 3)
     assert (m["fmr_ood"], m["fmr_other"], m["fmr_near"]) == (1.0, 0.0, 0.0)
     assert m["fmr"] == pytest.approx(1 / 3)
@@ -118,13 +119,14 @@ def test_bench_calibration_equals_the_guard() -> None:
         "cooking": ["bake bread at home", "chocolate cake recipe", "oven temperature for bread", "knead dough"],
         "travel": ["cheap flights to rome", "book a hotel in paris", "train tickets to berlin"],
     }
-    background_texts = [f"unrelated sentence number {i} about things" for i in range(60)]
+    # at least as many background texts as dimensions (64), so the guard fits heads and the check covers them
+    background_texts = [f"unrelated sentence number {i} about things" for i in range(80)]
     background = enc.encode(background_texts)
     cfg = GuardConfig(topic_threshold_floor=0.0)
     labels = [Label(name, "custom") for name in texts]
     exemplars = [Exemplar(i, t, name) for i, (name, t) in enumerate((n, t) for n, ts in texts.items() for t in ts)]
     guard = Guard.from_vectors(enc, labels, exemplars, enc.encode([e.text for e in exemplars]), cfg, background)
-    ep = bench.Episode(
+    ep = rules.Episode(
         topics=list(texts),
         positives=[enc.encode(ts) for ts in texts.values()],
         allows=[None, None],
@@ -133,11 +135,23 @@ def test_bench_calibration_equals_the_guard() -> None:
         group=np.full(len(background), "ood"),
         valid_queries=background,
         valid_truth=np.full(len(background), -1),
+        valid_group=np.full(len(background), "ood"),
     )
-    rule = bench.default_rules(cfg)[0]
-    ours = bench.thresholds_for(ep, background, rule)
+    bg = rules.Background(vectors=background, generic=background)
+    rule = rules.shipped_rule(cfg)
+    assert rule.head_weight > 0 and rule.interpolation is not None, "the shipped rule is the one under test"
+    topics = rules.fit_topics(ep, bg.head_negatives(), rule)
+    assert all(t.head is not None for t in topics)
+    ours = rules.thresholds_for(ep, topics, bg, rule)
     theirs = [guard.labels[name].threshold for name in texts]
     assert ours.tolist() == pytest.approx(theirs, abs=1e-5)
+    # and the scores: the benchmark's per-topic columns are the guard's stacked topic scores
+    queries = enc.encode(["bread recipe for the oven", "flights and hotels in rome", "unrelated sentence 3"])
+    verdicts = guard.score_vectors(queries)
+    bench_scores = rules.score_matrix(queries, topics, rule)
+    assert bench_scores.max() > 0.2, "the check covers matching scores, not only zeros"
+    for row, v in zip(bench_scores, verdicts, strict=True):
+        assert [v.categories[name] for name in texts] == pytest.approx(np.maximum(row, 0.0).tolist(), abs=1e-5)
 
 
 def test_topic_threshold_positive_quantile_lifts_a_tight_topic() -> None:
