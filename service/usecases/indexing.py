@@ -96,13 +96,16 @@ class IndexService:
                 interrupted = await asyncio.to_thread(self._fail_interrupted)
                 if interrupted:
                     log.warning("%d index build(s) left unfinished by a stopped process marked failed", interrupted)
-                reason = await self._load_artifact()
+                reason, stale = await self._load_artifact()
                 if reason is None:
                     return
                 log.warning(
-                    "index artifact in %s not usable (%s); rebuilding from the database", self.index_dir, reason
+                    "index artifact in %s not usable (%s); rebuilding from the database%s",
+                    self.index_dir,
+                    reason,
+                    " (reusing its vectors of unchanged exemplars)" if stale is not None else "",
                 )
-                await self._rebuild_locked("startup", progress)
+                await self._rebuild_locked("startup", progress, reuse=stale)
         except Exception as exc:
             self.runtime.status.state = "failed"
             self.runtime.status.error = f"index load failed: {exc}; fix the cause and restart"
@@ -115,17 +118,19 @@ class IndexService:
                 "interrupted: the process stopped during the build (the previous index stayed in use)"
             )
 
-    async def _load_artifact(self) -> str | None:
-        """Install the saved guard caught up with the database; returns why it is not usable, or None."""
+    async def _load_artifact(self) -> tuple[str | None, Guard | None]:
+        """Install the saved guard caught up with the database. Returns (None, None) when installed, else why it is
+        not usable and the stale guard if it could be read: the rebuild takes the vectors of its unchanged
+        exemplars instead of re-encoding them (a scoring-config change then costs seconds, not minutes)."""
         try:
             meta, guard = await asyncio.to_thread(self._read_artifact)
         except IndexArtifactError as exc:
-            return str(exc)
+            return str(exc), None
         if guard.config != self.config:
-            return "stale: the scoring configuration changed since it was saved"
+            return "stale: the scoring configuration changed since it was saved", guard
         changes = await asyncio.to_thread(self._read_changes, int(meta.get("version", 0)), True)
         if changes.full:
-            return "stale: the index was rebuilt after it was saved"
+            return "stale: the index was rebuilt after it was saved", guard
         if changes.count:
             plan = plan_sync(guard, changes)
             vectors = await asyncio.to_thread(guard.embed, plan.texts) if plan.add else None
@@ -135,11 +140,11 @@ class IndexService:
         else:
             digest = str(meta.get("db_digest"))
         if digest != changes.digest:
-            return "stale: the database changed since it was saved"
+            return "stale: the database changed since it was saved", guard
         self.runtime.install(guard, changes.version)
         self.runtime.status.openai_keys = {name: t.openai_keys for name, t in changes.topics.items()}
         log.info("index v%d loaded from %s (%d exemplars)", changes.version, self.index_dir, len(guard))
-        return None
+        return None, None
 
     def _read_artifact(self) -> tuple[dict[str, Any], Guard]:
         with self.artifact_lock.hold():
@@ -168,7 +173,8 @@ class IndexService:
             session.expunge_all()
             return topics, snapshot, version, build.id
 
-    async def _rebuild_locked(self, trigger: str, progress: Progress | None) -> IndexBuild:
+    async def _rebuild_locked(self, trigger: str, progress: Progress | None, reuse: Guard | None = None) -> IndexBuild:
+        """`reuse`: a guard (same encoder) whose vectors of unchanged exemplars are taken instead of re-encoded."""
         runtime = self.runtime
         topics, snapshot, version, build_id = await asyncio.to_thread(self._start_build, trigger)
         labels = [label_for(t, recalibrate=True) for t in topics]
@@ -180,7 +186,7 @@ class IndexService:
         try:
             background = await asyncio.to_thread(load_background, self.data_dir)
             guard = await asyncio.to_thread(
-                Guard.build, runtime.encoder, labels, exemplars, self.config, background, progress
+                Guard.build, runtime.encoder, labels, exemplars, self.config, background, progress, reuse
             )
             # no edit of this process between catching the new guard up and swapping it in
             async with runtime.edit_lock:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -24,15 +24,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from index import HashingEncoder, ModelIntegrityError
+from index.types import Vectors
 from service.app import create_app
 from service.db import create_db_engine, session_scope
 from service.encoders import build_encoder
 from service.models import Decision
+from service.usecases.seed import load_background
 from tests.service.support import (
     COOKING,
     COOKING_PARAPHRASE,
     FIXTURES,
     Server,
+    create_cooking,
     free_port,
     lightguard_server,
     make_settings,
@@ -226,6 +229,46 @@ def test_corrupt_index_artifact_is_detected_and_rebuilt(
         assert client.post("/v1/classify", json={"text": COOKING_PARAPHRASE}).json()["category"] == "cooking"
     lines = [r.getMessage() for r in caplog.records if "not usable" in r.getMessage()]
     assert lines and "rebuilding from the database" in lines[0] and str(tmp_path / "index") in lines[0]
+
+
+class _CountingEncoder(HashingEncoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts = 0
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> Vectors:
+        self.texts += len(texts)
+        return super().encode(texts, batch_size)
+
+
+def test_a_scoring_config_change_rebuilds_without_re_encoding_the_exemplars(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with TestClient(create_app(make_settings(tmp_path), HashingEncoder())) as client:
+        wait_ready(client)
+        create_cooking(client)
+        exemplars = client.get("/v1/index").json()["count"]
+    config = tmp_path / "scoring.json"
+    config.write_text(json.dumps({"evidence": 2}))
+    counting = _CountingEncoder()
+    settings = make_settings(tmp_path, scoring_config=config)
+    with caplog.at_level(logging.WARNING), TestClient(create_app(settings, counting)) as client:
+        wait_ready(client)
+        encoded_at_start = counting.texts
+        assert client.get("/v1/index/verify").json()["ok"] is True
+        verdict = client.post("/v1/classify", json={"text": COOKING_PARAPHRASE}).json()
+        assert verdict["category"] == "cooking" and len(verdict["evidence"]) == 2  # the new config serves
+        checksum = client.get("/v1/index").json()["recent_builds"][0]["checksum"]
+    assert any("configuration changed" in r.getMessage() and "reusing" in r.getMessage() for r in caplog.records)
+    background = len(load_background(FIXTURES))
+    assert encoded_at_start == background < exemplars, "only the background was encoded, no exemplar"
+    # and the result equals a full build from nothing
+    shutil.rmtree(tmp_path / "index")
+    full = _CountingEncoder()
+    with TestClient(create_app(settings, full)) as client:
+        wait_ready(client)
+        assert full.texts >= exemplars + background
+        assert client.get("/v1/index").json()["recent_builds"][0]["checksum"] == checksum
 
 
 def _tampered_model(source: Path, target: Path) -> Path:
