@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/topic_datasets.py --out var/topics          # convert the shared intent sets once
     .venv/bin/python scripts/bench_topics.py grid --out var/bench_topics  # embed (cached) + the (T, K, seed) grid
-    .venv/bin/python scripts/bench_topics.py grid --split valid          # the same on valid rows (other seeds)
+    .venv/bin/python scripts/bench_topics.py grid --split valid          # the same on valid rows (other seeds),
+                                                                          # written to var/bench_topics_valid
     .venv/bin/python scripts/bench_topics.py tune                        # choose scoring knobs on *valid* splits
     .venv/bin/python scripts/bench_topics.py latency                     # add-topic latency on a ~24k index
     .venv/bin/python scripts/bench_topics.py report --shots 10           # a slice of the grid as markdown
@@ -57,6 +58,7 @@ REPO = Path(__file__).resolve().parent.parent
 Vec = NDArray[np.float32]
 TRAIN_CAP = 30  # train rows embedded per intent: K <= 20 plus room for different seeds
 ALLOW_CAP = 400
+DEFAULT_OUT = REPO / "var" / "bench_topics"
 SAFE_BACKGROUND = 1000  # safe exemplars added to data/background.jsonl (the guard adds up to 5000 of them)
 
 
@@ -249,12 +251,21 @@ def grid(args: argparse.Namespace) -> None:
                                 | m
                             )
             print(f"{enc_name} {ds}: grid in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "episodes.json").write_text(json.dumps(results, indent=1))
+    out = _grid_out(args)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "episodes.json").write_text(json.dumps(results, indent=1))
     table = summarise(results, ("encoder", "dataset", "T", "K", "rule"), METRICS)
-    (args.out / "summary.json").write_text(json.dumps(table, indent=1))
-    (args.out / "summary.md").write_text(markdown(table, ("encoder", "dataset", "T", "K", "rule")) + "\n")
+    (out / "summary.json").write_text(json.dumps(table, indent=1))
+    (out / "summary.md").write_text(markdown(table, ("encoder", "dataset", "T", "K", "rule")) + "\n")
     print(markdown(table, ("encoder", "dataset", "T", "K", "rule")))
+
+
+def _grid_out(args: argparse.Namespace) -> Path:
+    """The grid's output folder: --out, except that a valid-split grid left at the default folder gets its own
+    (`var/bench_topics_valid`), so it cannot overwrite the test grid that `report` reads."""
+    if args.split == "valid" and args.out == DEFAULT_OUT:
+        return DEFAULT_OUT.with_name(DEFAULT_OUT.name + "_valid")
+    return args.out
 
 
 # ------------------------------------------------------------------------------------------------ tuning
@@ -290,7 +301,8 @@ def tune_rules() -> list[Rule]:
 def tune(args: argparse.Namespace) -> None:
     """Choose the topic score (head weight, ridge l2) and threshold rule on the valid splits only.
 
-    Seeds are disjoint from the test grid's; K = 10; T = 1 / 5 / 20 with TUNE_DRAWS episodes each. Per scorer the
+    Seeds are disjoint from the test grid's; K = 10; T = 1 / 5 / 20 (those of them in --topics) with TUNE_DRAWS
+    episodes each. Per scorer the
     calibration inputs and valid scores of every episode are computed once, and each threshold rule is a cheap
     function of them. Objective (the issue's targets): the largest min over --datasets of T = 1 topic accuracy with
     each dataset's target false-match rate (out-of-domain where the dataset has such rows, other intents
@@ -310,6 +322,8 @@ def tune(args: argparse.Namespace) -> None:
         scorer = Rule("scorer", head_weight=head_weight, head_l2=l2)
         for ds, data in datasets.items():
             for n_topics, draws in TUNE_DRAWS.items():
+                if n_topics not in args.topics:
+                    continue
                 for seed in range(draws):
                     ep = draw_episode(data, n_topics, 10, 100 + seed)
                     if ep is None:
@@ -541,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("command", choices=("grid", "tune", "latency", "report"))
     parser.add_argument("--data", type=Path, default=REPO / "var" / "topics")
     parser.add_argument("--cache", type=Path, default=REPO / "var" / "cache")
-    parser.add_argument("--out", type=Path, default=REPO / "var" / "bench_topics")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--encoders", nargs="*", default=["base", "finetuned"])
     parser.add_argument(
         "--datasets",
