@@ -75,11 +75,21 @@ def _cpu_has_vnni() -> bool:
 
 
 # ONNX Runtime's int8 matrix products take the VNNI path where the CPU has it; on AVX2-only CPUs the u8×s8 path
-# saturates intermediate sums, so the same int8 model computes slightly different vectors. Measured on an AVX2-only
-# AMD EPYC (2026-11-28): min cosine to sentence-transformers 0.979 ("ok"), padded batch vs one-by-one min 0.969, means
-# 0.992; on AVX512-VNNI machines 0.985 / 0.983. Verdict quality on the AVX2 machine was unchanged (2,000 dev rows:
-# AUPRC 0.8720 int8 vs 0.8706 fp32, docs/performance.md), so the floor follows the hardware instead of failing it.
-INT8_MIN_COSINE = 0.98 if _cpu_has_vnni() else 0.965
+# saturates intermediate sums, so the same int8 model computes slightly different vectors (measured with the earlier
+# partial-int8 export: about 0.01 lower minimum cosines on an AVX2-only AMD EPYC than with VNNI).
+# The export quantises every MatMul of the fused graph (index/export.py). Measured with VNNI (2026-11-28): realistic
+# texts (4+ tokens) min cosine 0.987 to fp32, both alone and batched; 1–3-token texts ("ok", "?") 0.970 alone and
+# 0.952 batched with a 256-token text (dynamic int8 takes one activation scale per batch). The AVX2 floors below are
+# the VNNI measurements lowered by that 0.01 and a margin, not measured with this export. Verdict quality is what
+# matters and is checked on 2,000 dev rows by scripts/check_quantization.py (docs/performance.md).
+VNNI = _cpu_has_vnni()
+INT8_MIN_COSINE = 0.98 if VNNI else 0.965  # texts of 4+ tokens
+INT8_MIN_COSINE_TINY = 0.96 if VNNI else 0.94  # 1–3-token texts
+INT8_MIN_COSINE_TINY_BATCHED = 0.945 if VNNI else 0.925
+
+
+def _tiny(encoder: OnnxEncoder) -> np.ndarray:
+    return np.asarray([len(encoder.token_spans(t)) <= 3 for t in TEXTS])
 
 
 @pytest.mark.model
@@ -92,7 +102,10 @@ def test_cosine_matches_sentence_transformers(
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     cosine = (vectors * reference).sum(axis=1)
     print(f"{variant}: cosine to sentence-transformers mean {cosine.mean():.5f} min {cosine.min():.5f}")
-    assert cosine.min() >= floor, {TEXTS[i][:40]: round(float(cosine[i]), 4) for i in np.argsort(cosine)[:3]}
+    worst = {TEXTS[i][:40]: round(float(cosine[i]), 4) for i in np.argsort(cosine)[:3]}
+    tiny = _tiny(encoders[variant])
+    assert tiny.sum() == 6 and cosine[~tiny].min() >= floor, worst
+    assert cosine[tiny].min() >= (floor if variant == "fp32" else INT8_MIN_COSINE_TINY), worst
 
 
 @pytest.mark.model
@@ -112,10 +125,12 @@ def test_padded_batch_equals_one_by_one(encoders: dict[Variant, OnnxEncoder], va
     if variant == "fp32":
         np.testing.assert_allclose(batched, single, atol=2e-5)
     else:
-        # Dynamic int8 picks one activation scale per batch (per tensor), so batch partners shift a vector a little:
-        # measured min cosine 0.983 (1–2-token texts), mean 0.995 with VNNI; realistic prompts stay above 0.99.
+        # Dynamic int8 picks one activation scale per batch (per tensor), so batch partners shift a vector a little
+        # (measured above); the encoder sorts texts by length, so real batches mix far less than this one.
         cosine = (batched * single).sum(axis=1)
-        assert cosine.min() >= INT8_MIN_COSINE and cosine.mean() >= 0.99
+        tiny = _tiny(encoder)
+        assert cosine[~tiny].min() >= INT8_MIN_COSINE and cosine[tiny].min() >= INT8_MIN_COSINE_TINY_BATCHED
+        assert cosine.mean() >= 0.98
 
 
 @pytest.mark.model
