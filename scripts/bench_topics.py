@@ -429,7 +429,9 @@ def latency(args: argparse.Namespace) -> None:
     take most of an hour on two shared cores.
     """
     from index import Exemplar, Guard, Label, load_guard_config, load_taxonomy
+    from service.runtime import configure_threads
 
+    configure_threads(1)  # the thread settings `lightguard serve` runs with
     encoder = load_encoder(args.encoders[0])
     taxonomy = load_taxonomy()
     labels = [Label(c.id, "safe" if c.id == "safe" else "builtin", action=c.action) for c in taxonomy.categories]

@@ -180,15 +180,21 @@ FLAT_BLAS_MIN_QUERIES = 4
 
 
 def configure_threads(search_threads: int) -> None:
-    """Pin FAISS's OpenMP pool (in the calling thread) and its flat-search strategy (process-wide), at start-up.
+    """Pin FAISS's OpenMP pool (in the calling thread) and its flat-search strategy (process-wide), and numpy's BLAS
+    to one thread (process-wide), at start-up.
 
     One thread by default: a single-query search is memory-bound, and a second spinning OpenMP thread contends
-    with ONNX Runtime's threads on a 2-core box (48 ms instead of 6 ms per search measured under load).
+    with ONNX Runtime's threads on a 2-core box (48 ms instead of 6 ms per search measured under load). numpy's
+    OpenBLAS starts one thread per core; its products here are small (a topic head's 385×385 solve, scoring a
+    batch), and its spinning threads stalled behind ONNX Runtime's: one head fit took 1.4 s with them and 50 ms
+    with one thread on the loaded 2-core machine (docs/topics.md, add-topic latency).
     """
     import faiss
+    from threadpoolctl import threadpool_limits
 
     set_search_threads(search_threads)
     faiss.cvar.distance_compute_blas_threshold = FLAT_BLAS_MIN_QUERIES
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def set_search_threads(search_threads: int) -> None:

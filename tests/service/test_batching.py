@@ -133,3 +133,14 @@ def test_every_thread_that_searches_uses_the_configured_faiss_threads(client: Te
 
     # the TestClient runs the app's loop in its own thread; ask that loop for a to_thread result
     assert client.portal.call(in_default_executor) == 1  # type: ignore[union-attr]
+
+
+def test_numpy_blas_runs_one_thread_in_the_service(client: TestClient) -> None:
+    """OpenBLAS starts one spinning thread per core; next to ONNX Runtime's threads a topic head's small solve then
+    stalled for over a second on the loaded 2-core machine (service.runtime.configure_threads)."""
+    from threadpoolctl import threadpool_info
+
+    # numpy's OpenBLAS (pthreads: one process-wide setting). FAISS bundles an OpenMP build of OpenBLAS, which
+    # follows the per-thread OpenMP setting the executors' initializers make (the test above).
+    blas = [p for p in threadpool_info() if p["user_api"] == "blas" and "numpy" in p["filepath"]]
+    assert len(blas) == 1 and blas[0]["num_threads"] == 1, blas
