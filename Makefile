@@ -46,8 +46,8 @@ data: install
 eval: install
 	$(PY) scripts/evaluate.py
 
-## train: fine-tune the encoder into models/finetuned (~18 min on 2 cores; skipped when current). Not the serving
-## default: it did not beat the base encoder out of source (docs/ablation.md); serve it with LIGHTGUARD_MODEL_DIR.
+## train: fine-tune the encoder into models/finetuned (18-29 min on 2 shared cores; skipped when current). Not the
+## serving default yet: it beats base out of source only modestly (docs/ablation.md); serve it with LIGHTGUARD_MODEL_DIR.
 train: install
 	$(PY) scripts/train.py --if-stale
 
