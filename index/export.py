@@ -33,6 +33,9 @@ Progress = Callable[[str], None]
 
 BASE_NAME = "base"
 DEFAULT_MAX_TOKENS = 256
+# Bumped when the export itself changes (graph, quantisation): `make install` then re-exports an existing models/base.
+# 2: fused graph, every MatMul int8 (before: FFN up-projections kept fp32, no fusion).
+EXPORT_FORMAT = 2
 OPSET = 17
 # Parity gate run on every fresh export, before it replaces anything: a mis-traced graph (e.g. a padding branch
 # baked in as a constant) shows up here instead of in production scores.
@@ -136,17 +139,31 @@ def ensure_base_model(models_dir: Path, progress: Progress | None = None) -> Pat
     target = Path(models_dir) / BASE_NAME
     try:
         manifest = verify_model_dir(target)
-        if manifest.base_model == base_model_description() and manifest.max_tokens == DEFAULT_MAX_TOKENS:
+        if is_current_base_export(manifest):
             if progress is not None:
                 progress(f"{target} is up to date ({manifest.name}, {manifest.created_at})")
             return target
-        reason = f"it was exported from {manifest.base_model!r} with max_tokens={manifest.max_tokens}"
+        reason = (
+            f"it was exported from {manifest.base_model!r} with max_tokens={manifest.max_tokens}, export format "
+            f"{manifest.extra.get('export', {}).get('format', 1)} (current {EXPORT_FORMAT})"
+        )
     except (ModelNotFoundError, ModelIntegrityError) as exc:
         reason = str(exc)
     if progress is not None:
         progress(f"exporting the base model: {reason}")
     export_onnx(base_model_dir(), target, BASE_NAME, DEFAULT_MAX_TOKENS, progress=progress)
     return target
+
+
+def is_current_base_export(manifest: ModelManifest) -> bool:
+    """The bundled base model, default truncation, exported by the current export code."""
+    export = manifest.extra.get("export", {})
+    return (
+        manifest.base_model == base_model_description()
+        and manifest.max_tokens == DEFAULT_MAX_TOKENS
+        and isinstance(export, dict)
+        and export.get("format", 1) == EXPORT_FORMAT
+    )
 
 
 def _load_sentence_transformer(st_model_dir: Path) -> Any:
@@ -209,6 +226,7 @@ def _export_fp32(st_model: Any, path: Path, max_tokens: int, say: Progress) -> t
     if not path.is_file():
         raise ExportError(f"torch.onnx.export wrote no file at {path}")
     info = {
+        "format": EXPORT_FORMAT,
         "opset": OPSET,
         "inputs": input_names,
         "quantization": "ORT transformers optimizer (bert, opt_level 1), then quantize_dynamic QInt8 per_channel",

@@ -9,19 +9,21 @@ from typing import Any
 import pytest
 
 from index.errors import LightguardError
-from index.models import base_model_description, default_models_dir, verify_model_dir
+from index.models import default_models_dir, verify_model_dir
 
 
 @pytest.fixture(scope="session")
 def onnx_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A valid base model directory: `models/base` when it verifies, else a fresh export (~10 s)."""
+    """A valid base model directory: `models/base` when it verifies and is the current export, else a fresh
+    export (~40 s)."""
+    from index.export import export_onnx, is_current_base_export
+
     existing = default_models_dir() / "base"
     try:
-        if verify_model_dir(existing).base_model == base_model_description():
+        if is_current_base_export(verify_model_dir(existing)):
             return existing
     except LightguardError:
         pass
-    from index.export import export_onnx
     from index.models import base_model_dir
 
     out = tmp_path_factory.mktemp("models") / "base"

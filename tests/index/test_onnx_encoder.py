@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -240,6 +241,22 @@ def test_ensure_base_model_is_idempotent(onnx_base_dir: Path, tmp_path: Path, mo
     assert ensure_base_model(models) == models / "base"
     after = {p.name: p.stat().st_mtime_ns for p in (models / "base").iterdir()}
     assert {k: after[k] for k in before} == before
+
+
+def test_ensure_base_model_re_exports_an_older_export_format(
+    onnx_base_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed export (e.g. the fused int8 graph) reaches existing checkouts: `make install` re-exports."""
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copytree(onnx_base_dir, models / "base")
+    manifest = json.loads((models / "base" / MANIFEST_FILE).read_text())
+    manifest["extra"]["export"]["format"] = export_module.EXPORT_FORMAT - 1
+    (models / "base" / MANIFEST_FILE).write_text(json.dumps(manifest))
+    calls: list[Path] = []
+    monkeypatch.setattr(export_module, "export_onnx", lambda source, out_dir, *a, **k: calls.append(out_dir))
+    ensure_base_model(models)
+    assert calls == [models / "base"]
 
 
 def test_ensure_base_model_exports_when_invalid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
