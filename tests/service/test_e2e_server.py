@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.support import COOKING, COOKING_PARAPHRASE, FIXTURES, wait_server_ready
+from tests.service.support import COOKING, COOKING_PARAPHRASE, FIXTURES, free_port, wait_server_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "lg_e2e_admin_key_for_tests"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
