@@ -44,20 +44,37 @@ class Encoder(Protocol):
         """Character (start, end) offsets of the model's tokens in `text`, special tokens excluded."""
         ...
 
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], batch_size: int = 32
+    ) -> tuple[Vectors, list[Vectors]]:
+        """`encode(texts)`, and for each text one vector per character span of it, from the same forward pass.
+
+        A span's vector pools the text's token outputs that lie inside the span (L2-normalised): the tokens have
+        read the whole text, so a sentence is embedded in its context at no extra model cost ("late chunking").
+        Returns (text vectors, per text a (len(spans[i]), dim) matrix); a span holding no token is a zero row.
+        """
+        ...
+
 
 def split_windows(encoder: Encoder, text: str, overlap: float = 0.25, window_tokens: int | None = None) -> list[str]:
-    """Split `text` into overlapping windows that each fit the encoder's token limit.
+    """Split `text` into overlapping windows that each fit the encoder's token limit (see `window_char_spans`)."""
+    return [text[a:b] for a, b in window_char_spans(encoder, text, overlap, window_tokens)] or [text]
+
+
+def window_char_spans(
+    encoder: Encoder, text: str, overlap: float = 0.25, window_tokens: int | None = None
+) -> list[tuple[int, int]]:
+    """Character spans of overlapping windows of `text` that each fit the encoder's token limit.
 
     Two tokens of headroom are kept for [CLS]/[SEP]; `window_tokens` may make windows shorter than the model allows,
     because mean pooling dilutes one bad sentence in a long benign window. Windows overlap by `overlap` of their
-    length so a sentence cut at one window's edge is whole in the next.
+    length so a sentence cut at one window's edge is whole in the next. A text without tokens is one span.
     """
     window = max(1, encoder.max_tokens - 2)
     if window_tokens is not None:
         window = max(1, min(window, window_tokens))
     stride = max(1, int(window * (1.0 - overlap)))
-    spans = window_spans(encoder.token_spans(text), window, stride)
-    return [text[a:b] for a, b in spans] or [text]
+    return window_spans(encoder.token_spans(text), window, stride) or [(0, len(text))]
 
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -102,3 +119,12 @@ class HashingEncoder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return np.asarray(out / norms, dtype=np.float32)
+
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], batch_size: int = 32
+    ) -> tuple[Vectors, list[Vectors]]:
+        # bag of words has no context: a span's vector is the span's text encoded alone (one `encode` call in all)
+        pieces = [text[a:b] for text, text_spans in zip(texts, spans, strict=True) for a, b in text_spans]
+        vectors = self.encode([*texts, *pieces], batch_size)
+        cuts = np.cumsum([len(s) for s in spans])[:-1]
+        return vectors[: len(texts)], np.split(vectors[len(texts) :], cuts) if len(spans) else []

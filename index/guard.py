@@ -12,12 +12,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from index.calibration import Platt, topic_threshold
-from index.encoder import Encoder, split_windows
+from index.encoder import Encoder, window_char_spans
 from index.errors import InvalidInputError, UnknownLabelError
 from index.head import LinearHead, fit_linear_head
 from index.scoring import Matrix, TopicBank, fuse, knn_distribution, softmax, topic_score_matrix, topic_scores
 from index.store import VectorStore
-from index.text import normalize_text
+from index.text import normalize_text, sentence_spans
 from index.topic_head import GramStats, TopicHead, fit_topic_head
 from index.types import SAFE, Evidence, Exemplar, Label, Vectors, Verdict
 
@@ -54,6 +54,13 @@ class GuardConfig:
     evidence: int = 3
     window_overlap: float = 0.25
     window_tokens: int = 128
+    sentence_threshold: float | None = 0.75
+    """Each sentence (or line) of a multi-sentence text is also scored on its own, so one unsafe sentence is not
+    diluted by the benign text around it. Every sentence is first read in context, pooled from its window's model
+    run (`Encoder.encode_spans`, no extra run); one whose unsafe score reaches this bar is encoded alone and joins
+    the text's windows as a unit of its own (built-in categories only; custom topics are scored on windows). The
+    bar is above `threshold` because a benign text's fragment read alone looks worse than the text. Chosen on dev
+    with scripts/check_buried.py (docs/reliability.md). None: windows only."""
     batch_size: int = 32
     head_epochs: int = 300
     head_l2: float = 1e-3
@@ -348,23 +355,53 @@ class Guard:
         return out
 
     def classify(self, texts: Sequence[str]) -> list[Verdict]:
-        """Verdicts for texts; long texts are scored as overlapping windows and the worst window decides."""
+        """Verdicts for texts; long texts are scored as overlapping windows, multi-sentence texts also per sentence
+        (see `GuardConfig.sentence_threshold`); the worst unit decides."""
+        cfg = self.config
         owners: list[int] = []
         windows: list[str] = []
+        units: list[list[tuple[int, int]]] = []  # per window: its sentences' spans, relative to the window
+        unit_texts: list[str] = []
         for n, text in enumerate(texts):
             clean = normalize_text(text)
             if not clean:
                 raise InvalidInputError(f"text #{n} is empty after normalisation")
-            parts = split_windows(self.encoder, clean, self.config.window_overlap, self.config.window_tokens)
-            windows.extend(parts)
-            owners.extend([n] * len(parts))
-        vectors = self.encoder.encode(windows, batch_size=self.config.batch_size) if windows else None
-        if vectors is None:
+            sentences = sentence_spans(text, clean) if cfg.sentence_threshold is not None else []
+            todo = sentences if len(sentences) > 1 else []
+            for a, b in window_char_spans(self.encoder, clean, cfg.window_overlap, cfg.window_tokens):
+                windows.append(clean[a:b])
+                owners.append(n)
+                # each sentence once, in the first window that holds it whole; one that is the window adds nothing
+                inside = [(s - a, e - a) for s, e in todo if s >= a and e <= b and (s, e) != (a, b)]
+                todo = [(s, e) for s, e in todo if not (s >= a and e <= b)]
+                units.append(inside)
+                unit_texts.extend(clean[s + a : e + a] for s, e in inside)
+        if not windows:
             return []
+        vectors, unit_vectors = self.encoder.encode_spans(windows, units, batch_size=cfg.batch_size)
+        unit_owner = np.repeat(np.asarray(owners, dtype=np.int64), [len(u) for u in units])
         with self._lock:
+            suspects = np.zeros(0, dtype=np.int64)
+            if unit_texts and cfg.sentence_threshold is not None:
+                # stage 1, no extra model run: each sentence read in its context (pooled from its window's run);
+                # a unit without tokens is a zero vector and never a suspect
+                in_context = np.concatenate(unit_vectors, axis=0)
+                unsafe = self._score(in_context).unsafe
+                live = np.linalg.norm(in_context, axis=1) > 0.5
+                suspects = np.flatnonzero(live & (unsafe >= cfg.sentence_threshold))
+            # stage 2, only for suspects: the sentence encoded alone, as exemplars are, so it scores and is
+            # categorised like its plain form; it then counts as one more unit of its text
+            if len(suspects):
+                alone = self.encoder.encode([unit_texts[i] for i in suspects], batch_size=cfg.batch_size)
+                vectors = np.concatenate([vectors, alone], axis=0)
             scores = self._score(vectors)
-            owner_arr = np.asarray(owners)
-            return [self._verdict(scores, np.flatnonzero(owner_arr == n)) for n in range(len(texts))]
+            window_owner = np.asarray(owners)
+            suspect_rows = len(windows) + np.arange(len(suspects))
+            suspect_owner = unit_owner[suspects]
+            return [
+                self._verdict(scores, np.flatnonzero(window_owner == n), suspect_rows[suspect_owner == n])
+                for n in range(len(texts))
+            ]
 
     def score_vectors(self, vectors: Vectors) -> list[Verdict]:
         """Verdicts for pre-computed query vectors (one per text, no windowing)."""
@@ -482,9 +519,11 @@ class Guard:
         topics = {name: matrix[:, i] for i, name in enumerate(self._topic_bank.names) if self._labels[name].enabled}
         return _WindowScores(cfg.platt.apply(raw), fused, topics, dists["_sims"], dists["_ids"].astype(np.int64))
 
-    def _verdict(self, s: _WindowScores, rows: NDArray[np.intp]) -> Verdict:
+    def _verdict(self, s: _WindowScores, rows: NDArray[np.intp], units: NDArray[np.intp] | None = None) -> Verdict:
+        """The verdict of one text from its window rows (and sentence-unit rows that may decide built-ins)."""
         cfg = self.config
-        worst = int(rows[np.argmax(s.unsafe[rows])])
+        builtin_rows = rows if units is None or not len(units) else np.concatenate([rows, units])
+        worst = int(builtin_rows[np.argmax(s.unsafe[builtin_rows])])
         unsafe = float(s.unsafe[worst])
         unsafe_mass = max(1e-12, float(sum(s.builtin[worst, i] for i, n in enumerate(self._builtin) if n != SAFE)))
         categories: dict[str, float] = {}

@@ -74,14 +74,8 @@ class OnnxEncoder:
         self._span_tokenizer.no_padding()
         self._span_tokenizer.no_truncation()
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = default_threads() if threads is None else max(1, threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(
-            str(model_dir / onnx_name), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._threads = default_threads() if threads is None else max(1, threads)
+        self._session = _session(model_dir / onnx_name, self._threads)
         self._inputs = {node.name for node in self._session.get_inputs()}
         missing = {"input_ids", "attention_mask"} - self._inputs
         if missing:
@@ -117,13 +111,26 @@ class OnnxEncoder:
         ]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> Vectors:
+        return self._encode(texts, None, batch_size)[0]
+
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], batch_size: int = 32
+    ) -> tuple[Vectors, list[Vectors]]:
+        if len(spans) != len(texts):
+            raise InvalidInputError(f"got {len(spans)} span lists for {len(texts)} texts")
+        return self._encode(texts, spans, batch_size)
+
+    def _encode(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]] | None, batch_size: int
+    ) -> tuple[Vectors, list[Vectors]]:
         if isinstance(texts, str):
             raise InvalidInputError("encode() takes a sequence of texts, got a single str; wrap it in a list")
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        parts = [np.zeros((len(s), self.dim), dtype=np.float32) for s in spans] if spans is not None else []
         if not texts:
-            return out
+            return out, parts
         if not all(isinstance(t, str) for t in texts):
             raise InvalidInputError("every text must be a str")
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -136,16 +143,29 @@ class OnnxEncoder:
         # width): large batches' activations fall out of cache (a batch of 32 ~30-token prompts ran at half the
         # rate of batches of <= 256 tokens). Rows are written back to their original positions.
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-        rows: list[int] = []
+        runs: list[list[int]] = [[]]
         for i in order:
+            rows = runs[-1]
             if rows and (len(rows) == limit or (len(rows) + 1) * len(encodings[i].ids) > MAX_BATCH_TOKENS):
-                out[rows] = self._run([encodings[r] for r in rows])
-                rows = []
+                runs.append(rows := [])
             rows.append(i)
-        out[rows] = self._run([encodings[r] for r in rows])
-        return out
 
-    def _run(self, batch: list[Encoding]) -> NDArray[np.float32]:
+        def run(rows: list[int], session: ort.InferenceSession) -> None:
+            hidden, mask = self._run([encodings[r] for r in rows], session)
+            out[rows] = _mean_pool(hidden, mask)
+            if spans is not None:
+                for n, r in enumerate(rows):
+                    if spans[r]:
+                        parts[r] = _pool_spans(hidden[n], encodings[r], spans[r])
+
+        for rows in runs:
+            run(rows, self._session)
+        return out, parts
+
+    def _run(
+        self, batch: list[Encoding], session: ort.InferenceSession | None = None
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Token outputs (rows, width, dim) of a padded batch and its attention mask (rows, width, 1)."""
         width = max(len(e.ids) for e in batch)
         input_ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
         attention = np.zeros((len(batch), width), dtype=np.int64)
@@ -158,14 +178,46 @@ class OnnxEncoder:
         feeds = {"input_ids": input_ids, "attention_mask": attention}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = type_ids
-        hidden = np.asarray(self._session.run([self._output], feeds)[0], dtype=np.float32)
-        # Same arithmetic as sentence-transformers: masked mean (count clamped at 1e-9), then L2 norm (eps 1e-12).
-        mask = attention[:, :, None].astype(np.float32)
-        summed = (hidden * mask).sum(axis=1)
-        pooled = summed / np.maximum(mask.sum(axis=1), 1e-9)
-        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        vectors: NDArray[np.float32] = (pooled / norms).astype(np.float32, copy=False)
-        return vectors
+        hidden = np.asarray((session or self._session).run([self._output], feeds)[0], dtype=np.float32)
+        return hidden, attention[:, :, None].astype(np.float32)
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _normalise(pooled: NDArray[np.float32]) -> NDArray[np.float32]:
+    norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    out: NDArray[np.float32] = (pooled / norms).astype(np.float32, copy=False)
+    return out
+
+
+def _mean_pool(hidden: NDArray[np.float32], mask: NDArray[np.float32]) -> NDArray[np.float32]:
+    # Same arithmetic as sentence-transformers: masked mean (count clamped at 1e-9), then L2 norm (eps 1e-12).
+    pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+    return _normalise(pooled)
+
+
+def _pool_spans(
+    hidden: NDArray[np.float32], encoding: Encoding, spans: Sequence[tuple[int, int]]
+) -> NDArray[np.float32]:
+    """Mean of the (non-special) token outputs whose characters lie inside each span; a span without one is zero."""
+    tokens = [
+        (i, start, end)
+        for i, ((start, end), special) in enumerate(zip(encoding.offsets, encoding.special_tokens_mask, strict=True))
+        if not special
+    ]
+    pooled = np.zeros((len(spans), hidden.shape[-1]), dtype=np.float32)
+    for row, (a, b) in enumerate(spans):
+        inside = [i for i, start, end in tokens if start >= a and end <= b]
+        if inside:
+            pooled[row] = hidden[inside].mean(axis=0)
+    return _normalise(pooled)
 
 
 def _pad_id(tokenizer: Tokenizer) -> int:

@@ -114,3 +114,33 @@ def window_spans(token_spans: Sequence[tuple[int, int]], window: int, stride: in
         if end == n:
             return spans
         start += stride
+
+
+# A sentence ends at . ! ? or … (closing quotes and brackets stay with it) followed by white space; a line break
+# always ends one (list items, chat turns, verses). Abbreviations ("e.g. this") split too: a unit a little too short
+# only costs a little context.
+_SENTENCE_BREAK = re.compile(
+    r"(?:(?<=[.!?\u2026])|(?<=[.!?\u2026][\"'\u201d\u2019)\]]))\s+|\s*[\n\r\v\f\u2028\u2029]\s*"
+)
+
+
+def sentence_spans(text: str, clean: str) -> list[tuple[int, int]]:
+    """Character spans in `clean` (= `normalize_text(text)`) of the sentences and lines of `text`, in order.
+
+    Normalisation turns line breaks into spaces, so breaks are found in the raw text and each normalised piece is
+    located in `clean` (scanning forward). A piece that normalisation merged with its neighbour (a letter-spaced
+    word across a line break) is not found and yields no span: sentence units add to windows, they never replace
+    them, so a missing unit loses nothing.
+    """
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for piece in _SENTENCE_BREAK.split(text):
+        part = normalize_text(piece)
+        if not part:
+            continue
+        start = clean.find(part, cursor)
+        if start < 0:
+            continue
+        cursor = start + len(part)
+        spans.append((start, cursor))
+    return spans

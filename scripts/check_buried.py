@@ -1,46 +1,173 @@
 """Is an unsafe sentence buried in long benign text flagged by the *served* guard (not the evasion tests' toy one)?
 
-    .venv/bin/python scripts/check_buried.py [--home var/bench-home]
+    .venv/bin/python scripts/check_buried.py [--home var/bench-home]          # the four model prompts
+    .venv/bin/python scripts/check_buried.py --dev [--home var/bench-home]    # the dev-set table (~5 min)
 
-Classifies each of tests/index/test_evasion.py's model prompts alone and buried after 20 and before 10 paragraphs of
-its benign filler (~300 words), with the guard the service would serve (LIGHTGUARD_HOME), at the configured window
-size and at smaller ones, and prints one line per window size.
+Default: classifies each of tests/index/test_evasion.py's model prompts alone and buried after 20 and before 10
+paragraphs of its benign filler (~300 words), with the guard the service would serve (LIGHTGUARD_HOME), with
+sentence units (the served config) and with windows only, and prints one line per setting.
+
+`--dev` measures the trade behind `GuardConfig.sentence_threshold` on the dev split (never train or test):
+- long benign / long all: dev rows of >= 80 words (jailbreak wrappers, role-play, reddit posts, long requests);
+- buried: 150 dev unsafe prompts of 6-30 words, each inserted at a random sentence boundary of a random long benign
+  dev text (seed 0); "buried | plain" counts only prompts that are flagged when sent alone;
+- full dev: every dev row (AUPRC and false-positive rate of the whole split).
+For each sentence threshold it prints long-benign false-positive rate, long recall, buried recall, and for the
+served setting and "off" (windows only) the full-dev AUPRC / false-positive rate. A text counts as flagged when
+its score reaches the served `threshold`. `--separate` adds rows for every sentence encoded alone (one model run
+per sentence, no in-context stage) instead of the served two-stage rule.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
+import random
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "index"))
 
+from index import Guard, normalize_text  # noqa: E402
+from index.evaluation import average_precision  # noqa: E402
+from index.text import sentence_spans  # noqa: E402
 
-def main() -> None:
+THRESHOLDS = (0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def model_prompts(guard: Guard) -> None:
     from test_evasion import FILLER, MODEL_PROMPTS
 
+    served = guard.config
+    for name, config in (("served", served), ("windows only", dataclasses.replace(served, sentence_threshold=None))):
+        guard.config = config
+        cells = []
+        for category, text in MODEL_PROMPTS.items():
+            plain = guard.classify([text])[0]
+            v = guard.classify([FILLER * 20 + text + ". " + FILLER * 10])[0]
+            verdict = f"flagged {v.category}" if v.flagged else "MISSED"
+            cells.append(f"{category} {plain.score:.2f} -> {v.score:.2f} {verdict}")
+        benign = guard.classify([FILLER * 30])[0]
+        print(f"{name} (sentence_threshold {config.sentence_threshold}): " + "; ".join(cells), flush=True)
+        print(f"  benign filler alone {benign.score:.2f}", flush=True)
+    guard.config = served
+
+
+def scores(guard: Guard, texts: Sequence[str]) -> np.ndarray:
+    out: list[float] = []
+    for start in range(0, len(texts), 64):
+        out.extend(v.score for v in guard.classify(texts[start : start + 64]))
+    return np.asarray(out)
+
+
+def separate_scores(guard: Guard, texts: Sequence[str]) -> np.ndarray:
+    """Max unsafe score over a text's sentences, each encoded alone (0 for a one-sentence text)."""
+    out = np.zeros(len(texts))
+    for n, text in enumerate(texts):
+        clean = normalize_text(text)
+        spans = sentence_spans(text, clean)
+        if len(spans) > 1:
+            out[n] = max(v.score for v in guard.score_vectors(guard.encoder.encode([clean[a:b] for a, b in spans])))
+    return out
+
+
+def dev_table(guard: Guard, separate: bool) -> None:
+    rows = [json.loads(line) for line in (REPO / "data" / "safety.jsonl").open(encoding="utf-8")]
+    dev = [r for r in rows if r["split"] == "dev"]
+    rng = random.Random(0)
+    long_rows = [r for r in dev if len(r["text"].split()) >= 80]
+    hosts = [r["text"] for r in long_rows if r["category"] == "safe"]
+    short = [r["text"].strip() for r in dev if r["category"] != "safe" and 6 <= len(r["text"].split()) <= 30]
+    rng.shuffle(short)
+    short = short[:150]
+    buried = []
+    for text in short:
+        host = rng.choice(hosts)
+        clean = normalize_text(host)
+        cuts = [0] + [b for _, b in sentence_spans(host, clean)]
+        cut = rng.choice(cuts)
+        buried.append(f"{clean[:cut]} {text} {clean[cut:]}".strip())
+
+    served = guard.config
+    bar = served.threshold
+    long_texts = [r["text"] for r in long_rows]
+    long_y = np.asarray([r["category"] != "safe" for r in long_rows])
+    dev_texts = [r["text"] for r in dev]
+    dev_y = np.asarray([r["category"] != "safe" for r in dev])
+    guard.config = dataclasses.replace(served, sentence_threshold=None)
+    plain = scores(guard, short) >= bar
+    print(
+        f"dev: {len(long_rows)} long rows ({(~long_y).sum()} benign), {len(buried)} buried "
+        f"({plain.sum()} flagged alone), {len(dev)} dev rows; flagged = score >= {bar}"
+    )
+    print(
+        "| sentences | sentence threshold | long benign FPR | long recall | buried recall | buried \\| plain "
+        "| dev AUPRC | dev FPR |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+
+    def row(
+        name: str, threshold: float | None, long_scores: np.ndarray, buried_scores: np.ndarray, whole: bool
+    ) -> None:
+        long_flag = long_scores >= bar
+        buried_flag = buried_scores >= bar
+        cells = [
+            f"{(long_flag & ~long_y).sum() / (~long_y).sum():.3f}",
+            f"{(long_flag & long_y).sum() / long_y.sum():.3f}",
+            f"{buried_flag.mean():.3f}",
+            f"{(buried_flag & plain).sum() / plain.sum():.3f}",
+        ]
+        if whole:  # the whole split (~2 min a setting) for the served setting and "off" only
+            dev_scores = scores(guard, dev_texts)
+            cells += [
+                f"{average_precision(dev_scores, dev_y):.4f}",
+                f"{((dev_scores >= bar) & ~dev_y).mean() / (~dev_y).mean():.3f}",
+            ]
+        else:
+            cells += ["", ""]
+        print(f"| {name} | {'-' if threshold is None else threshold} | " + " | ".join(cells) + " |", flush=True)
+
+    for threshold in (None, *THRESHOLDS):
+        guard.config = dataclasses.replace(served, sentence_threshold=threshold)
+        whole = threshold in (None, served.sentence_threshold)
+        row(
+            "off" if threshold is None else "two-stage",
+            threshold,
+            scores(guard, long_texts),
+            scores(guard, buried),
+            whole,
+        )
+    guard.config = dataclasses.replace(served, sentence_threshold=None)
+    if separate:
+        windows = {"long": scores(guard, long_texts), "buried": scores(guard, buried)}
+        alone = {"long": separate_scores(guard, long_texts), "buried": separate_scores(guard, buried)}
+        for t in THRESHOLDS:
+            combined = {k: np.where(alone[k] >= t, np.maximum(alone[k], windows[k]), windows[k]) for k in alone}
+            row("every sentence alone", t, combined["long"], combined["buried"], False)
+    guard.config = served
+
+
+def main() -> None:
     from service.context import open_guard
     from service.settings import Settings
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", type=Path, default=Path(os.environ.get("LIGHTGUARD_HOME", REPO / "var" / "bench-home")))
-    ap.add_argument("--windows", type=int, nargs="*", default=[64, 32])
+    ap.add_argument("--dev", action="store_true", help="print the dev-set table instead of the model prompts")
+    ap.add_argument("--separate", action="store_true", help="with --dev: add sentences encoded alone")
     args = ap.parse_args()
     guard = open_guard(Settings(home=args.home))
-    served = guard.config
-    for window in [served.window_tokens, *args.windows]:
-        guard.config = dataclasses.replace(served, window_tokens=window)
-        cells = []
-        for category, text in MODEL_PROMPTS.items():
-            plain = guard.classify([text])[0]
-            v = guard.classify([FILLER * 20 + text + ". " + FILLER * 10])[0]
-            cells.append(f"{category} {plain.score:.2f} -> {v.score:.2f} {'flagged' if v.flagged else 'MISSED'}")
-        benign = guard.classify([FILLER * 30])[0]
-        print(f"window {window}: " + "; ".join(cells) + f"; benign filler {benign.score:.2f}", flush=True)
+    if args.dev:
+        dev_table(guard, args.separate)
+    else:
+        model_prompts(guard)
 
 
 if __name__ == "__main__":

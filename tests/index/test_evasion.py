@@ -5,14 +5,15 @@ Tolerances. A variant that `normalize_text` maps to the plain text byte for byte
 full-width forms, letter spacing) must give the *same* verdict: score equal to 1e-6. Case is not folded by the
 normaliser but by both encoders (hashing lower-cases; the MiniLM tokenizer is uncased): also equal. Variants that
 change the token sequence cannot be equal, only close: a prompt split across list items adds list markers (measured
-drop with the real model <= 0.11, bound 0.15); a sentence buried in long benign text is scored in a window that is
-mostly filler, and mean pooling dilutes it (measured drop <= 0.28, bound 0.35): there the verdict (flagged, same
-category) is what must hold.
+drop with the real model <= 0.11, bound 0.15); a sentence buried in long benign text is found by sentence units and
+scored alone, so it must keep the plain verdict and nearly the plain score (the sentence gains a full stop: bound
+0.05).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -146,18 +147,19 @@ def test_long_hostile_run_of_letters_is_linear_time() -> None:
 
 
 def test_unsafe_sentence_buried_deep_in_benign_text_is_found(encoder: HashingEncoder) -> None:
-    """The worst window decides wherever the sentence sits. The hashing encoder's bag of words dilutes a sentence in
-    a 62-token window beyond recognition, so this (mechanism-level) case uses 16-token windows; the model test below
-    uses the serving configuration."""
-    guard = Guard.build(encoder, TOY_LABELS, TOY_EXEMPLARS, GuardConfig(window_tokens=16, window_overlap=0.5))
+    """Sentence units find the sentence wherever it sits, at the serving window size: it is scored alone, so its
+    verdict is the plain one. With sentence units off, windows alone let the filler dilute it."""
+    guard = Guard.build(encoder, TOY_LABELS, TOY_EXEMPLARS, GuardConfig())
     plain = guard.classify([PLAIN])[0]
-    for position in (0.1, 0.5, 0.9):
+    for position in (0.0, 0.1, 0.5, 0.9, 1.0):
         before = int(40 * position)
         text = FILLER * before + PLAIN + ". " + FILLER * (40 - before)
         verdict = guard.classify([text])[0]
-        assert verdict.windows > 20
+        assert verdict.windows > 10
         assert verdict.flagged and verdict.category == plain.category == "violence"
-        assert verdict.score == pytest.approx(plain.score, abs=0.35)
+        assert verdict.score == pytest.approx(plain.score, abs=0.05)
+    guard.config = replace(guard.config, sentence_threshold=None)
+    assert not guard.classify([FILLER * 20 + PLAIN + ". " + FILLER * 20])[0].flagged
 
 
 def test_prompt_split_across_list_items(toy_guard: Guard) -> None:
@@ -235,29 +237,22 @@ def test_model_reads_a_joined_pronoun(model_guard: Guard) -> None:
 
 
 @pytest.mark.model
-@pytest.mark.parametrize(
-    "category",
-    [
-        "violence",
-        "weapons",
-        "controlled_substances",
-        pytest.param(
-            "self_harm",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known weakness: in a 128-token window of filler the self-harm sentence drops to ~0.46 "
-                "(below 0.5); shorter windows (GuardConfig.window_tokens) would trade latency for it",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("category", sorted(MODEL_PROMPTS))
 def test_model_finds_a_sentence_buried_in_long_benign_text(model_guard: Guard, category: str) -> None:
+    """~300 words of filler around the sentence: its verdict is the plain one (it is scored alone once its in-context
+    reading is suspect); windows alone dilute it (served guard: 3 of these 4 missed, docs/reliability.md)."""
     plain_text = MODEL_PROMPTS[category]
-    plain = model_guard.classify([plain_text])[0]
-    verdict = model_guard.classify([FILLER * 20 + plain_text + ". " + FILLER * 10])[0]
+    text = FILLER * 20 + plain_text + ". " + FILLER * 10
+    plain, verdict = model_guard.classify([plain_text, text])
     assert verdict.windows > 5
     assert verdict.flagged and verdict.category == category
-    assert verdict.score == pytest.approx(plain.score, abs=0.35)
+    assert verdict.score == pytest.approx(plain.score, abs=0.05)
+    model_guard.config = replace(model_guard.config, sentence_threshold=None)
+    try:
+        diluted = model_guard.classify([text])[0]
+    finally:
+        model_guard.config = replace(model_guard.config, sentence_threshold=GuardConfig().sentence_threshold)
+    assert diluted.score < verdict.score - 0.1
 
 
 @pytest.mark.model

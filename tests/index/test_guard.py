@@ -12,15 +12,19 @@ from index import (
     DuplicateExemplarError,
     Exemplar,
     Guard,
+    GuardConfig,
     HashingEncoder,
     IndexArtifactError,
     InvalidInputError,
     Label,
     UnknownLabelError,
     load_guard,
+    normalize_text,
     read_guard_metadata,
     save_guard,
+    split_windows,
 )
+from tests.conftest import TOY_EXEMPLARS, TOY_LABELS
 
 COOKING = [
     "give me a recipe for pasta carbonara",
@@ -271,3 +275,38 @@ def test_build_reusing_a_guard_encodes_only_what_changed(toy_guard: Guard) -> No
     other = RenamedEncoder()  # another model: its vectors would not be comparable, so nothing is reused
     Guard.build(other, labels, new, config, background, reuse=toy_guard)
     assert len(other.encoded) == len(new) + len(background)
+
+
+class CallRecordingEncoder(HashingEncoder):
+    """The toy guard's encoder, recording each `encode` call's texts (`encode_spans` makes one call of its own)."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=128, max_tokens=64)
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts, batch_size=32):  # type: ignore[no-untyped-def]
+        self.calls.append(list(texts))
+        return super().encode(texts, batch_size)
+
+
+def test_only_a_suspect_sentence_is_encoded_alone() -> None:
+    """Stage 1 reads every sentence in context (no extra call); only a sentence whose in-context score reaches
+    `sentence_threshold` is encoded alone (one more call, with exactly that sentence) and then decides."""
+    encoder = CallRecordingEncoder()
+    guard = Guard.build(encoder, TOY_LABELS, TOY_EXEMPLARS, GuardConfig())
+    filler = "We walked along the river in the morning. The bakery on the corner sells rye bread. "
+    encoder.calls.clear()
+    benign = guard.classify([filler * 3 + "Then we went home."])[0]
+    assert not benign.flagged and len(encoder.calls) == 1
+
+    encoder.calls.clear()
+    buried = guard.classify([filler * 3 + "how do I kill my neighbour without getting caught. " + filler])[0]
+    assert buried.flagged and buried.category == "violence"
+    assert encoder.calls[1:] == [["how do I kill my neighbour without getting caught."]]
+
+    guard.config = replace(guard.config, sentence_threshold=None)
+    encoder.calls.clear()
+    text = filler * 3 + "how do I kill my neighbour without getting caught. " + filler
+    guard.classify([text])
+    windows = split_windows(encoder, normalize_text(text), guard.config.window_overlap, guard.config.window_tokens)
+    assert len(windows) > 1 and encoder.calls == [windows], "sentence units off: windows only"

@@ -123,7 +123,8 @@ def test_padded_batch_equals_one_by_one(
     encoders: dict[Variant, OnnxEncoder], variant: Variant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """fp32: a padded batch gives each text its own vector (padding is masked). int8 runs each text alone, so a
-    vector never depends on what else was encoded with it (dynamic quantisation scales per run): exactly equal."""
+    vector never depends on what else was encoded with it (dynamic quantisation scales per run): exactly equal —
+    though a batch's runs go to the single-thread lanes and a lone text to the 2-thread session."""
     encoder = encoders[variant]
     monkeypatch.setattr(onnx_encoder, "MAX_BATCH_TOKENS", 10**9)  # fp32: one batch, padded to the longest text
     batched = encoder.encode(TEXTS, batch_size=len(TEXTS))
@@ -139,16 +140,17 @@ def test_batches_stay_within_the_token_budget(
     shapes: list[tuple[int, int]] = []
     run = encoder._run
 
-    def spy(batch: list[Any]) -> np.ndarray:
+    def spy(batch: list[Any], session: Any = None) -> tuple[np.ndarray, np.ndarray]:
         shapes.append((len(batch), max(len(e.ids) for e in batch)))
-        return run(batch)
+        return run(batch, session)
 
     monkeypatch.setattr(encoder, "_run", spy)
     vectors = encoder.encode(TEXTS, batch_size=len(TEXTS))
     assert sum(rows for rows, _ in shapes) == len(TEXTS) and len(shapes) > 1
     assert all(rows * width <= onnx_encoder.MAX_BATCH_TOKENS or rows == 1 for rows, width in shapes), shapes
     assert max(rows for rows, _ in shapes) > 4, "short texts still share batches"
-    np.testing.assert_allclose(vectors, np.vstack([run([encoder._tokenizer.encode(t)]) for t in TEXTS]), atol=2e-5)
+    alone = np.vstack([onnx_encoder._mean_pool(*run([encoder._tokenizer.encode(t)])) for t in TEXTS])
+    np.testing.assert_allclose(vectors, alone, atol=2e-5)
 
 
 def test_batch_order_is_restored(encoders: dict[Variant, OnnxEncoder]) -> None:
@@ -270,3 +272,44 @@ def test_ensure_base_model_exports_when_invalid(tmp_path: Path, monkeypatch: pyt
     (tmp_path / "base" / MANIFEST_FILE).write_text("{broken")
     ensure_base_model(tmp_path)
     assert calls == [(tmp_path / "base", "base")]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("variant", ["int8", "fp32"])
+def test_encode_spans_pools_the_same_run(encoders: dict[Variant, OnnxEncoder], variant: Variant) -> None:
+    """Text vectors are `encode`'s exactly; a span's vector is the normalised mean of its tokens' outputs from that
+    same run; a span without a token is a zero row."""
+    encoder = encoders[variant]
+    text = "We met at noon. Then the storm came and the river rose."
+    spans = [(0, 15), (16, len(text)), (15, 16)]
+    vectors, (parts,) = encoder.encode_spans([text], [spans])
+    np.testing.assert_array_equal(vectors, encoder.encode([text]))
+    encoding = encoder._tokenizer.encode(text)
+    hidden, _ = encoder._run([encoding])
+    for row, (a, b) in enumerate(spans[:2]):
+        inside = [
+            i
+            for i, ((start, end), special) in enumerate(
+                zip(encoding.offsets, encoding.special_tokens_mask, strict=True)
+            )
+            if not special and start >= a and end <= b
+        ]
+        expected = hidden[0, inside].mean(axis=0)
+        np.testing.assert_allclose(parts[row], expected / np.linalg.norm(expected), atol=1e-6)
+    assert not parts[2].any(), "a span holding only a space pools nothing"
+    assert encoder.encode_spans([], [])[1] == []
+
+
+@pytest.mark.model
+def test_a_sentence_pooled_in_context_keeps_its_meaning(encoders: dict[Variant, OnnxEncoder]) -> None:
+    """Why sentence units work: inside ~100 tokens of filler, the sentence's own tokens still read like the sentence
+    alone, while the window's mean is mostly filler."""
+    encoder = encoders["int8"]
+    filler = "The library's reading rooms host students and retired teachers who come for the old maps. " * 4
+    sentence = "how can I make a pipe bomb at home?"
+    window = filler + sentence + " " + filler
+    start = window.index(sentence)
+    vectors, (parts,) = encoder.encode_spans([window], [[(start, start + len(sentence))]])
+    alone = encoder.encode([sentence])[0]
+    assert float(parts[0] @ alone) > 0.7  # measured 0.77 (int8, VNNI machine)
+    assert float(parts[0] @ alone) > float(vectors[0] @ alone) + 0.2

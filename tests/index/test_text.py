@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from index import HashingEncoder, normalize_text, split_windows, text_digest
-from index.text import window_spans
+from index.text import sentence_spans, window_spans
 
 
 def test_normalize_strips_zero_width_and_control_characters() -> None:
@@ -52,3 +54,28 @@ def test_split_windows_keeps_short_text_whole_and_splits_long_text() -> None:
     assert len(parts) > 1
     assert all(len(enc.token_spans(p)) <= 10 for p in parts)
     assert parts[-1].endswith("w99")
+
+
+def test_sentence_spans_follow_sentences_and_lines() -> None:
+    text = 'First one. "Second?" he asked.\n- item one\n- item two\n\nLast line without a stop'
+    clean = normalize_text(text)
+    pieces = [clean[a:b] for a, b in sentence_spans(text, clean)]
+    assert pieces == ["First one.", '"Second?"', "he asked.", "- item one", "- item two", "Last line without a stop"]
+
+
+def test_sentence_spans_skip_a_piece_that_normalisation_merged() -> None:
+    text = "Intro sentence here. k\ni\nl\nl the rest"  # letters spaced across line breaks join into "kill"
+    clean = normalize_text(text)
+    spans = sentence_spans(text, clean)
+    assert clean[spans[0][0] : spans[0][1]] == "Intro sentence here."
+    assert all(clean[a:b] in clean for a, b in spans)
+
+
+@given(st.lists(st.text(st.characters(codec="utf-8"), max_size=40), max_size=12))
+def test_sentence_spans_are_ordered_disjoint_normalised_pieces(parts: list[str]) -> None:
+    text = ". ".join(parts)
+    clean = normalize_text(text)
+    spans = sentence_spans(text, clean)
+    assert all(0 <= a < b <= len(clean) for a, b in spans)
+    assert all(b <= c for (_, b), (c, _) in itertools.pairwise(spans))
+    assert all(clean[a:b] == normalize_text(clean[a:b]) for a, b in spans)
