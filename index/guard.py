@@ -16,7 +16,7 @@ from index.encoder import Encoder, window_char_spans
 from index.errors import InvalidInputError, UnknownLabelError
 from index.head import LinearHead, fit_linear_head
 from index.scoring import Matrix, TopicBank, fuse, knn_distribution, softmax, topic_score_matrix, topic_scores
-from index.store import VectorStore
+from index.store import AnnParams, VectorStore
 from index.text import normalize_text, sentence_spans
 from index.topic_head import GramStats, TopicHead, fit_topic_head
 from index.types import SAFE, Evidence, Exemplar, Label, Vectors, Verdict
@@ -66,6 +66,10 @@ class GuardConfig:
     head_l2: float = 1e-3
     ann_threshold: int | None = None
     """Above this many exemplars the store switches from exact search to IVF (None: always exact)."""
+    ann_nprobe: int = 32
+    """IVF lists searched per query, read at search time: recall against speed (docs/performance.md)."""
+    ann_nlist: int | None = None
+    """IVF lists; None: ~2·sqrt(n), clamped to [16, 4096]."""
 
 
 def load_guard_config(path: Path | None = None) -> GuardConfig:
@@ -135,7 +139,12 @@ class Guard:
         self._builtin = [n for n, lab in self._labels.items() if lab.kind != "custom"]
         self._builtin_index = {n: i for i, n in enumerate(self._builtin)}
         self._exemplars: dict[int, Exemplar] = {}
-        self._store = VectorStore(encoder.dim, encoder.model_id, ann_threshold=self.config.ann_threshold)
+        self._store = VectorStore(
+            encoder.dim,
+            encoder.model_id,
+            ann_threshold=self.config.ann_threshold,
+            ann=AnnParams(nlist=self.config.ann_nlist),
+        )
         self._builtin_of: dict[int, int] = {}  # exemplar id -> built-in label column (kNN votes)
         self._sums = np.zeros((len(self._builtin), encoder.dim), dtype=np.float64)
         self._centroids = np.zeros((len(self._builtin), encoder.dim), dtype=np.float32)
@@ -490,7 +499,7 @@ class Guard:
         cfg = self.config
         n_builtin = len(self._builtin)
         extra = sum(len(t.positive_ids) + len(t.allow_ids) for t in self._topics.values())
-        sims, ids = self._store.search(vectors, cfg.k + min(extra, 4 * cfg.k))
+        sims, ids = self._store.search(vectors, cfg.k + min(extra, 4 * cfg.k), nprobe=cfg.ann_nprobe)
         lookup = self._builtin_of.get
         label_idx = np.fromiter((lookup(i, -1) for i in ids.ravel().tolist()), np.int64, ids.size).reshape(ids.shape)
         # keep only the first k built-in neighbours of each row

@@ -140,14 +140,20 @@ class VectorStore:
         large = self.ann_threshold is not None and len(ids) > self.ann_threshold
         self._rebuild(ids, vectors, "ivf" if large else "flat")
 
-    def search(self, queries: Vectors, k: int) -> tuple[np.ndarray[Any, np.dtype[np.float32]], Ids]:
-        """Top-k (similarities, ids) per query; missing slots (k > size) have id -1 and similarity -inf."""
+    def search(
+        self, queries: Vectors, k: int, nprobe: int | None = None
+    ) -> tuple[np.ndarray[Any, np.dtype[np.float32]], Ids]:
+        """Top-k (similarities, ids) per query; missing slots (k > size) have id -1 and similarity -inf.
+
+        `nprobe`: IVF lists to search (default `ann.nprobe`); ignored by exact search.
+        """
         queries = self._check_vectors(queries, None)
         if not self._ids or k <= 0:
             n = queries.shape[0]
             return np.full((n, max(k, 0)), -np.inf, dtype=np.float32), np.full((n, max(k, 0)), -1, dtype=np.int64)
         if self.backend == "ivf":
-            params = faiss.SearchParametersIVF(nprobe=min(self.ann.nprobe, self._index.nlist))  # type: ignore[call-arg]
+            probe = max(1, min(self.ann.nprobe if nprobe is None else nprobe, self._index.nlist))
+            params = faiss.SearchParametersIVF(nprobe=probe)  # type: ignore[call-arg]
             sims, ids = self._index.search(queries, k, params=params)
         else:
             sims, ids = self._index.search(queries, k)

@@ -1,7 +1,7 @@
 """Latency / throughput / memory benchmark: real uvicorn server + separate load process + in-process micro-benchmarks.
 
     .venv/bin/python scripts/bench.py                       # everything except the 1M-vector case
-    .venv/bin/python scripts/bench.py --scale 100000,1000000
+    .venv/bin/python scripts/bench.py --scale 100000,1000000 --nprobe 16,32
     .venv/bin/python scripts/bench.py --only micro,scale    # skip the server / torch parts
 
 LIGHTGUARD_HOME (default var/bench-home) must hold, or will get, the built index of the shipped exemplars: the first
@@ -325,7 +325,9 @@ def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int) -> N
 
 
 # ---------------------------------------------------------------------------- index scale (IVF)
-def scale(rows: list[Row], report: dict[str, Any], sizes: list[int], real: np.ndarray | None) -> None:
+def scale(
+    rows: list[Row], report: dict[str, Any], sizes: list[int], real: np.ndarray | None, nprobes: list[int]
+) -> None:
     from index.store import VectorStore
 
     rng = np.random.default_rng(0)
@@ -359,23 +361,25 @@ def scale(rows: list[Row], report: dict[str, Any], sizes: list[int], real: np.nd
         store = VectorStore(dim, "bench", ann_threshold=0)
         store.add(range(n), vecs)
         build = time.perf_counter() - t
-        lat = _one_query_latency(store, queries)
-        recall = _recall(store.search(queries, 10)[1], exact)
+        recalls = {}
+        for nprobe in nprobes:
+            lat = _one_query_latency(store, queries, nprobe)
+            recalls[nprobe] = _recall(store.search(queries, 10, nprobe)[1], exact)
+            rows.append(
+                {
+                    "section": "index",
+                    "case": f"IVF search {n:,} synthetic x 1 query (k=10, nprobe={nprobe})",
+                    **pct(lat),
+                    "note": f"recall@10 {recalls[nprobe]:.3f}, build {build:.1f} s",
+                }
+            )
         t = time.perf_counter()
         store.remove(range(0, n, 100))
         removal = time.perf_counter() - t
         mem = store.memory_bytes()
-        rows.append(
-            {
-                "section": "index",
-                "case": f"IVF search {n:,} synthetic x 1 query (k=10, nprobe={store.ann.nprobe})",
-                **pct(lat),
-                "note": f"recall@10 {recall:.3f}, build {build:.1f} s",
-            }
-        )
         out[str(n)] = {
             "build_s": round(build, 1),
-            "recall@10": recall,
+            "recall@10": recalls,
             "remove_1pct_s": round(removal, 2),
             "bytes_per_vector": round(mem / len(store), 1),
             "nlist": int(store._index.nlist),
@@ -384,12 +388,12 @@ def scale(rows: list[Row], report: dict[str, Any], sizes: list[int], real: np.nd
     report["scale"] = out
 
 
-def _one_query_latency(store: Any, queries: np.ndarray) -> list[float]:
+def _one_query_latency(store: Any, queries: np.ndarray, nprobe: int | None = None) -> list[float]:
     rows = iter(range(10**9))
 
     def one() -> None:
         i = next(rows) % len(queries)
-        store.search(queries[i : i + 1], 10)
+        store.search(queries[i : i + 1], 10, nprobe)
 
     return timed(one, 200)
 
@@ -414,6 +418,7 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=Path(os.environ.get("LIGHTGUARD_HOME", REPO / "var" / "bench-home")))
     ap.add_argument("--only", default="micro,torch,server,scale")
     ap.add_argument("--scale", default="100000", help="comma-separated synthetic index sizes")
+    ap.add_argument("--nprobe", default="32", help="comma-separated IVF nprobe values for the scale section")
     ap.add_argument("--requests", type=int, default=400, help="sequential HTTP requests")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "bench.json")
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
@@ -438,7 +443,8 @@ def main() -> None:
     if "torch" in only:
         torch_compare(rows, report)
     if "scale" in only:
-        scale(rows, report, [int(s) for s in args.scale.split(",") if s], real)
+        sizes = [int(s) for s in args.scale.split(",") if s]
+        scale(rows, report, sizes, real, [int(p) for p in args.nprobe.split(",") if p])
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     report["rows"] = rows
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -310,3 +310,17 @@ def test_only_a_suspect_sentence_is_encoded_alone() -> None:
     guard.classify([text])
     windows = split_windows(encoder, normalize_text(text), guard.config.window_overlap, guard.config.window_tokens)
     assert len(windows) > 1 and encoder.calls == [windows], "sentence units off: windows only"
+
+
+def test_ann_nprobe_is_read_from_the_config_at_search_time(toy_guard: Guard, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int | None] = []
+    search = toy_guard._store.search
+
+    def spy(queries, k, nprobe=None):  # type: ignore[no-untyped-def]
+        seen.append(nprobe)
+        return search(queries, k, nprobe)
+
+    monkeypatch.setattr(toy_guard._store, "search", spy)
+    toy_guard.config = replace(toy_guard.config, ann_nprobe=7)
+    toy_guard.classify(["hello there"])
+    assert seen and set(seen) == {7}

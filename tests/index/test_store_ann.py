@@ -86,3 +86,15 @@ def test_rebuild_keeps_contents(threshold: int | None) -> None:
     store.rebuild()
     np.testing.assert_array_equal(store.search(vecs[:10], 3)[1], before[1])
     assert store.backend == ("flat" if threshold is None else "ivf")
+
+
+def test_nprobe_per_search_trades_recall_and_all_lists_is_exact() -> None:
+    vecs = clustered(4000)
+    store = VectorStore(32, "m", ann_threshold=0, ann=AnnParams(nlist=64, nprobe=1))
+    store.add(range(len(vecs)), vecs)
+    queries = clustered(100, seed=1)
+    exact = np.argsort(-(queries @ vecs.T), axis=1)[:, :10]
+    low = recall_at(10, store.search(queries, 10)[1], exact)
+    assert recall_at(10, store.search(queries, 10, nprobe=64)[1], exact) == 1.0
+    assert recall_at(10, store.search(queries, 10, nprobe=1000)[1], exact) == 1.0  # clamped to nlist
+    assert low < recall_at(10, store.search(queries, 10, nprobe=8)[1], exact) <= 1.0
