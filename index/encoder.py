@@ -62,19 +62,25 @@ def split_windows(encoder: Encoder, text: str, overlap: float = 0.25, window_tok
 
 
 def window_char_spans(
-    encoder: Encoder, text: str, overlap: float = 0.25, window_tokens: int | None = None
+    encoder: Encoder,
+    text: str,
+    overlap: float = 0.25,
+    window_tokens: int | None = None,
+    tokens: Sequence[tuple[int, int]] | None = None,
 ) -> list[tuple[int, int]]:
     """Character spans of overlapping windows of `text` that each fit the encoder's token limit.
 
     Two tokens of headroom are kept for [CLS]/[SEP]; `window_tokens` may make windows shorter than the model allows,
     because mean pooling dilutes one bad sentence in a long benign window. Windows overlap by `overlap` of their
     length so a sentence cut at one window's edge is whole in the next. A text without tokens is one span.
+    `tokens`: `encoder.token_spans(text)` when the caller already has it.
     """
     window = max(1, encoder.max_tokens - 2)
     if window_tokens is not None:
         window = max(1, min(window, window_tokens))
     stride = max(1, int(window * (1.0 - overlap)))
-    return window_spans(encoder.token_spans(text), window, stride) or [(0, len(text))]
+    tokens = encoder.token_spans(text) if tokens is None else tokens
+    return window_spans(tokens, window, stride) or [(0, len(text))]
 
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)

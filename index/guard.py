@@ -61,6 +61,9 @@ class GuardConfig:
     the text's windows as a unit of its own (built-in categories only; custom topics are scored on windows). The
     bar is above `threshold` because a benign text's fragment read alone looks worse than the text. Chosen on dev
     with scripts/check_buried.py (docs/reliability.md). None: windows only."""
+    sentence_min_tokens: int = 64
+    """Sentence units only for texts of more tokens than this: in a shorter text one sentence is a large share of
+    the window's mean, so it is not diluted, and a short prompt pays no extra model run."""
     batch_size: int = 32
     head_epochs: int = 300
     head_l2: float = 1e-3
@@ -375,9 +378,11 @@ class Guard:
             clean = normalize_text(text)
             if not clean:
                 raise InvalidInputError(f"text #{n} is empty after normalisation")
-            sentences = sentence_spans(text, clean) if cfg.sentence_threshold is not None else []
+            tokens = self.encoder.token_spans(clean)
+            long_enough = cfg.sentence_threshold is not None and len(tokens) > cfg.sentence_min_tokens
+            sentences = sentence_spans(text, clean) if long_enough else []
             todo = sentences if len(sentences) > 1 else []
-            for a, b in window_char_spans(self.encoder, clean, cfg.window_overlap, cfg.window_tokens):
+            for a, b in window_char_spans(self.encoder, clean, cfg.window_overlap, cfg.window_tokens, tokens):
                 windows.append(clean[a:b])
                 owners.append(n)
                 # each sentence once, in the first window that holds it whole; one that is the window adds nothing
