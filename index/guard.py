@@ -367,29 +367,10 @@ class Guard:
         return out
 
     def classify(self, texts: Sequence[str]) -> list[Verdict]:
-        """Verdicts for texts; long texts are scored as overlapping windows, multi-sentence texts also per sentence
-        (see `GuardConfig.sentence_threshold`); the worst unit decides."""
+        """Verdicts for texts; long texts are scored as overlapping windows, and the sentences of a text over
+        `GuardConfig.sentence_min_tokens` also one by one (see `sentence_threshold`); the worst unit decides."""
         cfg = self.config
-        owners: list[int] = []
-        windows: list[str] = []
-        units: list[list[tuple[int, int]]] = []  # per window: its sentences' spans, relative to the window
-        unit_texts: list[str] = []
-        for n, text in enumerate(texts):
-            clean = normalize_text(text)
-            if not clean:
-                raise InvalidInputError(f"text #{n} is empty after normalisation")
-            tokens = self.encoder.token_spans(clean)
-            long_enough = cfg.sentence_threshold is not None and len(tokens) > cfg.sentence_min_tokens
-            sentences = sentence_spans(text, clean) if long_enough else []
-            todo = sentences if len(sentences) > 1 else []
-            for a, b in window_char_spans(self.encoder, clean, cfg.window_overlap, cfg.window_tokens, tokens):
-                windows.append(clean[a:b])
-                owners.append(n)
-                # each sentence once, in the first window that holds it whole; one that is the window adds nothing
-                inside = [(s - a, e - a) for s, e in todo if s >= a and e <= b and (s, e) != (a, b)]
-                todo = [(s, e) for s, e in todo if not (s >= a and e <= b)]
-                units.append(inside)
-                unit_texts.extend(clean[s + a : e + a] for s, e in inside)
+        windows, owners, units, unit_texts = self._plan_units(texts)
         if not windows:
             return []
         vectors, unit_vectors = self.encoder.encode_spans(windows, units, batch_size=cfg.batch_size)
@@ -404,7 +385,8 @@ class Guard:
                 live = np.linalg.norm(in_context, axis=1) > 0.5
                 suspects = np.flatnonzero(live & (unsafe >= cfg.sentence_threshold))
             # stage 2, only for suspects: the sentence encoded alone, as exemplars are, so it scores and is
-            # categorised like its plain form; it then counts as one more unit of its text
+            # categorised like its plain form; it then counts as one more unit of its text. Encoded under the lock
+            # so that both stages read one state of the guard (a suspect costs one short run, ~2-3 ms).
             if len(suspects):
                 alone = self.encoder.encode([unit_texts[i] for i in suspects], batch_size=cfg.batch_size)
                 vectors = np.concatenate([vectors, alone], axis=0)
@@ -416,6 +398,32 @@ class Guard:
                 self._verdict(scores, np.flatnonzero(window_owner == n), suspect_rows[suspect_owner == n])
                 for n in range(len(texts))
             ]
+
+    def _plan_units(self, texts: Sequence[str]) -> tuple[list[str], list[int], list[list[tuple[int, int]]], list[str]]:
+        """Windows of the normalised texts, each window's owner text, and per window the spans (relative to it) and
+        texts of the sentences read from its run: each sentence once, in the first window that holds it whole."""
+        cfg = self.config
+        windows: list[str] = []
+        owners: list[int] = []
+        units: list[list[tuple[int, int]]] = []
+        unit_texts: list[str] = []
+        for n, text in enumerate(texts):
+            clean = normalize_text(text)
+            if not clean:
+                raise InvalidInputError(f"text #{n} is empty after normalisation")
+            tokens = self.encoder.token_spans(clean)
+            long_enough = cfg.sentence_threshold is not None and len(tokens) > cfg.sentence_min_tokens
+            sentences = sentence_spans(text, clean) if long_enough else []
+            todo = sentences if len(sentences) > 1 else []
+            for a, b in window_char_spans(self.encoder, clean, cfg.window_overlap, cfg.window_tokens, tokens):
+                windows.append(clean[a:b])
+                owners.append(n)
+                inside = [(s, e) for s, e in todo if s >= a and e <= b]
+                todo = [(s, e) for s, e in todo if not (s >= a and e <= b)]
+                kept = [(s, e) for s, e in inside if (s, e) != (a, b)]  # a sentence that is the window adds nothing
+                units.append([(s - a, e - a) for s, e in kept])
+                unit_texts.extend(clean[s:e] for s, e in kept)
+        return windows, owners, units, unit_texts
 
     def score_vectors(self, vectors: Vectors) -> list[Verdict]:
         """Verdicts for pre-computed query vectors (one per text, no windowing)."""
