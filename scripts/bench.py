@@ -127,7 +127,16 @@ def micro(rows: list[Row], report: dict[str, Any], home: Path) -> None:
     it = iter(range(10**9))
     add("encode 1 short prompt (ONNX int8)", timed(lambda: enc.encode([prompts[next(it) % 256]]), 300))
     add("encode batch 16", timed(lambda: enc.encode(prompts[:16], 16), 40), 16)
-    add("encode batch 64", timed(lambda: enc.encode(prompts[:64], 64), 15), 64)
+    # lanes (runs side by side, index/onnx_encoder.py) against the same runs one after another, interleaved so that
+    # a drift in the machine's load hits both
+    lanes, on, off = enc._lanes, [], []
+    for _ in range(12):
+        on += timed(lambda: enc.encode(prompts[:64], 64), 1, warmup=0)
+        enc._lanes = None
+        off += timed(lambda: enc.encode(prompts[:64], 64), 1, warmup=0)
+        enc._lanes = lanes
+    add("encode batch 64 (lanes)", on, 64)
+    add("encode batch 64, one run at a time (no lanes)", off, 64)
     vecs = enc.encode(prompts, 64)
     store = guard._store
     k = guard.config.k

@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Request bodies above are refused")
     workers: int = Field(default=2, ge=1, description="Threads that run classification")
     search_threads: int = Field(
-        default=1, ge=1, description="FAISS OpenMP threads (ONNX Runtime threads: LIGHTGUARD_THREADS, default CPUs)"
+        default=1,
+        ge=1,
+        description="FAISS OpenMP threads (ONNX Runtime threads and encode lanes: LIGHTGUARD_THREADS, default CPUs)",
     )
     batch_max_texts: int = Field(default=64, ge=1, description="Micro-batch: most texts gathered into one guard call")
     batch_wait_ms: float = Field(

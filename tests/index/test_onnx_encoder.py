@@ -313,3 +313,27 @@ def test_a_sentence_pooled_in_context_keeps_its_meaning(encoders: dict[Variant, 
     alone = encoder.encode([sentence])[0]
     assert float(parts[0] @ alone) > 0.7  # measured 0.77 (int8, VNNI machine)
     assert float(parts[0] @ alone) > float(vectors[0] @ alone) + 0.2
+
+
+@pytest.mark.model
+def test_several_runs_go_to_the_lanes_and_a_lone_run_keeps_all_threads(
+    encoders: dict[Variant, OnnxEncoder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    encoder = encoders["int8"]  # threads=2: two lanes on a single-threaded session
+    seen: list[tuple[Any, str]] = []
+    run = encoder._run
+
+    def spy(batch: list[Any], session: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        seen.append((session, threading.current_thread().name))
+        return run(batch, session)
+
+    monkeypatch.setattr(encoder, "_run", spy)
+    encoder.encode(["one text"])
+    assert [s for s, _ in seen] == [encoder._session]
+    seen.clear()
+    encoder.encode(TEXTS)
+    assert len(seen) == len(TEXTS) and {s for s, _ in seen} == {encoder._lane_session}
+    assert encoder._lane_session is not encoder._session
+    assert all(name.startswith("lightguard-encode") for _, name in seen)
