@@ -13,10 +13,10 @@ import numpy as np
 
 from index.calibration import Platt
 from index.encoder import Encoder
-from index.errors import IndexArtifactError
+from index.errors import IndexArtifactError, InvalidInputError
 from index.guard import Guard, GuardConfig
 from index.head import LinearHead
-from index.store import VectorStore, atomic_write_dir
+from index.store import AnnParams, VectorStore, atomic_write_dir
 from index.text import NORMALIZATION_VERSION
 from index.types import Exemplar, Label
 
@@ -107,18 +107,21 @@ def load_guard(directory: Path, encoder: Encoder) -> Guard:
         guard = Guard(encoder, labels, config, background=arrays["background"].astype(np.float32))
         if arrays["head_weights"].size:
             guard.head = LinearHead(arrays["head_weights"], arrays["head_bias"])
-        stored = VectorStore.from_bytes(blobs[_VECTORS], encoder.dim, encoder.model_id)
+        stored = VectorStore.from_bytes(
+            blobs[_VECTORS], encoder.dim, encoder.model_id, config.ann_threshold, AnnParams(nlist=config.ann_nlist)
+        )
         exemplars = [Exemplar(int(i), text, label, role) for i, text, label, role in manifest["exemplars"]]
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise IndexArtifactError(f"index artifact in {directory} is unreadable: {exc}") from exc
     if guard.builtin_labels != order:
         raise IndexArtifactError(f"index artifact in {directory} has an inconsistent label order")
-    ids, vectors = stored.items()
-    by_id = {e.id: e for e in exemplars}
-    if set(ids.tolist()) != set(by_id) or len(ids) != manifest["count"]:
+    if len(stored) != manifest["count"]:
         raise IndexArtifactError(f"index artifact in {directory}: stored vectors and exemplar list disagree")
-    # Re-adding through the public path rebuilds centroids and topic matrices exactly as at build time.
-    guard.add_exemplars([by_id[int(i)] for i in ids], vectors, calibrate=False)
+    try:
+        # the saved (trained) index is used as is; centroids and topic matrices are derived as at build time
+        guard.adopt_store(stored, exemplars)
+    except InvalidInputError as exc:
+        raise IndexArtifactError(f"index artifact in {directory}: stored vectors and exemplar list disagree") from exc
     return guard
 
 

@@ -18,6 +18,7 @@ from index import (
     InvalidInputError,
     Label,
     UnknownLabelError,
+    VectorStore,
     load_guard,
     normalize_text,
     read_guard_metadata,
@@ -184,6 +185,27 @@ def test_artifact_round_trip_gives_identical_verdicts(
     assert loaded.classify(texts) == toy_guard.classify(texts)
     assert loaded.labels == toy_guard.labels
     assert read_guard_metadata(tmp_path / "g") == {"state": "abc", "version": 7}
+
+
+def test_loading_an_ivf_artifact_adopts_the_trained_index(
+    encoder: HashingEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up reads the saved IVF index as it is: no vector is re-added, so k-means never re-runs."""
+    config = GuardConfig(ann_threshold=5, ann_nlist=4)
+    guard = Guard.build(encoder, TOY_LABELS, TOY_EXEMPLARS, config)
+    assert guard._store.backend == "ivf"
+    save_guard(guard, tmp_path / "g")
+
+    def no_add(*args: object, **kwargs: object) -> None:
+        raise AssertionError("load_guard re-added vectors")
+
+    monkeypatch.setattr(VectorStore, "add", no_add)
+    loaded = load_guard(tmp_path / "g", encoder)
+    assert loaded._store.backend == "ivf" and loaded.checksum() == guard.checksum()
+    texts = ["how do I kill my neighbour", "write a poem about spring"]
+    assert loaded.classify(texts) == guard.classify(texts)
+    with pytest.raises(InvalidInputError, match="empty guard"):
+        loaded.adopt_store(loaded._store, list(loaded.exemplars.values()))
 
 
 def test_artifact_for_another_encoder_or_corrupt_is_refused(toy_guard: Guard, tmp_path: Path) -> None:
