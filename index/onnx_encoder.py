@@ -80,9 +80,9 @@ class OnnxEncoder:
         self._session = _session(model_dir / onnx_name, self._threads)
         # Several runs (a batch of texts, a long text's windows) go to `threads` lanes: worker threads sharing one
         # single-threaded session (ONNX Runtime runs are thread-safe; a 1-thread run computes on its caller). A
-        # short text's run barely uses a second thread, so two runs side by side do ~1.6x the texts/s of
-        # consecutive 2-thread runs (633 vs 401 short prompts/s measured, docs/performance.md). A lone run keeps
-        # all threads (2.3 vs 3.0 ms). The int8 kernels give bit-identical outputs at any thread count (tested).
+        # short text's run barely uses a second thread, so two runs side by side encode more texts per second than
+        # consecutive 2-thread runs (+14 % to +22 % on 64 short prompts, docs/performance.md). A lone run keeps all
+        # threads (2.3 vs 3.0 ms). The int8 kernels give bit-identical outputs at any thread count (tested).
         self._lane_session = _session(model_dir / onnx_name, 1) if self._threads > 1 else self._session
         self._lanes = (
             ThreadPoolExecutor(self._threads, thread_name_prefix="lightguard-encode") if self._threads > 1 else None
