@@ -29,6 +29,12 @@ def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.N
     parser.add_argument("--data", type=Path, default=None, help="dataset JSONL (default data/safety.jsonl)")
     parser.add_argument("--if-stale", action="store_true", help="do nothing when --out is current")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--exclude-family",
+        action="append",
+        default=[],
+        help="leave this source family out of training and the dev check (repeatable; a held-out-family check)",
+    )
     parser.add_argument("--loss", choices=LOSSES, default=defaults.loss)
     parser.add_argument("--labels", choices=("binary", "multiclass"), default=defaults.labels)
     parser.add_argument("--hard-negatives", action=argparse.BooleanOptionalAction, default=defaults.hard_negatives)
@@ -50,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (kill, systemd, make being stopped) takes the same clean-up path as Ctrl-C: no temp dir is left behind.
     signal.signal(signal.SIGTERM, _interrupt)
     config, args = parse_config(argv)
-    rows = load_rows(args.data)
+    rows = [r for r in load_rows(args.data) if r.family not in set(args.exclude_family)]
     if args.if_stale:
         reason = stale_reason(args.out, config, data_digest(select_examples(rows, config)))
         if reason is None:
