@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import random
 import sys
@@ -36,6 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "index"))
 
 from index import Guard, normalize_text  # noqa: E402
+from index.datasets import load_rows  # noqa: E402
 from index.evaluation import average_precision  # noqa: E402
 from index.text import sentence_spans  # noqa: E402
 
@@ -79,12 +79,11 @@ def separate_scores(guard: Guard, texts: Sequence[str]) -> np.ndarray:
 
 
 def dev_table(guard: Guard, separate: bool) -> None:
-    rows = [json.loads(line) for line in (REPO / "data" / "safety.jsonl").open(encoding="utf-8")]
-    dev = [r for r in rows if r["split"] == "dev"]
+    dev = load_rows(splits={"dev"})
     rng = random.Random(0)
-    long_rows = [r for r in dev if len(r["text"].split()) >= 80]
-    hosts = [r["text"] for r in long_rows if r["category"] == "safe"]
-    short = [r["text"].strip() for r in dev if r["category"] != "safe" and 6 <= len(r["text"].split()) <= 30]
+    long_rows = [r for r in dev if len(r.text.split()) >= 80]
+    hosts = [r.text for r in long_rows if r.category == "safe"]
+    short = [r.text.strip() for r in dev if r.category != "safe" and 6 <= len(r.text.split()) <= 30]
     rng.shuffle(short)
     short = short[:150]
     buried = []
@@ -97,10 +96,10 @@ def dev_table(guard: Guard, separate: bool) -> None:
 
     served = guard.config
     bar = served.threshold
-    long_texts = [r["text"] for r in long_rows]
-    long_y = np.asarray([r["category"] != "safe" for r in long_rows])
-    dev_texts = [r["text"] for r in dev]
-    dev_y = np.asarray([r["category"] != "safe" for r in dev])
+    long_texts = [r.text for r in long_rows]
+    long_y = np.asarray([r.category != "safe" for r in long_rows])
+    dev_texts = [r.text for r in dev]
+    dev_y = np.asarray([r.category != "safe" for r in dev])
     guard.config = dataclasses.replace(served, sentence_threshold=None)
     plain = scores(guard, short) >= bar
     print(
