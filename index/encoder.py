@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from index.errors import InvalidInputError
 from index.text import window_spans
 from index.types import Vectors
 
@@ -40,8 +41,9 @@ class Encoder(Protocol):
         """Embed texts (each already within `max_tokens`) as a (len(texts), dim) float32 L2-normalised matrix."""
         ...
 
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
-        """Character (start, end) offsets of the model's tokens in `text`, special tokens excluded."""
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Per text, the character (start, end) offsets of the model's tokens in it, special tokens excluded (the
+        whole text: no truncation). One call for many texts: a tokenizer call has a fixed cost."""
         ...
 
     def encode_spans(
@@ -73,13 +75,13 @@ def window_char_spans(
     Two tokens of headroom are kept for [CLS]/[SEP]; `window_tokens` may make windows shorter than the model allows,
     because mean pooling dilutes one bad sentence in a long benign window. Windows overlap by `overlap` of their
     length so a sentence cut at one window's edge is whole in the next. A text without tokens is one span.
-    `tokens`: `encoder.token_spans(text)` when the caller already has it.
+    `tokens`: `encoder.token_spans([text])[0]` when the caller already has it.
     """
     window = max(1, encoder.max_tokens - 2)
     if window_tokens is not None:
         window = max(1, min(window, window_tokens))
     stride = max(1, int(window * (1.0 - overlap)))
-    tokens = encoder.token_spans(text) if tokens is None else tokens
+    tokens = encoder.token_spans([text])[0] if tokens is None else tokens
     return window_spans(tokens, window, stride) or [(0, len(text))]
 
 
@@ -109,8 +111,10 @@ class HashingEncoder:
     def max_tokens(self) -> int:
         return self._max_tokens
 
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
-        return [m.span() for m in _WORD.finditer(text)]
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        if isinstance(texts, str):
+            raise InvalidInputError("token_spans() takes a sequence of texts, got a single str; wrap it in a list")
+        return [[m.span() for m in _WORD.finditer(text)] for text in texts]
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> Vectors:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)

@@ -430,11 +430,11 @@ class Guard:
         owners: list[int] = []
         units: list[list[tuple[int, int]]] = []
         unit_texts: list[str] = []
-        for n, text in enumerate(texts):
-            clean = normalize_text(text)
+        cleaned = [normalize_text(text) for text in texts]
+        for n, clean in enumerate(cleaned):
             if not clean:
                 raise InvalidInputError(f"text #{n} is empty after normalisation")
-            tokens = self.encoder.token_spans(clean)
+        for n, (text, clean, tokens) in enumerate(zip(texts, cleaned, self.encoder.token_spans(cleaned), strict=True)):
             long_enough = cfg.sentence_threshold is not None and len(tokens) > cfg.sentence_min_tokens
             sentences = sentence_spans(text, clean) if long_enough else []
             todo = sentences if len(sentences) > 1 else []

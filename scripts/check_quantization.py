@@ -54,7 +54,7 @@ def main() -> None:
     encoders = [("fp32", OnnxEncoder(args.model_dir, "fp32", threads=2))]
     encoders.append((f"int8 ({args.model_dir.name})", OnnxEncoder(args.model_dir, "int8", threads=2)))
     encoders += [(f"int8 ({d.name})", OnnxEncoder(d, "int8", threads=2)) for d in args.also]
-    lengths = np.asarray([len(encoders[0][1].token_spans(t)) for t in texts])
+    lengths = np.asarray([len(spans) for spans in encoders[0][1].token_spans(texts)])
     tiny = lengths <= 3
     print(f"{len(exemplars):,} exemplars, {len(texts):,} dev rows ({unsafe.mean():.0%} unsafe, {tiny.sum()} tiny)")
     print("| encoder | min cos (1–3 tokens) | min cos (rest) | mean cos | AUPRC | decisions ≠ fp32 | encode p50 ms |")

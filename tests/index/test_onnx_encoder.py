@@ -17,7 +17,7 @@ import pytest
 from index import export as export_module
 from index import onnx_encoder
 from index.encoder import Encoder
-from index.errors import ModelIntegrityError, ModelNotFoundError
+from index.errors import InvalidInputError, ModelIntegrityError, ModelNotFoundError
 from index.export import ensure_base_model
 from index.models import MANIFEST_FILE, ONNX_FILES, TOKENIZER_FILE, Variant
 from index.onnx_encoder import OnnxEncoder
@@ -90,7 +90,7 @@ INT8_MIN_COSINE_TINY = 0.96 if VNNI else 0.94  # 1–3-token texts
 
 
 def _tiny(encoder: OnnxEncoder) -> np.ndarray:
-    return np.asarray([len(encoder.token_spans(t)) <= 3 for t in TEXTS])
+    return np.asarray([len(spans) <= 3 for spans in encoder.token_spans(TEXTS)])
 
 
 @pytest.mark.model
@@ -112,7 +112,7 @@ def test_cosine_matches_sentence_transformers(
 @pytest.mark.model
 def test_long_text_is_truncated_at_max_tokens(encoders: dict[Variant, OnnxEncoder]) -> None:
     encoder = encoders["fp32"]
-    assert len(encoder.token_spans(LONG)) > 2 * encoder.max_tokens
+    assert len(encoder.token_spans([LONG])[0]) > 2 * encoder.max_tokens
     a, b = encoder.encode([LONG, LONG + " and a tail that is far past the token limit"])
     np.testing.assert_allclose(a, b, atol=1e-6)
 
@@ -166,7 +166,7 @@ def test_token_spans_map_back_to_text(encoders: dict[Variant, OnnxEncoder]) -> N
     encoder = encoders["int8"]
     assert isinstance(encoder, Encoder)
     text = "Hello, World! Unbelievably tokenised: naïve café."
-    spans = encoder.token_spans(text)
+    (spans,) = encoder.token_spans([text])
     tokens = [t for t in encoder._span_tokenizer.encode(text).tokens if t not in ("[CLS]", "[SEP]")]
     assert len(spans) == len(tokens)
     assert all(0 <= a < b <= len(text) for a, b in spans)
@@ -174,7 +174,11 @@ def test_token_spans_map_back_to_text(encoders: dict[Variant, OnnxEncoder]) -> N
     for (a, b), token in zip(spans, tokens, strict=True):
         # The uncased tokenizer lower-cases and strips accents; word pieces after the first carry a "##" prefix.
         assert _strip_accents(text[a:b].lower()) == token.removeprefix("##")
-    assert encoder.token_spans("") == []
+    assert encoder.token_spans([""]) == [[]]
+    batch = [text, "", "second text", LONG]
+    assert encoder.token_spans(batch) == [encoder.token_spans([t])[0] for t in batch]
+    with pytest.raises(InvalidInputError, match="single str"):
+        encoder.token_spans(text)
 
 
 @pytest.mark.model
@@ -219,7 +223,7 @@ def test_serving_import_does_not_load_torch(onnx_base_dir: Path) -> None:
     code = (
         "import sys; from pathlib import Path; import index.onnx_encoder as m; "
         f"e = m.OnnxEncoder(Path({str(onnx_base_dir)!r}), 'int8', threads=1); e.encode(['hello there']); "
-        "e.token_spans('hello'); "
+        "e.token_spans(['hello']); "
         "bad = sorted(k for k in ('torch', 'transformers', 'sentence_transformers') if k in sys.modules); "
         "assert not bad, bad"
     )

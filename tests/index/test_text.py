@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from index import HashingEncoder, normalize_text, split_windows, text_digest
+from index.errors import InvalidInputError
 from index.text import sentence_spans, window_spans
 
 
@@ -52,8 +54,10 @@ def test_split_windows_keeps_short_text_whole_and_splits_long_text() -> None:
     long_text = " ".join(f"w{i}" for i in range(100))
     parts = split_windows(enc, long_text)
     assert len(parts) > 1
-    assert all(len(enc.token_spans(p)) <= 10 for p in parts)
+    assert all(len(spans) <= 10 for spans in enc.token_spans(parts))
     assert parts[-1].endswith("w99")
+    with pytest.raises(InvalidInputError, match="single str"):
+        enc.token_spans(long_text)  # a str is a sequence of one-letter texts: refused, not tokenised letter by letter
 
 
 def test_sentence_spans_follow_sentences_and_lines() -> None:
