@@ -16,7 +16,8 @@ from service.usecases.keys import KeyIdentity, KeyService
 from service.usecases.topics import TopicService
 
 
-def get_context(request: Request) -> ServiceContext:
+async def get_context(request: Request) -> ServiceContext:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request for an attribute read
     ctx: ServiceContext = request.app.state.ctx
     return ctx
 
