@@ -92,7 +92,7 @@ class GuardRuntime:
         encoder: Encoder,
         workers: int = 2,
         batch_max_texts: int = 64,
-        batch_wait_ms: float = 0.0,
+        batch_wait_ms: float = 2.0,
         search_threads: int = 1,
     ) -> None:
         self.encoder = encoder
