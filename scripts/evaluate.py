@@ -289,9 +289,11 @@ def evaluate(args: argparse.Namespace) -> None:
     suffix = "" if (args.name, args.variant) == ("base", "int8") else f"-{args.name}-{args.variant}"
     (out_dir / f"evaluate{suffix}.json").write_text(json.dumps(report, indent=2, default=float))
     keep = rnd_split == "test"
+    # docs/results.md shows the default run's curves; any other model's go beside its report, not into docs/
+    image = REPO / "docs" / "img" / "pr-base-random-test.png" if not suffix else out_dir / f"pr{suffix}-random-test.png"
     plot_pr_curves(
         {t: (rnd.fused(c)[keep], rnd_y[keep]) for t, c in singles.items()},
-        REPO / "docs" / "img" / f"pr-{args.name}-random-test.png",
+        image,
         f"{args.name} encoder, random split (test)",
     )
     if args.write_config:
