@@ -341,3 +341,28 @@ def test_several_runs_go_to_the_lanes_and_a_lone_run_keeps_all_threads(
     assert len(seen) == len(TEXTS) and {s for s, _ in seen} == {encoder._lane_session}
     assert encoder._lane_session is not encoder._session
     assert all(name.startswith("lightguard-encode") for _, name in seen)
+
+
+@pytest.mark.model
+def test_no_skip_layer_norm_in_the_export_or_the_running_graph(
+    onnx_base_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ONNX Runtime's fused SkipLayerNormalization is ~3x slower on one thread (index/onnx_encoder.py): the export
+    leaves Add + LayerNormalization unfused, and the sessions the encoder opens must not fuse them back."""
+    import onnx
+
+    path = onnx_base_dir / ONNX_FILES["int8"]
+    exported = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "SkipLayerNormalization" not in exported and "LayerNormalization" in exported
+
+    dumped = tmp_path / "optimized.onnx"
+
+    class DumpingOptions(onnx_encoder.ort.SessionOptions):
+        def __init__(self) -> None:
+            super().__init__()
+            self.optimized_model_filepath = str(dumped)
+
+    monkeypatch.setattr(onnx_encoder.ort, "SessionOptions", DumpingOptions)
+    onnx_encoder._session(path, threads=1)
+    running = {node.op_type for node in onnx.load(str(dumped)).graph.node}
+    assert "SkipLayerNormalization" not in running and "LayerNormalization" in running
