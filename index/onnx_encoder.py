@@ -21,9 +21,9 @@ MAX_BATCH_TOKENS = 256  # rows x padded width per ONNX Runtime call (see OnnxEnc
 # ONNX Runtime (1.32, CPU) runs its fused SkipLayerNormalization ~3x slower than the Add + LayerNormalization it
 # replaces on one thread (77 vs 26 us for 32 tokens x 384), 20 % of a short prompt's run. The export leaves the pair
 # unfused (index/export.py, format 3) and sessions do not re-fuse it: a one-thread run of a ~30-token prompt takes
-# 3.2 instead of 3.9 ms. On two threads the fused kernel is a little faster (2.6 vs 2.8 ms), but both sessions must
-# run one graph: the two differ in float rounding, which dynamic int8 quantisation amplifies (cosine down to 0.992),
-# and a text's vector must not depend on whether it ran alone or in a batch.
+# 3.2 instead of 3.9 ms (two threads: within run-to-run noise either way). Both sessions must run the same graph:
+# the two graphs differ in float rounding, which dynamic int8 quantisation amplifies (cosine down to 0.992), and a
+# text's vector must not depend on whether it ran alone or in a batch.
 _DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 
@@ -123,7 +123,7 @@ class OnnxEncoder:
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         if isinstance(texts, str):
             raise InvalidInputError("token_spans() takes a sequence of texts, got a single str; wrap it in a list")
-        # one batch call: 64 short prompts tokenise in 2.8 ms, against 5.3 ms one call each
+        # one batch call: 64 short prompts tokenise in about half the time of one call each
         return [
             [span for span, special in zip(encoding.offsets, encoding.special_tokens_mask, strict=True) if not special]
             for encoding in self._span_tokenizer.encode_batch(list(texts))
