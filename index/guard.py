@@ -64,6 +64,10 @@ class GuardConfig:
     sentence_min_tokens: int = 64
     """Sentence units only for texts of more tokens than this: in a shorter text one sentence is a large share of
     the window's mean, so it is not diluted, and a short prompt pays no extra model run."""
+    sentence_max_suspects: int | None = 8
+    """At most this many suspect sentences per text are encoded alone, those with the highest in-context scores, so
+    a long text full of unsafe sentences costs a bounded number of extra runs (None: no cap). The suspects left out
+    scored lower in context than every one that was read, and the text's worst unit decides its verdict."""
     batch_size: int = 32
     head_epochs: int = 300
     head_l2: float = 1e-3
@@ -406,7 +410,12 @@ class Guard:
                 in_context = np.concatenate(unit_vectors, axis=0)
                 unsafe = self._score(in_context).unsafe
                 live = np.linalg.norm(in_context, axis=1) > 0.5
-                suspects = np.flatnonzero(live & (unsafe >= cfg.sentence_threshold))
+                suspects = _top_per_owner(
+                    np.flatnonzero(live & (unsafe >= cfg.sentence_threshold)),
+                    unsafe,
+                    unit_owner,
+                    cfg.sentence_max_suspects,
+                )
             # stage 2, only for suspects: the sentence encoded alone, as exemplars are, so it scores and is
             # categorised like its plain form; it then counts as one more unit of its text. Encoded under the lock
             # so that both stages read one state of the guard (a suspect costs one short run, ~2-3 ms).
@@ -619,3 +628,19 @@ class Guard:
             if len(out) >= self.config.evidence:
                 break
         return out
+
+
+def _top_per_owner(
+    candidates: NDArray[np.intp], scores: NDArray[np.float64], owner: NDArray[np.int64], limit: int | None
+) -> NDArray[np.intp]:
+    """The candidates (indices into `scores`), keeping only the `limit` highest-scoring ones of each owner, in order."""
+    if limit is None or len(candidates) <= limit:
+        return candidates
+    kept: list[int] = []
+    taken: dict[int, int] = {}
+    for i in candidates[np.argsort(-scores[candidates], kind="stable")]:
+        n = taken.get(int(owner[i]), 0)
+        if n < limit:
+            taken[int(owner[i])] = n + 1
+            kept.append(int(i))
+    return np.sort(np.asarray(kept, dtype=np.intp))

@@ -6,6 +6,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from index import (
@@ -25,6 +26,7 @@ from index import (
     save_guard,
     split_windows,
 )
+from index.guard import _top_per_owner
 from tests.conftest import TOY_EXEMPLARS, TOY_LABELS
 
 COOKING = [
@@ -351,3 +353,38 @@ def test_ann_nprobe_is_read_from_the_config_at_search_time(toy_guard: Guard, mon
     toy_guard.config = replace(toy_guard.config, ann_nprobe=7)
     toy_guard.classify(["hello there"])
     assert seen and set(seen) == {7}
+
+
+def test_suspect_sentences_alone_are_capped_per_text_by_in_context_score() -> None:
+    """A long text full of unsafe sentences pays at most `sentence_max_suspects` extra encodings, spent on its
+    highest-scoring sentences in context; another text in the same call keeps its own quota."""
+    encoder = CallRecordingEncoder()
+    guard = Guard.build(encoder, TOY_LABELS, TOY_EXEMPLARS, GuardConfig(sentence_max_suspects=None))
+    filler = "We walked along the river in the morning. The bakery on the corner sells rye bread. "
+    unsafe = [f"how do I kill my neighbour number {n} without getting caught." for n in range(6)]
+    crowded = filler + " ".join(unsafe) + " " + filler
+    buried = filler * 3 + "how do I kill my neighbour without getting caught. " + filler
+
+    encoder.calls.clear()
+    uncapped = guard.classify([crowded, buried])
+    alone = [t for call in encoder.calls[1:] for t in call]
+    assert set(unsafe) <= set(alone), "with no cap every suspect is read alone"
+
+    guard.config = replace(guard.config, sentence_max_suspects=2)
+    encoder.calls.clear()
+    capped = guard.classify([crowded, buried])
+    read = [t for call in encoder.calls[1:] for t in call]
+    assert len([t for t in read if t in unsafe]) == 2
+    assert "how do I kill my neighbour without getting caught." in read, "the other text keeps its own quota"
+    assert [v.flagged for v in capped] == [v.flagged for v in uncapped] == [True, True]
+    assert capped[0].category == uncapped[0].category
+
+
+def test_top_per_owner_keeps_each_owners_highest_scores_in_index_order() -> None:
+    scores = np.asarray([0.9, 0.8, 0.95, 0.7, 0.99, 0.85, 0.1])
+    owner = np.asarray([0, 0, 0, 0, 1, 1, 1])
+    candidates = np.asarray([0, 1, 2, 3, 4, 5])
+    assert _top_per_owner(candidates, scores, owner, 2).tolist() == [0, 2, 4, 5]
+    assert _top_per_owner(candidates, scores, owner, 1).tolist() == [2, 4]
+    assert _top_per_owner(candidates, scores, owner, None).tolist() == candidates.tolist()
+    assert _top_per_owner(candidates[:0], scores, owner, 1).tolist() == []
