@@ -58,12 +58,20 @@ class GuardConfig:
     """Each sentence (or line) of a multi-sentence text is also scored on its own, so one unsafe sentence is not
     diluted by the benign text around it. Every sentence is first read in context, pooled from its window's model
     run (`Encoder.encode_spans`, no extra run); one whose unsafe score reaches this bar is encoded alone and joins
-    the text's windows as a unit of its own (built-in categories only; custom topics are scored on windows). The
+    the text's windows as a unit of its own (for custom topics too, see `sentence_topics`). The
     bar is above `threshold` because a benign text's fragment read alone looks worse than the text. Chosen on dev
     with scripts/check_buried.py (docs/reliability.md). None: windows only."""
     sentence_min_tokens: int = 64
     """Sentence units only for texts of more tokens than this: in a shorter text one sentence is a large share of
     the window's mean, so it is not diluted, and a short prompt pays no extra model run."""
+    sentence_topics: bool = True
+    """Sentence units also decide custom topics: a sentence whose in-context score comes within
+    `sentence_topic_margin` of a topic's threshold is a suspect too, and read alone it can match the topic
+    (thresholds are calibrated on short examples, which a sentence resembles more than a long window does). False:
+    topics are scored on windows only."""
+    sentence_topic_margin: float = 0.0
+    """How far below a topic's threshold a sentence read in context may score and still be read alone: context
+    dilutes a sentence, so its in-context score is lower than its score alone."""
     sentence_max_suspects: int | None = 8
     """At most this many suspect sentences per text are encoded alone, those with the highest in-context scores, so
     a long text full of unsafe sentences costs a bounded number of extra runs (None: no cap). The suspects left out
@@ -408,13 +416,16 @@ class Guard:
                 # stage 1, no extra model run: each sentence read in its context (pooled from its window's run);
                 # a unit without tokens is a zero vector and never a suspect
                 in_context = np.concatenate(unit_vectors, axis=0)
-                unsafe = self._score(in_context).unsafe
+                read = self._score(in_context)
+                # how far each sentence is past its bar (the built-in one, or the nearest topic's threshold)
+                margin = read.unsafe - cfg.sentence_threshold
+                if cfg.sentence_topics:
+                    for name, in_topic in read.topics.items():
+                        bar = self._topic_threshold(name) - cfg.sentence_topic_margin
+                        margin = np.maximum(margin, in_topic - bar)
                 live = np.linalg.norm(in_context, axis=1) > 0.5
                 suspects = _top_per_owner(
-                    np.flatnonzero(live & (unsafe >= cfg.sentence_threshold)),
-                    unsafe,
-                    unit_owner,
-                    cfg.sentence_max_suspects,
+                    np.flatnonzero(live & (margin >= 0)), margin, unit_owner, cfg.sentence_max_suspects
                 )
             # stage 2, only for suspects: the sentence encoded alone, as exemplars are, so it scores and is
             # categorised like its plain form; it then counts as one more unit of its text. Encoded under the lock
@@ -574,7 +585,8 @@ class Guard:
         return _WindowScores(cfg.platt.apply(raw), fused, topics, dists["_sims"], dists["_ids"].astype(np.int64))
 
     def _verdict(self, s: _WindowScores, rows: NDArray[np.intp], units: NDArray[np.intp] | None = None) -> Verdict:
-        """The verdict of one text from its window rows (and sentence-unit rows that may decide built-ins)."""
+        """The verdict of one text from its window rows and its sentence-unit rows (which decide built-ins, and
+        custom topics unless `sentence_topics` is off)."""
         cfg = self.config
         builtin_rows = rows if units is None or not len(units) else np.concatenate([rows, units])
         worst = int(builtin_rows[np.argmax(s.unsafe[builtin_rows])])
@@ -592,21 +604,20 @@ class Guard:
             if unsafe >= threshold:
                 candidates.append((label.action == "block", unsafe - threshold, top, unsafe, threshold))
         evidence_row = worst
+        topic_rows = builtin_rows if cfg.sentence_topics else rows
         for name, scores in s.topics.items():
-            best_row = int(rows[np.argmax(scores[rows])])
-            score = float(scores[best_row])
+            score = float(scores[topic_rows].max())
             categories[name] = round(max(0.0, score), 6)
-            label = self._labels[name]
-            threshold = cfg.topic_threshold_floor if label.threshold is None else label.threshold
+            threshold = self._topic_threshold(name)
             if score >= threshold:
-                candidates.append((label.action == "block", score - threshold, name, score, threshold))
+                candidates.append((self._labels[name].action == "block", score - threshold, name, score, threshold))
         if not candidates:
             return Verdict(
                 False, None, round(unsafe, 6), categories, self._evidence(s, evidence_row), None, None, len(rows)
             )
         _, _, name, score, threshold = max(candidates)
         if self._labels[name].kind == "custom":
-            evidence_row = int(rows[np.argmax(s.topics[name][rows])])
+            evidence_row = int(topic_rows[np.argmax(s.topics[name][topic_rows])])
         return Verdict(
             True,
             name,
@@ -617,6 +628,10 @@ class Guard:
             round(threshold, 6),
             len(rows),
         )
+
+    def _topic_threshold(self, name: str) -> float:
+        label = self._labels[name]
+        return self.config.topic_threshold_floor if label.threshold is None else label.threshold
 
     def _evidence(self, s: _WindowScores, row: int) -> list[Evidence]:
         out: list[Evidence] = []

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/check_buried.py [--home var/bench-home]          # the four model prompts
     .venv/bin/python scripts/check_buried.py --dev [--home var/bench-home]    # the dev-set table (~5 min)
+    .venv/bin/python scripts/check_buried.py --topics hwu64 banking77_oos     # custom topics (~3 min a dataset)
 
 Default: classifies each of tests/index/test_evasion.py's model prompts alone and buried after 20 and before 10
 paragraphs of its benign filler (~300 words), with the guard the service would serve (LIGHTGUARD_HOME), with
@@ -16,12 +17,20 @@ For each sentence threshold it prints long-benign false-positive rate, long reca
 served setting and "off" (windows only) the full-dev AUPRC / false-positive rate. A text counts as flagged when
 its score reaches the served `threshold`. `--separate` adds rows for every sentence encoded alone (one model run
 per sentence, no in-context stage) instead of the served two-stage rule.
+
+`--topics DATASET ...` measures `GuardConfig.sentence_topics` on an intent set's *valid* split (from
+scripts/topic_datasets.py, var/topics): per seed, 5 intents become custom topics of the served guard from 10 train
+rows each (calibrated as `POST /v1/topics` does); each topic's valid rows are buried at a random sentence boundary
+of a random long benign dev text. It prints, with topic sentences on and off: buried recall (the text matches the
+right topic), the same among rows that match alone, and false matches (any of the topics) on the long benign texts
+alone and on the other intents' valid rows buried the same way.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import random
 import sys
@@ -40,6 +49,7 @@ from index.evaluation import average_precision  # noqa: E402
 from index.text import sentence_spans  # noqa: E402
 
 THRESHOLDS = (0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+TOPIC_MARGINS = (0.0, 0.1, 0.2, 0.3)
 
 
 def model_prompts(guard: Guard) -> None:
@@ -86,13 +96,7 @@ def dev_table(guard: Guard, separate: bool) -> None:
     short = [r.text.strip() for r in dev if r.category != "safe" and 6 <= len(r.text.split()) <= 30]
     rng.shuffle(short)
     short = short[:150]
-    buried = []
-    for text in short:
-        host = rng.choice(hosts)
-        clean = normalize_text(host)
-        cuts = [0] + [b for _, b in sentence_spans(host, clean)]
-        cut = rng.choice(cuts)
-        buried.append(f"{clean[:cut]} {text} {clean[cut:]}".strip())
+    buried = bury(short, hosts, rng)
 
     served = guard.config
     bar = served.threshold
@@ -153,6 +157,83 @@ def dev_table(guard: Guard, separate: bool) -> None:
     guard.config = served
 
 
+def long_benign_dev() -> list[str]:
+    return [r.text for r in load_rows(splits={"dev"}) if len(r.text.split()) >= 80 and r.category == "safe"]
+
+
+def bury(texts: Sequence[str], hosts: Sequence[str], rng: random.Random) -> list[str]:
+    """Each text inserted at a random sentence boundary of a random host (normalised)."""
+    out = []
+    for text in texts:
+        host = rng.choice(hosts)
+        clean = normalize_text(host)
+        cut = rng.choice([0] + [b for _, b in sentence_spans(host, clean)])
+        out.append(f"{clean[:cut]} {text} {clean[cut:]}".strip())
+    return out
+
+
+def topic_table(guard: Guard, datasets: Sequence[str], seeds: int = 3, topics: int = 5, shots: int = 10) -> None:
+    from index import Exemplar, Label
+
+    hosts = long_benign_dev()
+    served = guard.config
+    print(
+        f"{topics} topics x {shots} train rows; valid rows buried in {len(hosts)} long benign dev texts; {seeds} seeds"
+    )
+    print(
+        "| dataset | topic sentence margin | buried recall | buried \\| plain | false match, long benign "
+        "| false match, other intents buried |"
+    )
+    print("|---|---|---|---|---|---|")
+    for dataset in datasets:
+        base = REPO / "var" / "topics" / dataset
+        rows = {s: [json.loads(ln) for ln in (base / f"{s}.jsonl").open(encoding="utf-8")] for s in ("train", "valid")}
+        intents = sorted({r["label"] for r in rows["train"]} - {"oos", "oos_in_domain"})
+        settings = [None, *TOPIC_MARGINS]  # None: topic sentences off
+        totals = {m: np.zeros(4) for m in settings}
+        for seed in range(seeds):
+            rng = random.Random(seed)
+            chosen = rng.sample(intents, topics)
+            names = [f"topic-{dataset}-{i}" for i in range(topics)]
+            for n, (name, intent) in enumerate(zip(names, chosen, strict=True)):
+                guard.upsert_label(Label(name, "custom", action="flag"))
+                train = [r["text"] for r in rows["train"] if r["label"] == intent]
+                guard.add_exemplars(
+                    [Exemplar(90_000_000 + 1000 * n + i, t, name) for i, t in enumerate(rng.sample(train, shots))]
+                )
+            positives = [(names[chosen.index(r["label"])], r["text"]) for r in rows["valid"] if r["label"] in chosen]
+            others = [r["text"] for r in rows["valid"] if r["label"] not in chosen]
+            buried = bury([t for _, t in positives], hosts, rng)
+            buried_others = bury(rng.sample(others, min(len(others), 300)), hosts, rng)
+            for m in settings:
+                guard.config = dataclasses.replace(
+                    served,
+                    sentence_topics=m is not None,
+                    sentence_topic_margin=served.sentence_topic_margin if m is None else m,
+                )
+                wanted = [name for name, _ in positives]
+                alone = guard.classify([t for _, t in positives])
+                plain = np.asarray([v.category == n for n, v in zip(wanted, alone, strict=True)])
+                hit = np.asarray([v.category == n for n, v in zip(wanted, guard.classify(buried), strict=True)])
+                totals[m] += [
+                    hit.mean(),
+                    hit[plain].mean() if plain.any() else np.nan,
+                    np.mean([any_topic(guard, v, names) for v in guard.classify(hosts)]),
+                    np.mean([any_topic(guard, v, names) for v in guard.classify(buried_others)]),
+                ]
+            for name in names:
+                guard.remove_label(name)
+            guard.config = served
+        for m in settings:
+            cells = " | ".join(f"{100 * v / seeds:.1f} %" for v in totals[m])
+            print(f"| {dataset} | {'off (windows only)' if m is None else m} | {cells} |", flush=True)
+
+
+def any_topic(guard: Guard, verdict: object, names: Sequence[str]) -> bool:
+    categories = verdict.categories
+    return any(categories.get(n, 0.0) >= (guard.labels[n].threshold or 0.0) for n in names)
+
+
 def main() -> None:
     from service.context import open_guard
     from service.settings import Settings
@@ -161,9 +242,12 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=Path(os.environ.get("LIGHTGUARD_HOME", REPO / "var" / "bench-home")))
     ap.add_argument("--dev", action="store_true", help="print the dev-set table instead of the model prompts")
     ap.add_argument("--separate", action="store_true", help="with --dev: add sentences encoded alone")
+    ap.add_argument("--topics", nargs="+", metavar="DATASET", help="custom topics from these intent sets instead")
     args = ap.parse_args()
     guard = open_guard(Settings(home=args.home))
-    if args.dev:
+    if args.topics:
+        topic_table(guard, args.topics)
+    elif args.dev:
         dev_table(guard, args.separate)
     else:
         model_prompts(guard)

@@ -388,3 +388,26 @@ def test_top_per_owner_keeps_each_owners_highest_scores_in_index_order() -> None
     assert _top_per_owner(candidates, scores, owner, 1).tolist() == [2, 4]
     assert _top_per_owner(candidates, scores, owner, None).tolist() == candidates.tolist()
     assert _top_per_owner(candidates[:0], scores, owner, 1).tolist() == []
+
+
+def test_a_topic_sentence_buried_in_long_text_matches_its_topic() -> None:
+    """Sentence units decide custom topics too: one on-topic sentence in long unrelated text is read alone and
+    matches, with evidence from the topic's own examples; with `sentence_topics` off the window dilutes it."""
+    encoder = CallRecordingEncoder()
+    guard = Guard.build(encoder, TOY_LABELS, TOY_EXEMPLARS, GuardConfig())
+    guard.upsert_label(Label("cooking", "custom", action="flag"))
+    guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])
+    filler = "We walked along the river in the morning. The bakery on the corner sells rye bread. "
+    sentence = "Give me a recipe for beef lasagna."
+    text = filler * 3 + sentence + " " + filler * 2
+    assert guard.classify([sentence])[0].category == "cooking"
+    assert not guard.classify([filler * 5])[0].flagged, "the filler alone matches nothing"
+
+    encoder.calls.clear()
+    verdict = guard.classify([text])[0]
+    assert verdict.flagged and verdict.category == "cooking"
+    assert verdict.evidence and verdict.evidence[0].label == "cooking"
+    assert encoder.calls[1:] == [[sentence]], "only the on-topic sentence is read alone"
+
+    guard.config = replace(guard.config, sentence_topics=False)
+    assert guard.classify([text])[0].category != "cooking"
