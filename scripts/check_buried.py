@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/check_buried.py [--home var/bench-home]          # the four model prompts
     .venv/bin/python scripts/check_buried.py --dev [--home var/bench-home]    # the dev-set table (~5 min)
-    .venv/bin/python scripts/check_buried.py --topics hwu64 banking77_oos     # custom topics (~3 min a dataset)
+    .venv/bin/python scripts/check_buried.py --topics hwu64 banking77_oos     # custom topics (~5 min a dataset)
 
 Default: classifies each of tests/index/test_evasion.py's model prompts alone and buried after 20 and before 10
 paragraphs of its benign filler (~300 words), with the guard the service would serve (LIGHTGUARD_HOME), with
@@ -21,9 +21,9 @@ per sentence, no in-context stage) instead of the served two-stage rule.
 `--topics DATASET ...` measures `GuardConfig.sentence_topics` on an intent set's *valid* split (from
 scripts/topic_datasets.py, var/topics): per seed, 5 intents become custom topics of the served guard from 10 train
 rows each (calibrated as `POST /v1/topics` does); each topic's valid rows are buried at a random sentence boundary
-of a random long benign dev text. It prints, with topic sentences on and off: buried recall (the text matches the
-right topic), the same among rows that match alone, and false matches (any of the topics) on the long benign texts
-alone and on the other intents' valid rows buried the same way.
+of a random long benign dev text. It prints, with topic sentences off and at each `sentence_topic_margin` in
+TOPIC_MARGINS: buried recall (the text matches the right topic), the same among rows that match alone, and false
+matches (any of the topics) on the long benign texts alone and on the other intents' valid rows buried the same way.
 """
 
 from __future__ import annotations
@@ -187,7 +187,12 @@ def topic_table(guard: Guard, datasets: Sequence[str], seeds: int = 3, topics: i
     print("|---|---|---|---|---|---|")
     for dataset in datasets:
         base = REPO / "var" / "topics" / dataset
-        rows = {s: [json.loads(ln) for ln in (base / f"{s}.jsonl").open(encoding="utf-8")] for s in ("train", "valid")}
+        if not (base / "valid.jsonl").is_file():
+            raise SystemExit(f"{base}/valid.jsonl is missing: run scripts/topic_datasets.py --out var/topics first")
+        rows = {
+            s: [json.loads(ln) for ln in (base / f"{s}.jsonl").read_text("utf-8").splitlines()]
+            for s in ("train", "valid")
+        }
         intents = sorted({r["label"] for r in rows["train"]} - {"oos", "oos_in_domain"})
         settings = [None, *TOPIC_MARGINS]  # None: topic sentences off
         totals = {m: np.zeros(4) for m in settings}
