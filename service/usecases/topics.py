@@ -332,7 +332,8 @@ class TopicService:
             raise ConflictError(
                 f"topic {name!r} is disabled and not scored; enable it with PATCH /v1/topics/{{id}} first", "topic_id"
             )
-        # the verdict reports max(0, score) of the worst window: the number the guard compares with the threshold
+        # the verdict reports max(0, score) of the worst window or sentence unit: the number classify compares with
+        # the threshold
         scores = [float(v.categories.get(name, 0.0)) for v in verdicts]
         threshold = guard.config.topic_threshold_floor if label.threshold is None else label.threshold
         return _Scored(scores, threshold, guard.config.topic_target_fmr, version)
