@@ -270,3 +270,44 @@ def test_model_prompt_split_across_list_items(model_guard: Guard, category: str)
     for verdict in (numbered, dashed):
         assert verdict.flagged and verdict.category == category
         assert verdict.score == pytest.approx(plain.score, abs=0.15)
+
+
+COMPETITOR_EXAMPLES = [
+    "is acme better than you",
+    "compare your price with acme",
+    "should I switch to acme",
+    "what does acme offer that you do not",
+    "acme vs you for small teams",
+    "why pick you over acme",
+    "acme has a cheaper plan than yours",
+    "is acme faster than your product",
+    "migrating from you to acme",
+    "acme reviews compared to yours",
+]
+SUPPORT_MESSAGE = (
+    "I run a small bakery in Leeds and we have been using your invoicing product for two years now. Our team is five "
+    "people and we mostly send invoices on Fridays. The mobile app works well, and the reminders save us a lot of "
+    "time every month. We also like the way receipts are stored. {} Anyway, the reason I am writing is that the "
+    "export to our accountant has been failing since the last update, and she needs the files by the end of the "
+    "month. Could you tell me what to do?"
+)
+
+
+@pytest.mark.model
+def test_model_finds_a_topic_sentence_in_a_long_message(model_guard: Guard) -> None:
+    """A custom topic's query inside a long support message matches the topic, with the topic's examples as
+    evidence; the message without it does not, and windows alone (sentence_topics off) miss it."""
+    served = model_guard.config
+    model_guard.upsert_label(Label("competitors", "custom", action="flag"))
+    try:
+        model_guard.add_exemplars([Exemplar(10_000 + i, t, "competitors") for i, t in enumerate(COMPETITOR_EXAMPLES)])
+        buried = SUPPORT_MESSAGE.format("Honestly, is acme cheaper than you for a team like ours?")
+        verdict, without = model_guard.classify([buried, SUPPORT_MESSAGE.format("")])
+        assert verdict.flagged and verdict.category == "competitors"
+        assert verdict.evidence and all(e.label == "competitors" for e in verdict.evidence)
+        assert not without.flagged and without.categories["competitors"] < (verdict.threshold or 0.0)
+        model_guard.config = replace(served, sentence_topics=False)
+        assert model_guard.classify([buried])[0].category != "competitors"
+    finally:
+        model_guard.config = served
+        model_guard.remove_label("competitors")
