@@ -3,6 +3,7 @@
     .venv/bin/python scripts/bench.py                       # everything except the 1M-vector case
     .venv/bin/python scripts/bench.py --scale 100000,1000000 --nprobe 16,32
     .venv/bin/python scripts/bench.py --only micro,scale    # skip the server / torch parts
+    .venv/bin/python scripts/bench.py --only server --stub-encoder   # the serving path's cost without the model
 
 LIGHTGUARD_HOME (default var/bench-home) must hold, or will get, the built index of the shipped exemplars: the first
 run embeds them all (minutes). Prints one table and writes reports/bench.json (and reports/bench.md).
@@ -230,7 +231,10 @@ def load_worker(port: int, mode: str, n: int, clients: int) -> None:
             else:
                 body = json.dumps({"texts": [prompts[(i + j) % len(prompts)] for j in range(size)]})
             t = time.perf_counter()
-            conn.request("POST", "/v1/classify", body, {"Content-Type": "application/json"})
+            if mode == "healthz":  # the HTTP stack alone: routing, middleware, a small JSON response
+                conn.request("GET", "/healthz")
+            else:
+                conn.request("POST", "/v1/classify", body, {"Content-Type": "application/json"})
             resp = conn.getresponse()
             data = resp.read()
             out.append(time.perf_counter() - t)
@@ -268,10 +272,29 @@ def http_get(port: int, path: str) -> tuple[int, str]:
         conn.close()
 
 
-def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int) -> None:
+def stub_serve(port: int) -> None:
+    """`lightguard serve` with the model run replaced by random token outputs of the right shape: what the serving
+    path costs besides the model (HTTP, validation, batching, tokenising, search, scoring, the decision log).
+    Verdicts are meaningless; for `--stub-encoder` only."""
+    import index.onnx_encoder as onnx_encoder
+    from service.cli import app
+
+    def fake_run(self: Any, batch: list[Any], session: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        width = max(len(e.ids) for e in batch)
+        hidden = np.random.default_rng(width).standard_normal((len(batch), width, self.dim)).astype(np.float32)
+        return hidden, np.ones((len(batch), width, 1), dtype=np.float32)
+
+    onnx_encoder.OnnxEncoder._run = fake_run  # type: ignore[method-assign]
+    sys.argv = ["lightguard", "serve", "--port", str(port), "--log-level", "warning"]
+    app()
+
+
+def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int, stub: bool = False) -> None:
     port = free_port()
     env = os.environ | {"LIGHTGUARD_HOME": str(home)}
     cmd = [str(REPO / ".venv/bin/lightguard"), "serve", "--port", str(port), "--log-level", "warning"]
+    if stub:
+        cmd = [sys.executable, __file__, "--stub-serve", str(port)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -315,6 +338,7 @@ def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int) -> N
         phase("POST /v1/classify 1 prompt, sequential client", "single", n_seq, 1)
         phase("POST /v1/classify 64 prompts per request", "batch", 24, 1)
         phase("8 concurrent clients, 1 prompt each", "single", max(400, n_seq), 8)
+        phase("GET /healthz, 8 concurrent clients (HTTP floor)", "healthz", 2000, 8)
         metrics = http_get(port, "/metrics")[1]
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
         report["server"] = proc_stats(proc.pid) | {
@@ -432,6 +456,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "bench.json")
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--load-worker", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--stub-serve", type=int, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--stub-encoder", action="store_true", help="server section: replace the model run by a stub (see stub_serve)"
+    )
     args = ap.parse_args()
     if args.torch_worker:
         torch_worker()
@@ -439,6 +467,9 @@ def main() -> None:
     if args.load_worker:
         port, mode, n, clients = args.load_worker
         load_worker(int(port), mode, int(n), int(clients))
+        return
+    if args.stub_serve:
+        stub_serve(args.stub_serve)
         return
     only = set(args.only.split(","))
     rows: list[Row] = []
@@ -448,7 +479,7 @@ def main() -> None:
         micro(rows, report, args.home)
         real = report.pop("real_vectors")
     if "server" in only:
-        server(rows, report, args.home, args.requests)
+        server(rows, report, args.home, args.requests, args.stub_encoder)
     if "torch" in only:
         torch_compare(rows, report)
     if "scale" in only:

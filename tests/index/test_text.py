@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import re
+import sys
 
 import pytest
 from hypothesis import given
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 
 from index import HashingEncoder, normalize_text, split_windows, text_digest
 from index.errors import InvalidInputError
-from index.text import sentence_spans, window_spans
+from index.text import _ASCII_CONTROLS, _drop_controls, sentence_spans, window_spans
 
 
 def test_normalize_strips_zero_width_and_control_characters() -> None:
@@ -83,3 +85,14 @@ def test_sentence_spans_are_ordered_disjoint_normalised_pieces(parts: list[str])
     assert all(0 <= a < b <= len(clean) for a, b in spans)
     assert all(b <= c for (_, b), (c, _) in itertools.pairwise(spans))
     assert all(clean[a:b] == normalize_text(clean[a:b]) for a, b in spans)
+
+
+@given(st.text(st.characters(max_codepoint=0x7F)))
+def test_the_ascii_fast_path_drops_what_the_general_scan_drops(text: str) -> None:
+    assert text.translate(_ASCII_CONTROLS) == _drop_controls(text)
+
+
+def test_str_split_breaks_on_exactly_the_regex_whitespace() -> None:
+    """normalize_text collapses spaces with str.split(); it must split where the regex \\s it replaced matched."""
+    space = re.compile(r"\s")
+    assert [c for c in range(sys.maxunicode + 1) if bool(space.fullmatch(chr(c))) != chr(c).isspace()] == []
