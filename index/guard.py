@@ -421,7 +421,7 @@ class Guard:
                 margin = read.unsafe - cfg.sentence_threshold
                 if cfg.sentence_topics:
                     for name, in_topic in read.topics.items():
-                        bar = self._topic_threshold(name) - cfg.sentence_topic_margin
+                        bar = self.topic_threshold(name) - cfg.sentence_topic_margin
                         margin = np.maximum(margin, in_topic - bar)
                 live = np.linalg.norm(in_context, axis=1) > 0.5
                 suspects = _top_per_owner(
@@ -608,7 +608,7 @@ class Guard:
         for name, scores in s.topics.items():
             score = float(scores[topic_rows].max())
             categories[name] = round(max(0.0, score), 6)
-            threshold = self._topic_threshold(name)
+            threshold = self.topic_threshold(name)
             if score >= threshold:
                 candidates.append((self._labels[name].action == "block", score - threshold, name, score, threshold))
         if not candidates:
@@ -629,9 +629,11 @@ class Guard:
             len(rows),
         )
 
-    def _topic_threshold(self, name: str) -> float:
-        label = self._labels[name]
-        return self.config.topic_threshold_floor if label.threshold is None else label.threshold
+    def topic_threshold(self, name: str) -> float:
+        """The threshold a custom topic's score is compared with: its own (calibrated or set), else the floor."""
+        with self._lock:
+            label = self._require(name)
+            return self.config.topic_threshold_floor if label.threshold is None else label.threshold
 
     def _evidence(self, s: _WindowScores, row: int) -> list[Evidence]:
         out: list[Evidence] = []

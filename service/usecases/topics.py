@@ -335,8 +335,7 @@ class TopicService:
         # the verdict reports max(0, score) of the worst window or sentence unit: the number classify compares with
         # the threshold
         scores = [float(v.categories.get(name, 0.0)) for v in verdicts]
-        threshold = guard.config.topic_threshold_floor if label.threshold is None else label.threshold
-        return _Scored(scores, threshold, guard.config.topic_target_fmr, version)
+        return _Scored(scores, guard.topic_threshold(name), guard.config.topic_target_fmr, version)
 
     async def _label(self, name: str) -> Label:
         label = self.indexing.runtime.require().guard.labels.get(name)
