@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (kill, systemd, make being stopped) takes the same clean-up path as Ctrl-C: no temp dir is left behind.
     signal.signal(signal.SIGTERM, _interrupt)
     config, args = parse_config(argv)
-    rows = [r for r in load_rows(args.data) if r.family not in set(args.exclude_family)]
+    excluded = set(args.exclude_family)
+    rows = [r for r in load_rows(args.data) if r.family not in excluded]
     if args.if_stale:
         reason = stale_reason(args.out, config, data_digest(select_examples(rows, config)))
         if reason is None:
