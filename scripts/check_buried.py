@@ -43,13 +43,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "index"))
 
-from index import Guard, normalize_text  # noqa: E402
-from index.datasets import load_rows  # noqa: E402
+from index import Guard, Verdict, normalize_text  # noqa: E402
+from index.datasets import DatasetRow, load_rows  # noqa: E402
 from index.evaluation import average_precision  # noqa: E402
 from index.text import sentence_spans  # noqa: E402
 
 THRESHOLDS = (0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 TOPIC_MARGINS = (0.0, 0.1, 0.2, 0.3)
+LONG_WORDS = 80  # a long text; the long benign dev rows are the hosts prompts and topic queries are buried in
 
 
 def model_prompts(guard: Guard) -> None:
@@ -91,8 +92,8 @@ def separate_scores(guard: Guard, texts: Sequence[str]) -> np.ndarray:
 def dev_table(guard: Guard, separate: bool) -> None:
     dev = load_rows(splits={"dev"})
     rng = random.Random(0)
-    long_rows = [r for r in dev if len(r.text.split()) >= 80]
-    hosts = [r.text for r in long_rows if r.category == "safe"]
+    long_rows = [r for r in dev if len(r.text.split()) >= LONG_WORDS]
+    hosts = long_benign(dev)
     short = [r.text.strip() for r in dev if r.category != "safe" and 6 <= len(r.text.split()) <= 30]
     rng.shuffle(short)
     short = short[:150]
@@ -157,8 +158,8 @@ def dev_table(guard: Guard, separate: bool) -> None:
     guard.config = served
 
 
-def long_benign_dev() -> list[str]:
-    return [r.text for r in load_rows(splits={"dev"}) if len(r.text.split()) >= 80 and r.category == "safe"]
+def long_benign(rows: Sequence[DatasetRow]) -> list[str]:
+    return [r.text for r in rows if len(r.text.split()) >= LONG_WORDS and r.category == "safe"]
 
 
 def bury(texts: Sequence[str], hosts: Sequence[str], rng: random.Random) -> list[str]:
@@ -175,7 +176,7 @@ def bury(texts: Sequence[str], hosts: Sequence[str], rng: random.Random) -> list
 def topic_table(guard: Guard, datasets: Sequence[str], seeds: int = 3, topics: int = 5, shots: int = 10) -> None:
     from index import Exemplar, Label
 
-    hosts = long_benign_dev()
+    hosts = long_benign(load_rows(splits={"dev"}))
     served = guard.config
     print(
         f"{topics} topics x {shots} train rows; valid rows buried in {len(hosts)} long benign dev texts; {seeds} seeds"
@@ -234,9 +235,9 @@ def topic_table(guard: Guard, datasets: Sequence[str], seeds: int = 3, topics: i
             print(f"| {dataset} | {'off (windows only)' if m is None else m} | {cells} |", flush=True)
 
 
-def any_topic(guard: Guard, verdict: object, names: Sequence[str]) -> bool:
-    categories = verdict.categories
-    return any(categories.get(n, 0.0) >= (guard.labels[n].threshold or 0.0) for n in names)
+def any_topic(guard: Guard, verdict: Verdict, names: Sequence[str]) -> bool:
+    """Does any of the topics reach its threshold (whichever category the verdict reports)?"""
+    return any(verdict.categories.get(n, 0.0) >= guard.topic_threshold(n) for n in names)
 
 
 def main() -> None:
