@@ -43,6 +43,7 @@ from topic_rules import (
     default_rules,
     episode_metrics,
     fit_topics,
+    oracle_thresholds,
     rule_thresholds,
     score_matrix,
     shipped_rule,
@@ -178,8 +179,12 @@ def run_episode(
         else:
             ep_rule = ep
         topics = fit_topics(ep_rule, negatives, rule)
-        thresholds = thresholds_for(ep_rule, topics, background, rule)
-        out[rule.name] = episode_metrics(score_matrix(queries, topics, rule), thresholds, truth, group)
+        scores = score_matrix(queries, topics, rule)
+        if rule.oracle_fmr is not None:
+            thresholds = oracle_thresholds(scores, group, rule.oracle_fmr)
+        else:
+            thresholds = thresholds_for(ep_rule, topics, background, rule)
+        out[rule.name] = episode_metrics(scores, thresholds, truth, group)
     return out
 
 

@@ -34,6 +34,9 @@ class Rule:
     fixed: float | None = None
     allows: int = 0  # allow-examples per topic taken from the dataset's allow pool
     valid_f1: bool = False  # per-topic threshold = max F1 on the valid split (what /evaluate suggests)
+    # report-only ceiling: per topic, the threshold that lets exactly this share of the *scored* rows' far negatives
+    # (out of domain + other intents) match it, chosen on those very rows
+    oracle_fmr: float | None = None
     head_weight: float = 0.0  # weight of the learned head (index.topic_head) in the topic score
     head_l2: float = 0.01
     interpolation: float | None = None  # threshold rule of index.calibration.topic_threshold
@@ -75,6 +78,7 @@ def default_rules(cfg: GuardConfig) -> list[Rule]:
         Rule("semantic-router@0.5", top_m=5, knn_weight=1.0, fixed=0.5),
         replace(base, name="lightguard valid-f1", valid_f1=True),
         replace(base, name="lightguard +5 allows", allows=5),
+        replace(base, name="oracle @3%", oracle_fmr=0.03),
     ]
 
 
@@ -193,6 +197,14 @@ def rule_thresholds(rule: Rule, inputs: list[tuple[Vec, Vec]]) -> Vec:
     )
 
 
+def oracle_thresholds(scores: Vec, group: NDArray[np.str_], fmr: float) -> Vec:
+    """Per topic column, the lowest threshold that lets at most `fmr` of the far negatives (ood + other) match."""
+    far = (group == "ood") | (group == "other")
+    if not far.any():
+        return np.full(scores.shape[1], np.inf, dtype=np.float32)
+    return (np.quantile(scores[far], 1.0 - fmr, axis=0, method="higher") + 1e-6).astype(np.float32)
+
+
 def thresholds_for(
     ep: Episode,
     topics: list[FittedTopic],
@@ -200,6 +212,8 @@ def thresholds_for(
     rule: Rule,
     inputs: list[tuple[Vec, Vec]] | None = None,
 ) -> Vec:
+    if rule.oracle_fmr is not None:
+        raise ValueError(f"{rule.name}: an oracle threshold is chosen on the scored rows (oracle_thresholds)")
     if rule.fixed is not None:
         return np.full(len(ep.topics), rule.fixed, dtype=np.float32)
     if rule.valid_f1:

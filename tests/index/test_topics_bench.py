@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -110,6 +111,20 @@ def test_episode_metrics_on_a_hand_made_case() -> None:
     assert (m["fmr_ood"], m["fmr_other"], m["fmr_near"]) == (1.0, 0.0, 0.0)
     assert m["fmr"] == pytest.approx(1 / 3)
     assert 0.0 <= m["auroc"] <= 1.0 and "tpr@1%" in m and np.isfinite(m["gap"])
+
+
+def test_oracle_threshold_lets_at_most_the_share_of_far_negatives_through() -> None:
+    rng = np.random.default_rng(1)
+    scores = rng.uniform(0, 1, (300, 2)).astype(np.float32)
+    group = np.asarray(["ood"] * 100 + ["other"] * 100 + ["near"] * 50 + ["pos"] * 50)
+    scores[200:250] = 5.0  # near misses do not count: they would push the threshold above every far row
+    far = (group == "ood") | (group == "other")
+    thresholds = rules.oracle_thresholds(scores, group, 0.03)
+    for t in range(2):
+        assert 0.03 - 1 / far.sum() <= (scores[far, t] >= thresholds[t]).mean() <= 0.03  # within one row
+    assert np.isinf(rules.oracle_thresholds(scores[200:], group[200:], 0.03)).all()
+    with pytest.raises(ValueError, match="oracle"):
+        rules.thresholds_for(None, [], None, replace(rules.shipped_rule(GuardConfig()), oracle_fmr=0.03))  # type: ignore[arg-type]
 
 
 def test_bench_calibration_equals_the_guard() -> None:
