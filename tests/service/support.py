@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -125,10 +125,13 @@ def lightguard_server(
     workers: int = 1,
     env: dict[str, str] | None = None,
     timeout: float = 90.0,
+    launcher: Literal["cli", "uvicorn"] = "cli",
 ) -> Iterator[Server]:
     """`lightguard serve` (hashing encoder) in a subprocess on loopback; yields once /readyz says 200.
 
     With `workers` > 1 the first ready worker ends the wait: callers that need every worker poll for them.
+    `launcher="uvicorn"` starts the app with uvicorn's own command line instead (`uvicorn service.app:create_app
+    --factory`), as a deployment may.
     """
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
@@ -141,7 +144,10 @@ def lightguard_server(
     if database_url is not None:
         clean["LIGHTGUARD_DATABASE_URL"] = database_url
     clean |= env or {}
-    cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--host", "127.0.0.1"]
+    if launcher == "uvicorn":
+        cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1"]
+    else:
+        cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--workers", str(workers), "--log-level", "info"]
     log_path = home / f"server-{port}.log"
     with log_path.open("w") as log:
