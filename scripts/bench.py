@@ -56,11 +56,25 @@ def machine() -> dict[str, Any]:
     )
     return {
         "cpu": model,
+        "int8_isa": int8_isa(),
         "cores": os.cpu_count(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "threads_env": os.environ.get("LIGHTGUARD_THREADS"),
     }
+
+
+def int8_isa() -> str:
+    """The widest int8 dot-product instructions the CPU has: ONNX Runtime's int8 kernels run ~2x faster with VNNI
+    than with plain AVX2 (docs/performance.md, sixth session), so bench numbers differ between such machines."""
+    try:
+        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "unknown"
+    for flag in ("amx_int8", "avx512_vnni", "avx_vnni", "avx512bw", "avx2"):
+        if flag in flags:
+            return flag
+    return "none of amx_int8 / avx512_vnni / avx_vnni / avx512bw / avx2"
 
 
 def _run(cmd: list[str]) -> str:
