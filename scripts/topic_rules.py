@@ -34,7 +34,7 @@ class Rule:
     fixed: float | None = None
     allows: int = 0  # allow-examples per topic taken from the dataset's allow pool
     valid_f1: bool = False  # per-topic threshold = max F1 on the valid split (what /evaluate suggests)
-    # report-only ceiling: per topic, the threshold that lets exactly this share of the *scored* rows' far negatives
+    # report-only ceiling: per topic, the threshold that lets at most this share of the *scored* rows' far negatives
     # (out of domain + other intents) match it, chosen on those very rows
     oracle_fmr: float | None = None
     head_weight: float = 0.0  # weight of the learned head (index.topic_head) in the topic score
