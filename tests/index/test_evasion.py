@@ -269,7 +269,10 @@ def test_model_prompt_split_across_list_items(model_guard: Guard, category: str)
     )
     for verdict in (numbered, dashed):
         assert verdict.flagged and verdict.category == category
-        assert verdict.score == pytest.approx(plain.score, abs=0.15)
+        # Splitting may cost some score, not the verdict. The model itself scores the numbered self-harm list 0.11
+        # below the plain prompt in fp32 (0.851 vs 0.959); int8 adds CPU-dependent error: 0.153 below on an
+        # AVX2-only CPU without VNNI (0.809 vs 0.962, sixth session), less with VNNI. Hence 0.2, one-sided.
+        assert verdict.score >= plain.score - 0.2
 
 
 COMPETITOR_EXAMPLES = [
