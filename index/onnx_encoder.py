@@ -205,8 +205,12 @@ class OnnxEncoder:
         return hidden, attention[:, :, None].astype(np.float32)
 
 
-def _session(path: Path, threads: int) -> ort.InferenceSession:
+def _session(path: Path, threads: int, profile_prefix: str | None = None) -> ort.InferenceSession:
+    """The serving session; `profile_prefix` turns on ONNX Runtime's profiler (scripts/profile_model.py)."""
     options = ort.SessionOptions()
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

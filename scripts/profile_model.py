@@ -4,9 +4,10 @@
     .venv/bin/python scripts/profile_model.py --variant fp32 --prompts 32
 
 Runs each of the bench's short prompts (scripts/bench.py `short_prompts`) alone, as the service does, through a
-one-thread session built like the service's (same options, same disabled fusions), `--rounds` times, and prints
-the kernel time per run by operator. The int8 graph's matrix products dominate, and their speed depends on the
-CPU's int8 instructions (printed first): the reason bench numbers differ between machines (docs/performance.md).
+one-thread session built by the service's own `_session` (same options, same disabled fusions), `--rounds` times,
+and prints the kernel time per run by operator. The int8 graph's matrix products dominate, and their speed depends
+on the CPU's int8 instructions (printed first): the reason bench numbers differ between machines
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import onnxruntime as ort
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
@@ -27,7 +26,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 from bench import int8_isa, machine, short_prompts  # noqa: E402
 
 from index.export import ONNX_FILES  # noqa: E402
-from index.onnx_encoder import _DISABLED_OPTIMIZERS, OnnxEncoder  # noqa: E402
+from index.onnx_encoder import OnnxEncoder, _session  # noqa: E402
 
 
 def main() -> None:
@@ -40,18 +39,8 @@ def main() -> None:
 
     encoder = OnnxEncoder(args.model_dir, args.variant, threads=1)
     encodings = encoder._tokenizer.encode_batch(short_prompts(args.prompts))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.enable_profiling = True
-    options.profile_file_prefix = str(REPO / "var" / "ort-profile")
     (REPO / "var").mkdir(exist_ok=True)
-    session = ort.InferenceSession(
-        str(args.model_dir / ONNX_FILES[args.variant]),
-        sess_options=options,
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=_DISABLED_OPTIMIZERS,
-    )
+    session = _session(args.model_dir / ONNX_FILES[args.variant], 1, profile_prefix=str(REPO / "var" / "ort-profile"))
     for enc in encodings:  # warm-up round (arena growth, first-run costs): left out of the table
         encoder._run([enc], session)
     measured_from_us = (time.time_ns() - session.get_profiling_start_time_ns()) / 1000
