@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import random
 import sys
@@ -42,6 +41,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "index"))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from topic_datasets import OOS_LABELS, load_splits  # noqa: E402
 
 from index import Guard, Verdict, normalize_text  # noqa: E402
 from index.datasets import DatasetRow, load_rows  # noqa: E402
@@ -190,11 +192,8 @@ def topic_table(guard: Guard, datasets: Sequence[str], seeds: int = 3, topics: i
         base = REPO / "var" / "topics" / dataset
         if not (base / "valid.jsonl").is_file():
             raise SystemExit(f"{base}/valid.jsonl is missing: run scripts/topic_datasets.py --out var/topics first")
-        rows = {
-            s: [json.loads(ln) for ln in (base / f"{s}.jsonl").read_text("utf-8").splitlines()]
-            for s in ("train", "valid")
-        }
-        intents = sorted({r["label"] for r in rows["train"]} - {"oos", "oos_in_domain"})
+        rows = load_splits(base)
+        intents = sorted({r.label for r in rows["train"]} - OOS_LABELS)
         settings = [None, *TOPIC_MARGINS]  # None: topic sentences off
         totals = {m: np.zeros(4) for m in settings}
         for seed in range(seeds):
@@ -203,12 +202,12 @@ def topic_table(guard: Guard, datasets: Sequence[str], seeds: int = 3, topics: i
             names = [f"topic-{dataset}-{i}" for i in range(topics)]
             for n, (name, intent) in enumerate(zip(names, chosen, strict=True)):
                 guard.upsert_label(Label(name, "custom", action="flag"))
-                train = [r["text"] for r in rows["train"] if r["label"] == intent]
+                train = [r.text for r in rows["train"] if r.label == intent]
                 guard.add_exemplars(
                     [Exemplar(90_000_000 + 1000 * n + i, t, name) for i, t in enumerate(rng.sample(train, shots))]
                 )
-            positives = [(names[chosen.index(r["label"])], r["text"]) for r in rows["valid"] if r["label"] in chosen]
-            others = [r["text"] for r in rows["valid"] if r["label"] not in chosen]
+            positives = [(names[chosen.index(r.label)], r.text) for r in rows["valid"] if r.label in chosen]
+            others = [r.text for r in rows["valid"] if r.label not in chosen]
             buried = bury([t for _, t in positives], hosts, rng)
             buried_others = bury(rng.sample(others, min(len(others), 300)), hosts, rng)
             for m in settings:
