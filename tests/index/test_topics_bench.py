@@ -181,3 +181,35 @@ def test_topic_threshold_positive_quantile_lifts_a_tight_topic() -> None:
     # a loose topic keeps the floor; no leave-one-out scores means no lift
     assert topic_threshold(loo - 0.5, background, 0.01, 0.35, 0.3, 0.1) == pytest.approx(0.35)
     assert topic_threshold(np.zeros(0), background, 0.01, 0.35, 0.3, 0.1) == pytest.approx(0.35)
+
+
+ceiling = _load("topic_ceiling")
+
+
+def test_ceiling_transforms_are_fitted_on_the_background_and_return_unit_vectors() -> None:
+    rng = np.random.default_rng(3)
+    stats = (rng.normal(size=(500, 16)) * np.linspace(1.0, 20.0, 16)).astype(np.float32)  # strongly anisotropic
+    probe = rng.normal(size=(7, 16)).astype(np.float32)
+    maps = dict(ceiling.transforms(stats))
+    assert np.array_equal(maps["none"](probe), probe)
+    for name, f in maps.items():
+        if name != "none":
+            assert np.allclose(np.linalg.norm(f(probe), axis=1), 1.0, atol=1e-5), name
+    centred = stats - stats.mean(axis=0)
+    top = np.linalg.svd(centred, full_matrices=False)[2][0]
+    assert np.abs(maps["centre, drop top 1 PCs"](stats) @ top).max() < 1e-5
+    # whitening the background flattens its spectrum: the direction it stretched 20x no longer dominates
+    before = np.linalg.eigvalsh(np.cov(ceiling._unit(centred).T))
+    after = np.linalg.eigvalsh(np.cov(maps["whiten, shrink 0.1"](stats).T))
+    assert after.max() / after.min() < 0.1 * before.max() / before.min()
+
+
+def test_ceiling_recovers_the_train_rows_of_a_draw() -> None:
+    rng = np.random.default_rng(4)
+    labels = [f"intent{i % 4}" for i in range(40)]
+    vectors = {s: ceiling._unit(rng.normal(size=(40, 8)).astype(np.float32)) for s in ("train", "valid", "test")}
+    data = bench.Embedded(vectors, {s: labels for s in vectors})
+    ep = bench.draw_episode(data, 1, 5, seed=7)
+    rows = ceiling._drawn_rows(data, ep)
+    assert np.array_equal(vectors["train"][rows], ep.positives[0])
+    assert {labels[r] for r in rows} == set(ep.topics)

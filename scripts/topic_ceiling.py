@@ -1,0 +1,313 @@
+"""Can anything but a better encoder raise the few-shot topic ceiling? Valid-split probes (docs/topics.md).
+
+Each probe changes one thing the topic score is built from and reports, over single-topic draws of K = 10 on the
+valid split (the seeds of `bench_topics.py grid --split valid`), the shipped rule's accuracy and target false matches
+and the `oracle @3%` ceiling (the best any threshold rule can do on those scores):
+
+  post        post-process every vector with statistics of the shipped background only: centring, removing the top
+              principal directions ("all-but-the-top"), shrunk whitening
+  background  calibrate (and fit heads) against short texts too: the shipped safe exemplars of <= N words
+  late        add a late-interaction score (mean over query tokens of the best cosine to an example's tokens, top-3
+              examples; MiniLM token vectors from sentence-transformers) to the shipped score, oracle only
+  finetune    fine-tune MiniLM on intent data from *other* sets (banking77 full, snips, chitchat train splits) and
+              re-embed; hwu64 only, as the other sets are its training data
+
+Needs `scripts/topic_datasets.py --out var/topics`; `late` and `finetune` import torch (training extras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_topics as bt
+from topic_datasets import SHARED, load_splits
+from topic_rules import Background, Episode, Rule, default_rules, episode_metrics, fit_topics, oracle_thresholds
+from topic_rules import score_matrix as rule_scores
+
+from index import GuardConfig
+from index.datasets import load_rows
+
+REPO = bt.REPO
+Vec = bt.Vec
+TARGET_FMR = {"hwu64": "fmr_other", "banking77_oos": "fmr_ood"}
+Transform = Callable[[Vec], Vec]
+
+
+def _unit(v: Vec) -> Vec:
+    return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True), dtype=np.float32)
+
+
+def _rules() -> list[Rule]:
+    return [r for r in default_rules(GuardConfig()) if r.name in ("lightguard", "oracle @3%")]
+
+
+def evaluate(
+    data: bt.Embedded, background: Background, draws: int, rules: Sequence[Rule] | None = None
+) -> dict[str, dict[str, float]]:
+    """Mean metrics per rule over `draws` single-topic K = 10 draws scored on valid."""
+    negatives = background.head_negatives()
+    per_rule: dict[str, list[dict[str, float]]] = {}
+    for seed in range(draws):
+        ep = bt.draw_episode(data, 1, 10, 100 + seed)
+        assert ep is not None
+        for rule, m in bt.run_episode(ep, background, negatives, rules or _rules(), None, "valid").items():
+            per_rule.setdefault(rule, []).append(m)
+    return {rule: {k: float(np.nanmean([m[k] for m in ms])) for k in ms[0]} for rule, ms in per_rule.items()}
+
+
+def line(probe: str, dataset: str, rule: str, m: dict[str, float]) -> str:
+    return (
+        f"| {probe} | {dataset} | {rule} | {100 * m['accuracy']:.1f} | {100 * m[TARGET_FMR[dataset]]:.1f} "
+        f"| {m['auroc']:.3f} |"
+    )
+
+
+HEADER = "| probe | dataset | rule | accuracy | target false matches | auroc |\n|---|---|---|---|---|---|"
+
+
+# ------------------------------------------------------------------------------------------------ probes
+def transforms(stats: Vec) -> list[tuple[str, Transform]]:
+    """Named vector maps whose statistics come from `stats` (the shipped background) only."""
+    mu = stats.mean(axis=0)
+    centred = stats - mu
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    eigval, eigvec = np.linalg.eigh(centred.T @ centred / len(centred))
+
+    def drop(top: Vec) -> Transform:
+        return lambda v: _unit((v - mu) - ((v - mu) @ top.T) @ top)
+
+    def whiten(w: Vec) -> Transform:
+        return lambda v: _unit((v - mu) @ w)
+
+    out: list[tuple[str, Transform]] = [("none", lambda v: v), ("centre", lambda v: _unit(v - mu))]
+    out += [(f"centre, drop top {d} PCs", drop(vt[:d])) for d in (1, 3, 10)]
+    for alpha in (0.1, 1.0, 3.0):
+        out.append((f"whiten, shrink {alpha}", whiten((eigvec / np.sqrt(eigval + alpha * eigval.mean())) @ eigvec.T)))
+    return out
+
+
+def probe_post(args: argparse.Namespace) -> None:
+    encoder = bt.load_encoder("base")
+    bg = bt.embed_background(encoder, args.cache)
+    sets = {ds: bt.embed_dataset(encoder, args.data / ds, args.cache) for ds in args.datasets}
+    print(HEADER)
+    for name, f in transforms(bg.vectors):
+        background = Background(f(bg.vectors), f(bg.generic))
+        for ds, data in sets.items():
+            moved = bt.Embedded({s: f(v) for s, v in data.vectors.items()}, data.labels)
+            for rule, m in evaluate(moved, background, args.draws).items():
+                print(line(name, ds, rule, m), flush=True)
+
+
+def probe_background(args: argparse.Namespace) -> None:
+    encoder = bt.load_encoder("base")
+    bg = bt.embed_background(encoder, args.cache)
+    safe = sorted({r.text for r in load_rows(splits={"train"}) if r.category == "safe"})
+    safe_vectors = bt._embed_cached(encoder, safe, args.cache, "ceiling-safe")
+    words = np.asarray([len(t.split()) for t in safe])
+    sets = {ds: bt.embed_dataset(encoder, args.data / ds, args.cache) for ds in args.datasets}
+    variants = [("shipped (generic + 1,000 safe)", bg)]
+    for n in (12, 20):
+        short = safe_vectors[words <= n]
+        calib = np.concatenate([bg.vectors, short])
+        variants.append((f"+ {len(short)} safe of <= {n} words", Background(calib, bg.generic)))
+        variants.append(
+            (f"+ {len(short)} safe of <= {n} words, heads too", Background(calib, np.concatenate([bg.generic, short])))
+        )
+    print(HEADER)
+    for name, background in variants:
+        for ds, data in sets.items():
+            for rule, m in evaluate(data, background, args.draws).items():
+                print(line(name, ds, rule, m), flush=True)
+
+
+def _token_vectors(model_dir: Path, texts: list[str]) -> list[Vec]:
+    """Unit token vectors of each text (CLS and SEP dropped), as the pooled MiniLM sees them before pooling."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    out = []
+    for t in model.encode(texts, output_value="token_embeddings", batch_size=64, convert_to_numpy=False):
+        v = t[1:-1].numpy()
+        out.append(_unit(v))
+    return out
+
+
+def probe_late(args: argparse.Namespace) -> None:
+    from index.models import base_model_dir
+
+    encoder = bt.load_encoder("base")
+    bg = bt.embed_background(encoder, args.cache)
+    negatives = bg.head_negatives()
+    shipped = _rules()[0]
+    print("| probe | dataset | late-interaction weight | oracle @3% accuracy | target false matches | auroc |")
+    print("|---|---|---|---|---|---|")
+    for ds in args.datasets:
+        data = bt.embed_dataset(encoder, args.data / ds, args.cache)
+        splits = load_splits(args.data / ds)
+        train = bt._cap_per_label(splits["train"], bt.TRAIN_CAP)  # the rows embed_dataset embedded, in its order
+        train_tokens = _token_vectors(base_model_dir(), [r.text for r in train])
+        valid_tokens = _token_vectors(base_model_dir(), [r.text for r in splits["valid"]])
+        width = max(len(t) for t in valid_tokens)
+        queries = np.zeros((len(valid_tokens), width, valid_tokens[0].shape[1]), dtype=np.float32)
+        mask = np.zeros((len(valid_tokens), width), dtype=bool)
+        for i, t in enumerate(valid_tokens):
+            queries[i, : len(t)], mask[i, : len(t)] = t, True
+        lengths = mask.sum(axis=1)
+        weights = (0.0, 0.5, 1.0, 2.0)
+        metrics: dict[float, list[dict[str, float]]] = {w: [] for w in weights}
+        for seed in range(args.draws):
+            ep = bt.draw_episode(data, 1, 10, 100 + seed)
+            assert ep is not None
+            rows = _drawn_rows(data, ep)
+            late = np.stack(
+                [((queries @ train_tokens[r].T).max(axis=2) * mask).sum(axis=1) / lengths for r in rows], axis=1
+            )
+            late = np.sort(late, axis=1)[:, -shipped.top_m :].mean(axis=1)
+            base = rule_scores(ep.valid_queries, fit_topics(ep, negatives, shipped), shipped)[:, 0]
+            for w in weights:
+                s = (base + w * late)[:, None].astype(np.float32)
+                th = oracle_thresholds(s, ep.valid_group, 0.03)
+                metrics[w].append(episode_metrics(s, th, ep.valid_truth, ep.valid_group))
+        for w, ms in metrics.items():
+            m = {k: float(np.mean([x[k] for x in ms])) for k in ("accuracy", TARGET_FMR[ds], "auroc")}
+            acc, fmr = 100 * m["accuracy"], 100 * m[TARGET_FMR[ds]]
+            print(f"| late | {ds} | {w} | {acc:.1f} | {fmr:.1f} | {m['auroc']:.3f} |")
+
+
+def _drawn_rows(data: bt.Embedded, ep: Episode) -> list[int]:
+    """Train row numbers of the episode's examples (draw_episode keeps vectors only)."""
+    train = data.vectors["train"]
+    return [int(np.argmax(train @ v)) for v in ep.positives[0]]
+
+
+def intent_rows(per_label: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(text, label) from banking77 (all 77 intents, its train.csv), snips and chitchat train splits; none of hwu64."""
+    rows = []
+    with (SHARED / "banking77" / "train.csv").open(encoding="utf-8") as f:
+        rows += [(r["text"], "banking77:" + r["category"]) for r in csv.DictReader(f)]
+    for ds in ("snips", "chitchat_smalltalk"):
+        rows += [(r.text, f"{ds}:{r.label}") for r in load_splits(REPO / "var" / "topics" / ds)["train"]]
+    random.Random(seed).shuffle(rows)
+    seen: dict[str, int] = {}
+    out = []
+    for text, label in rows:
+        if seen.get(label, 0) < per_label:
+            seen[label] = seen.get(label, 0) + 1
+            out.append((text, label))
+    return out
+
+
+def fine_tune(out: Path, rows: list[tuple[str, str]], loss_name: str, epochs: float) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer import losses
+    from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+
+    from index.models import base_model_dir
+
+    torch.manual_seed(13)
+    loss: Any
+    model = SentenceTransformer(str(base_model_dir()), device="cpu")
+    model.max_seq_length = 32
+    if loss_name == "mnrl":
+        by_label: dict[str, list[str]] = {}
+        for text, label in rows:
+            by_label.setdefault(label, []).append(text)
+        rng = random.Random(1)
+        pairs = [(t, rng.choice([u for u in by_label[lab] if u != t])) for t, lab in rows if len(by_label[lab]) > 1]
+        dataset = Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [b for _, b in pairs]})
+        loss = losses.MultipleNegativesRankingLoss(model)
+        sampler = BatchSamplers.NO_DUPLICATES
+    else:
+        ids = {lab: i for i, lab in enumerate(sorted({lab for _, lab in rows}))}
+        dataset = Dataset.from_dict({"text": [t for t, _ in rows], "label": [ids[lab] for _, lab in rows]})
+        loss = losses.BatchHardSoftMarginTripletLoss(model)
+        sampler = BatchSamplers.GROUP_BY_LABEL
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=32,
+        learning_rate=5e-5,
+        warmup_steps=0.1,
+        batch_sampler=sampler,
+        seed=13,
+        data_seed=13,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    t0 = time.perf_counter()
+    SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss).train()
+    print(f"  fine-tuned on {len(dataset)} rows in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    model.save(str(out))
+
+
+def probe_finetune(args: argparse.Namespace) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from index.models import base_model_dir
+
+    out = REPO / "var" / f"intent-ft-{args.loss}-{args.per_label}"
+    rows = intent_rows(args.per_label)
+    if not (out / "config.json").exists():
+        fine_tune(out, rows, args.loss, args.epochs)
+    generic = [json.loads(s)["text"] for s in (REPO / "data" / "background.jsonl").open(encoding="utf-8")]
+    safe = [r.text for r in load_rows(splits={"train"}) if r.category == "safe"]
+    safe = random.Random(0).sample(safe, bt.SAFE_BACKGROUND)
+    splits = load_splits(args.data / "hwu64")
+    splits["train"] = bt._cap_per_label(splits["train"], bt.TRAIN_CAP)
+    print(HEADER)
+    # both encoders in torch, so the comparison is of the weights alone (the served int8 model differs slightly)
+    for name, model_dir in (("base (torch)", base_model_dir()), (f"intent {args.loss}, {len(rows)} rows", out)):
+        model = SentenceTransformer(str(model_dir), device="cpu")
+
+        def embed(texts: list[str], m: SentenceTransformer = model) -> Vec:
+            return np.asarray(m.encode(texts, batch_size=64, normalize_embeddings=True), dtype=np.float32)
+
+        generic_v = embed(generic)
+        background = Background(np.concatenate([generic_v, embed(safe)]), generic_v)
+        data = bt.Embedded(
+            {s: embed([r.text for r in rs]) for s, rs in splits.items()},
+            {s: [r.label for r in rs] for s, rs in splits.items()},
+        )
+        for rule, m in evaluate(data, background, args.draws).items():
+            print(line(name, "hwu64", rule, m), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("probe", choices=("post", "background", "late", "finetune"))
+    parser.add_argument("--data", type=Path, default=REPO / "var" / "topics")
+    parser.add_argument("--cache", type=Path, default=REPO / "var" / "cache")
+    parser.add_argument("--datasets", nargs="*", default=["hwu64", "banking77_oos"])
+    parser.add_argument("--draws", type=int, default=100)
+    parser.add_argument("--loss", choices=("triplet-soft", "mnrl"), default="triplet-soft", help="finetune")
+    parser.add_argument("--per-label", type=int, default=60, help="finetune: training rows per intent")
+    parser.add_argument("--epochs", type=float, default=1.0, help="finetune")
+    args = parser.parse_args(argv)
+    {"post": probe_post, "background": probe_background, "late": probe_late, "finetune": probe_finetune}[args.probe](
+        args
+    )
+
+
+if __name__ == "__main__":
+    main()
