@@ -54,18 +54,21 @@ def _rules() -> list[Rule]:
     return [r for r in default_rules(GuardConfig()) if r.name in ("lightguard", "oracle @3%")]
 
 
-def evaluate(
-    data: bt.Embedded, background: Background, draws: int, rules: Sequence[Rule] | None = None
-) -> dict[str, dict[str, float]]:
-    """Mean metrics per rule over `draws` single-topic K = 10 draws scored on valid."""
+def evaluate(data: bt.Embedded, background: Background, draws: int) -> dict[str, dict[str, float]]:
+    """Mean metrics per rule over `draws` single-topic K = 10 draws scored on valid (nan where a group is absent)."""
     negatives = background.head_negatives()
     per_rule: dict[str, list[dict[str, float]]] = {}
     for seed in range(draws):
         ep = bt.draw_episode(data, 1, 10, 100 + seed)
         assert ep is not None
-        for rule, m in bt.run_episode(ep, background, negatives, rules or _rules(), None, "valid").items():
+        for rule, m in bt.run_episode(ep, background, negatives, _rules(), None, "valid").items():
             per_rule.setdefault(rule, []).append(m)
-    return {rule: {k: float(np.nanmean([m[k] for m in ms])) for k in ms[0]} for rule, ms in per_rule.items()}
+    return {rule: {k: _mean([m[k] for m in ms]) for k in ms[0]} for rule, ms in per_rule.items()}
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def line(probe: str, dataset: str, rule: str, m: dict[str, float]) -> str:
