@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from index.artifact import load_guard, read_guard_metadata, save_guard
-from index.calibration import Platt, best_f1_threshold, fit_platt
+from index.calibration import Platt, best_f1_threshold, fit_platt, fmr_threshold
 from index.datasets import DatasetRow, LabelledText, default_data_dir, load_labelled_jsonl, load_rows
 from index.encoder import Encoder, HashingEncoder, split_windows
 from index.errors import (
@@ -76,6 +76,7 @@ __all__ = [
     "default_data_dir",
     "default_models_dir",
     "fit_platt",
+    "fmr_threshold",
     "load_guard",
     "load_guard_config",
     "load_labelled_jsonl",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from index.scoring import logit, sigmoid
 
@@ -82,6 +82,16 @@ def best_f1_threshold(scores: NDArray[np.floating], positive: NDArray[np.bool_])
     f1 = np.where(last_of_run, f1, -1.0)
     best = int(np.argmax(f1))
     return float(s_sorted[best]), float(f1[best])
+
+
+def fmr_threshold(scores: ArrayLike, positive: ArrayLike, target_fmr: float) -> float:
+    """The lowest threshold (just above a negative's score) whose false-match rate on these items is <= target_fmr."""
+    s = np.asarray(scores, dtype=np.float64)
+    neg = np.sort(s[~np.asarray(positive, dtype=bool)])[::-1]
+    if neg.size == 0:  # no negatives: nothing to keep out, so every item may match
+        return float(s.min()) if s.size else 0.0
+    allowed = int(np.floor(target_fmr * neg.size + 1e-9))  # negatives that may score at or above the threshold
+    return float(neg[allowed]) + 1e-6 if allowed < neg.size else float(neg[-1])
 
 
 def topic_threshold(

@@ -9,7 +9,7 @@ from typing import cast
 import numpy as np
 from sqlalchemy.orm import Session
 
-from index import Exemplar, Guard, Label, Role, best_f1_threshold
+from index import Exemplar, Guard, Label, Role, best_f1_threshold, fmr_threshold
 from service.errors import ConflictError, InvalidRequestError, NotFoundError
 from service.models import Exemplar as ExemplarRow
 from service.models import Topic
@@ -52,15 +52,6 @@ def threshold_metrics(scores: Sequence[float], labels: Sequence[bool], threshold
         f1=round(f1, 6),
         false_match_rate=round(fmr, 6),
     )
-
-
-def fmr_threshold(scores: Sequence[float], labels: Sequence[bool], target_fmr: float) -> float:
-    """The lowest threshold (just above a negative's score) whose false-match rate on these items is <= target_fmr."""
-    neg = np.sort(np.asarray(scores, dtype=np.float64)[~np.asarray(labels, dtype=bool)])[::-1]
-    if neg.size == 0:
-        return float(min(scores, default=0.0))
-    allowed = int(np.floor(target_fmr * neg.size + 1e-9))  # negatives that may score at or above the threshold
-    return float(neg[allowed]) + 1e-6 if allowed < neg.size else float(neg[-1])
 
 
 def suggest_thresholds(scores: Sequence[float], labels: Sequence[bool], target_fmr: float) -> ThresholdSuggestion:

@@ -10,10 +10,10 @@ import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from index import HashingEncoder
+from index import HashingEncoder, fmr_threshold
 from service.app import create_app
 from service.cli_admin import register
-from service.usecases.topics import fmr_threshold, suggest_thresholds, threshold_metrics
+from service.usecases.topics import suggest_thresholds, threshold_metrics
 from tests.service.support import COOKING, COOKING_PARAPHRASE, FIXTURES, create_cooking, make_settings, wait_ready
 
 MATCHES = [COOKING_PARAPHRASE, "how do I bake a chocolate cake in the oven"]
