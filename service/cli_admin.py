@@ -270,6 +270,10 @@ def topics_suggest_threshold(
     topic: Annotated[str, typer.Argument(help="Topic id or name.")],
     input_path: Annotated[Path, typer.Option("--input", "-i", help="JSONL of {text, match} or {text, label}.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    target_fmr: Annotated[
+        float | None,
+        typer.Option("--target-fmr", help="False-match rate for the suggested threshold (default: the index's)."),
+    ] = None,
 ) -> None:
     """Precision / recall / F1 / false-match rate on labelled texts, and suggested thresholds (changes nothing)."""
     from service.context import open_context
@@ -280,6 +284,8 @@ def topics_suggest_threshold(
 
     if not input_path.is_file():
         raise typer.BadParameter(f"--input {input_path} does not exist")
+    if target_fmr is not None and not 0.0 < target_fmr < 1.0:
+        raise typer.BadParameter(f"--target-fmr {target_fmr:g} must be between 0 and 1 (exclusive)")
     ctx = open_context(Settings())
 
     async def run() -> TopicEvaluation:
@@ -289,7 +295,10 @@ def topics_suggest_threshold(
             found = _find_topic(TopicRepository(session), topic)
             texts, labels = read_labelled(input_path, found.name)
             return await TopicService(session, ctx.indexing, ctx.limits).evaluate(
-                found.id, TopicEvaluate(texts=texts, labels=labels)
+                found.id,
+                TopicEvaluate(texts=texts, labels=labels)
+                if target_fmr is None
+                else TopicEvaluate(texts=texts, labels=labels, target_fmr=target_fmr),
             )
         finally:
             session.close()

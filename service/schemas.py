@@ -169,10 +169,20 @@ class TopicEvaluate(BaseModel):
         list[LabelledExample] | None,
         _absent_or({"type": "array", "items": {"$ref": "#/components/schemas/LabelledExample"}, "minItems": 1}),
     ] = None
+    target_fmr: Annotated[
+        float | None,
+        _absent_or({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}),
+        Field(
+            gt=0.0,
+            lt=1.0,
+            description="The false-match rate the `suggested.target_fmr` threshold keeps to on these items; left out: "
+            "the index's topic_target_fmr",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _one_form(self) -> TopicEvaluate:
-        _no_nulls(self, "texts", "labels", "examples")
+        _no_nulls(self, "texts", "labels", "examples", "target_fmr")
         if (self.examples is None) == (self.texts is None):
             raise ValueError("send either `texts` with `labels`, or `examples` as [{text, match}]")
         if self.texts is not None and (self.labels is None or len(self.labels) != len(self.texts)):
@@ -208,7 +218,7 @@ class TopicEvaluation(BaseModel):
     items: int
     positives: int
     negatives: int
-    target_fmr: float = Field(description="The index's topic_target_fmr (GuardConfig)")
+    target_fmr: float = Field(description="The request's target_fmr, else the index's topic_target_fmr (GuardConfig)")
     current: ThresholdMetrics = Field(description="Metrics at the topic's current threshold")
     suggested: ThresholdSuggestion
     scores: list[float] = Field(description="The topic score of each item, in request order (cosine units)")

@@ -299,15 +299,16 @@ class TopicService:
                 "topic_id",
             )
         scored = await self._topic_scores(topic.name, texts)
+        target_fmr = scored.target_fmr if body.target_fmr is None else body.target_fmr
         return TopicEvaluation(
             topic_id=topic.id,
             name=topic.name,
             items=len(texts),
             positives=sum(labels),
             negatives=len(labels) - sum(labels),
-            target_fmr=scored.target_fmr,
+            target_fmr=target_fmr,
             current=threshold_metrics(scored.scores, labels, scored.threshold),
-            suggested=suggest_thresholds(scored.scores, labels, scored.target_fmr),
+            suggested=suggest_thresholds(scored.scores, labels, target_fmr),
             scores=scored.scores,
             index_version=scored.version,
         )

@@ -62,6 +62,11 @@ def test_evaluate_route_reports_and_changes_nothing(client: TestClient) -> None:
 
     same = client.post(url, json={"examples": [{"text": t, "match": y} for t, y in zip(texts, labels, strict=True)]})
     assert same.status_code == 200 and same.json()["scores"] == report["scores"]
+    # the operator's own target: one of the three negatives may match, so the suggestion can only move down
+    looser = client.post(url, json={"texts": texts, "labels": labels, "target_fmr": 0.34}).json()
+    assert looser["target_fmr"] == 0.34 and looser["scores"] == report["scores"]
+    assert looser["suggested"]["target_fmr"]["false_match_rate"] == pytest.approx(1 / 3)
+    assert looser["suggested"]["target_fmr"]["threshold"] < report["suggested"]["target_fmr"]["threshold"]
     after = client.get(f"/v1/topics/{topic['id']}").json()
     assert after["threshold"] == topic["threshold"] and after["threshold_source"] == "calibrated"
     assert client.get("/v1/index").json()["version"] == version
@@ -75,6 +80,11 @@ def test_evaluate_route_reports_and_changes_nothing(client: TestClient) -> None:
         {"texts": ["a"], "labels": [True], "examples": [{"text": "a", "match": True}]},
         {},
         {"examples": [{"text": "a"}]},
+        {"texts": ["a"], "labels": [True], "target_fmr": 0},
+        {"texts": ["a"], "labels": [True], "target_fmr": 1},
+        {"texts": ["a"], "labels": [True], "target_fmr": None},
+        {"texts": ["a"], "labels": [True], "target_fmr": "0.1"},
+        {"texts": ["a"], "labels": [True], "target_fmr": True},
     ],
 )
 def test_evaluate_rejects_malformed_bodies(client: TestClient, body: dict[str, object]) -> None:
@@ -134,6 +144,12 @@ def test_cli_suggest_threshold(cli: typer.Typer, tmp_path: Path) -> None:
     as_json = runner.invoke(cli, ["topics", "suggest-threshold", "cooking", "--input", str(labelled), "--json"])
     report = json.loads(as_json.stdout)
     assert (report["positives"], report["negatives"]) == (2, 3) and report["suggested"]["best_f1"]["f1"] == 1.0
+    args = ["topics", "suggest-threshold", "cooking", "--input", str(labelled), "--json", "--target-fmr", "0.34"]
+    looser = json.loads(runner.invoke(cli, args).stdout)
+    assert looser["target_fmr"] == 0.34
+    assert looser["suggested"]["target_fmr"]["false_match_rate"] == pytest.approx(1 / 3)
+    out_of_range = runner.invoke(cli, [*args[:-1], "1.5"])
+    assert out_of_range.exit_code != 0 and "--target-fmr" in out_of_range.output
 
     assert runner.invoke(cli, ["topics", "suggest-threshold", "nope", "--input", str(labelled)]).exit_code != 0
     bad = tmp_path / "bad.jsonl"
