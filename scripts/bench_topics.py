@@ -43,6 +43,7 @@ from topic_rules import (
     default_rules,
     episode_metrics,
     fit_topics,
+    labelled_rules,
     oracle_thresholds,
     rule_thresholds,
     score_matrix,
@@ -170,7 +171,7 @@ def run_episode(
         (ep.queries, ep.truth, ep.group) if split == "test" else (ep.valid_queries, ep.valid_truth, ep.valid_group)
     )
     for rule in rules:
-        if rule.valid_f1 and split == "valid":
+        if (rule.valid_f1 or rule.valid_fmr is not None) and split == "valid":
             continue  # it would be fitted on the rows it is scored on
         if rule.allows:
             if allow_pool is None:
@@ -231,6 +232,7 @@ def grid(args: argparse.Namespace) -> None:
     cfg = GuardConfig()
     seed_base = 0 if args.split == "test" else 100
     rules = [r for r in default_rules(cfg) if not args.rules or r.name in args.rules]
+    rules += [r for r in labelled_rules(cfg) if r.name in args.rules]
     results: list[dict[str, Any]] = []
     for enc_name in args.encoders:
         if not (REPO / "models" / enc_name).is_dir():
@@ -578,7 +580,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--scoring-config", type=Path, default=None, help="latency: GuardConfig overrides (JSON)")
-    parser.add_argument("--rules", nargs="*", default=[], help="grid / report: only these rules")
+    parser.add_argument(
+        "--rules",
+        nargs="*",
+        default=[],
+        help="grid / report: only these rules (grid runs the `labelled @...` rules only when named)",
+    )
     parser.add_argument("--mean", action="store_true", help="report: one row per rule, the mean over the slice")
     args = parser.parse_args(argv)
     commands: dict[str, Callable[[argparse.Namespace], None]] = {

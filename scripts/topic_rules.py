@@ -5,13 +5,14 @@ them). Scoring and calibration go through the library (`index.scoring.topic_scor
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from index import GuardConfig
-from index.calibration import best_f1_threshold, topic_threshold
+from index.calibration import best_f1_threshold, fmr_threshold, topic_threshold
 from index.scoring import topic_scores
 from index.topic_head import GramStats, TopicHead, fit_topic_head
 
@@ -34,6 +35,12 @@ class Rule:
     fixed: float | None = None
     allows: int = 0  # allow-examples per topic taken from the dataset's allow pool
     valid_f1: bool = False  # per-topic threshold = max F1 on the valid split (what /evaluate suggests)
+    # per-topic threshold = the lowest with at most this false-match rate on labelled valid rows (the evaluate
+    # route's other suggestion, `fmr_threshold`)
+    valid_fmr: float | None = None
+    # labelled valid rows an operator has: every positive of the drawn topics plus this many random negatives (None:
+    # the whole valid split); used by valid_f1 and valid_fmr
+    valid_negatives: int | None = None
     # report-only ceiling: per topic, the threshold that lets at most this share of the *scored* rows' far negatives
     # (out of domain + other intents) match it, chosen on those very rows
     oracle_fmr: float | None = None
@@ -79,6 +86,17 @@ def default_rules(cfg: GuardConfig) -> list[Rule]:
         replace(base, name="lightguard valid-f1", valid_f1=True),
         replace(base, name="lightguard +5 allows", allows=5),
         replace(base, name="oracle @3%", oracle_fmr=0.03),
+    ]
+
+
+def labelled_rules(cfg: GuardConfig) -> list[Rule]:
+    """The evaluate route's target-false-match suggestion applied as the threshold, by how many labelled negatives
+    the operator has; run only when named (`grid --rules`)."""
+    base = shipped_rule(cfg)
+    return [
+        replace(base, name=f"labelled @{round(100 * fmr)}%, {n or 'all'} neg", valid_fmr=fmr, valid_negatives=n)
+        for fmr in (0.01, 0.03)
+        for n in (100, 300, 1000, None)
     ]
 
 
@@ -216,12 +234,31 @@ def thresholds_for(
         raise ValueError(f"{rule.name}: an oracle threshold is chosen on the scored rows (oracle_thresholds)")
     if rule.fixed is not None:
         return np.full(len(ep.topics), rule.fixed, dtype=np.float32)
-    if rule.valid_f1:
-        scores = score_matrix(ep.valid_queries, topics, rule)
+    if rule.valid_f1 or rule.valid_fmr is not None:
+        rows = labelled_rows(ep, rule.valid_negatives)
+        scores = score_matrix(ep.valid_queries[rows], topics, rule)
+        truth = ep.valid_truth[rows]
         return np.asarray(
-            [best_f1_threshold(scores[:, t], ep.valid_truth == t)[0] for t in range(len(ep.topics))], dtype=np.float32
+            [
+                best_f1_threshold(scores[:, t], truth == t)[0]
+                if rule.valid_f1
+                else fmr_threshold(scores[:, t], truth == t, rule.valid_fmr or 0.0)
+                for t in range(len(ep.topics))
+            ],
+            dtype=np.float32,
         )
     return rule_thresholds(rule, calibration_inputs(topics, background, rule) if inputs is None else inputs)
+
+
+def labelled_rows(ep: Episode, negatives: int | None) -> NDArray[np.intp]:
+    """Valid rows an operator labelled: all the topics' positives and `negatives` random others (None: all rows),
+    drawn the same way for every rule of the episode."""
+    if negatives is None:
+        return np.arange(len(ep.valid_truth))
+    pos = np.flatnonzero(ep.valid_truth >= 0)
+    neg = np.flatnonzero(ep.valid_truth < 0)
+    rng = np.random.default_rng(zlib.crc32(",".join(ep.topics).encode()))
+    return np.sort(np.concatenate([pos, rng.choice(neg, min(negatives, neg.size), replace=False)]))
 
 
 # ------------------------------------------------------------------------------------------------ metrics

@@ -12,7 +12,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from index import Exemplar, Guard, GuardConfig, HashingEncoder, Label
+from index import Exemplar, Guard, GuardConfig, HashingEncoder, Label, fmr_threshold
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -181,6 +181,37 @@ def test_topic_threshold_positive_quantile_lifts_a_tight_topic() -> None:
     # a loose topic keeps the floor; no leave-one-out scores means no lift
     assert topic_threshold(loo - 0.5, background, 0.01, 0.35, 0.3, 0.1) == pytest.approx(0.35)
     assert topic_threshold(np.zeros(0), background, 0.01, 0.35, 0.3, 0.1) == pytest.approx(0.35)
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_labelled_rule_applies_the_evaluate_routes_target_fmr_suggestion() -> None:
+    """`labelled @3%, N neg`: the operator's labelled rows are every positive plus N random negatives (the same draw
+    for every rule), and each topic's threshold is index.fmr_threshold on them, as the evaluate route suggests."""
+    rng = np.random.default_rng(5)
+    dim = 16
+    centre = rng.normal(size=dim)
+    positives = centre + 0.3 * rng.normal(size=(10, dim))
+    valid = np.concatenate([centre + 0.3 * rng.normal(size=(20, dim)), rng.normal(size=(400, dim))])
+    truth = np.r_[np.zeros(20, dtype=np.int64), np.full(400, -1)]
+    group = np.full(420, "ood")
+    ep = rules.Episode(["t"], [unit(positives)], [None], unit(valid), truth, group, unit(valid), truth, group)
+    rows = rules.labelled_rows(ep, 100)
+    assert len(rows) == 120 and (truth[rows] >= 0).sum() == 20
+    assert np.array_equal(rows, rules.labelled_rows(ep, 100)), "one draw per episode, whatever the rule"
+    assert len(rules.labelled_rows(ep, None)) == 420
+    named = {r.name: r for r in rules.labelled_rules(GuardConfig())}
+    rule = named["labelled @3%, 100 neg"]
+    assert (rule.valid_fmr, rule.valid_negatives) == (0.03, 100)
+    bg = rules.Background(vectors=unit(rng.normal(size=(80, dim))), generic=unit(rng.normal(size=(80, dim))))
+    topics = rules.fit_topics(ep, bg.head_negatives(), rule)
+    threshold = rules.thresholds_for(ep, topics, bg, rule)[0]
+    scores = rules.score_matrix(ep.valid_queries[rows], topics, rule)[:, 0]
+    neg = scores[truth[rows] < 0]
+    assert (neg >= threshold).sum() == 3, "the lowest threshold that lets 3 % of 100 labelled negatives through"
+    assert threshold == pytest.approx(fmr_threshold(scores, truth[rows] == 0, 0.03), abs=1e-6)
 
 
 ceiling = _load("topic_ceiling")
