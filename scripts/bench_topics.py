@@ -104,24 +104,34 @@ def _embed_cached(encoder: Encoder, texts: list[str], cache: Path, tag: str) -> 
     return vectors
 
 
-def embed_dataset(encoder: Encoder, folder: Path, cache: Path) -> Embedded:
+def benchmark_splits(folder: Path) -> dict[str, list[TopicRow]]:
+    """The rows the benchmark embeds, in order: every split, train capped per intent and the allow pool per label."""
     splits = load_splits(folder)
     splits["train"] = _cap_per_label(splits["train"], TRAIN_CAP)
     if "allow" in splits:
         splits["allow"] = _cap_per_label(splits["allow"], ALLOW_CAP)
+    return splits
+
+
+def embed_dataset(encoder: Encoder, folder: Path, cache: Path) -> Embedded:
+    splits = benchmark_splits(folder)
     vectors = {
         s: _embed_cached(encoder, [r.text for r in rows], cache, f"{folder.name}-{s}") for s, rows in splits.items()
     }
     return Embedded(vectors, {s: [r.label for r in rows] for s, rows in splits.items()})
 
 
-def embed_background(encoder: Encoder, cache: Path) -> Background:
-    texts = [json.loads(line)["text"] for line in (REPO / "data" / "background.jsonl").open(encoding="utf-8")]
-    n_generic = len(texts)
+def background_texts() -> tuple[list[str], list[str]]:
+    """The background's texts: data/background.jsonl (the heads' negatives) and a fixed sample of safe exemplars."""
+    generic = [json.loads(line)["text"] for line in (REPO / "data" / "background.jsonl").open(encoding="utf-8")]
     safe = [r.text for r in load_rows(splits={"train"}) if r.category == "safe"]
-    texts += random.Random(0).sample(safe, min(SAFE_BACKGROUND, len(safe)))
-    vectors = _embed_cached(encoder, texts, cache, "background")
-    return Background(vectors, vectors[:n_generic])
+    return generic, random.Random(0).sample(safe, min(SAFE_BACKGROUND, len(safe)))
+
+
+def embed_background(encoder: Encoder, cache: Path) -> Background:
+    generic, safe = background_texts()
+    vectors = _embed_cached(encoder, generic + safe, cache, "background")
+    return Background(vectors, vectors[: len(generic)])
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -144,15 +154,25 @@ def draw_episode(data: Embedded, n_topics: int, k: int, seed: int) -> Episode | 
     rng = random.Random(seed * 1000 + n_topics * 10 + k)
     topics = sorted(rng.sample(intents, n_topics))
     train_labels = np.asarray(data.labels["train"])
-    positives = []
+    example_rows = []
     for t in topics:
         rows = np.flatnonzero(train_labels == t).tolist()
-        positives.append(data.vectors["train"][sorted(rng.sample(rows, min(k, len(rows))))])
+        example_rows.append(sorted(rng.sample(rows, min(k, len(rows)))))
+    positives = [data.vectors["train"][rows] for rows in example_rows]
     truth, group = _truth(data.labels["test"], topics)
     valid_truth, valid_group = _truth(data.labels["valid"], topics)
     allows: list[Vec | None] = [None] * len(topics)
     return Episode(
-        topics, positives, allows, data.vectors["test"], truth, group, data.vectors["valid"], valid_truth, valid_group
+        topics,
+        positives,
+        allows,
+        data.vectors["test"],
+        truth,
+        group,
+        data.vectors["valid"],
+        valid_truth,
+        valid_group,
+        example_rows,
     )
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import random
 import sys
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_topics as bt
 from topic_datasets import SHARED, load_splits
-from topic_rules import Background, Episode, Rule, default_rules, episode_metrics, fit_topics, oracle_thresholds
+from topic_rules import Background, Rule, default_rules, episode_metrics, fit_topics, oracle_thresholds
 from topic_rules import score_matrix as rule_scores
 
 from index import GuardConfig
@@ -161,9 +160,8 @@ def probe_late(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|")
     for ds in args.datasets:
         data = bt.embed_dataset(encoder, args.data / ds, args.cache)
-        splits = load_splits(args.data / ds)
-        train = bt._cap_per_label(splits["train"], bt.TRAIN_CAP)  # the rows embed_dataset embedded, in its order
-        train_tokens = _token_vectors(base_model_dir(), [r.text for r in train])
+        splits = bt.benchmark_splits(args.data / ds)  # the rows embed_dataset embedded, in its order
+        train_tokens = _token_vectors(base_model_dir(), [r.text for r in splits["train"]])
         valid_tokens = _token_vectors(base_model_dir(), [r.text for r in splits["valid"]])
         width = max(len(t) for t in valid_tokens)
         queries = np.zeros((len(valid_tokens), width, valid_tokens[0].shape[1]), dtype=np.float32)
@@ -176,9 +174,9 @@ def probe_late(args: argparse.Namespace) -> None:
         for seed in range(args.draws):
             ep = bt.draw_episode(data, 1, 10, 100 + seed)
             assert ep is not None
-            rows = _drawn_rows(data, ep)
             late = np.stack(
-                [((queries @ train_tokens[r].T).max(axis=2) * mask).sum(axis=1) / lengths for r in rows], axis=1
+                [((queries @ train_tokens[r].T).max(axis=2) * mask).sum(axis=1) / lengths for r in ep.example_rows[0]],
+                axis=1,
             )
             late = np.sort(late, axis=1)[:, -shipped.top_m :].mean(axis=1)
             base = rule_scores(ep.valid_queries, fit_topics(ep, negatives, shipped), shipped)[:, 0]
@@ -190,12 +188,6 @@ def probe_late(args: argparse.Namespace) -> None:
             m = {k: float(np.mean([x[k] for x in ms])) for k in ("accuracy", TARGET_FMR[ds], "auroc")}
             acc, fmr = 100 * m["accuracy"], 100 * m[TARGET_FMR[ds]]
             print(f"| late | {ds} | {w} | {acc:.1f} | {fmr:.1f} | {m['auroc']:.3f} |")
-
-
-def _drawn_rows(data: bt.Embedded, ep: Episode) -> list[int]:
-    """Train row numbers of the episode's examples (draw_episode keeps vectors only)."""
-    train = data.vectors["train"]
-    return [int(np.argmax(train @ v)) for v in ep.positives[0]]
 
 
 def intent_rows(per_label: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -273,11 +265,8 @@ def probe_finetune(args: argparse.Namespace) -> None:
     rows = intent_rows(args.per_label)
     if not (out / "config.json").exists():
         fine_tune(out, rows, args.loss, args.epochs)
-    generic = [json.loads(s)["text"] for s in (REPO / "data" / "background.jsonl").open(encoding="utf-8")]
-    safe = [r.text for r in load_rows(splits={"train"}) if r.category == "safe"]
-    safe = random.Random(0).sample(safe, bt.SAFE_BACKGROUND)
-    splits = load_splits(args.data / "hwu64")
-    splits["train"] = bt._cap_per_label(splits["train"], bt.TRAIN_CAP)
+    generic, safe = bt.background_texts()
+    splits = bt.benchmark_splits(args.data / "hwu64")
     print(HEADER)
     # both encoders in torch, so the comparison is of the weights alone (the served int8 model differs slightly)
     for name, model_dir in (("base (torch)", base_model_dir()), (f"intent {args.loss}, {len(rows)} rows", out)):

@@ -6,7 +6,7 @@ them). Scoring and calibration go through the library (`index.scoring.topic_scor
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -127,6 +127,7 @@ class Episode:
     valid_queries: Vec
     valid_truth: NDArray[np.int64]
     valid_group: NDArray[np.str_]
+    example_rows: list[list[int]] = field(default_factory=list)  # per topic, the train rows `positives` holds
 
 
 def with_allows(ep: Episode, pool: Vec, per_topic: int) -> list[Vec | None]:

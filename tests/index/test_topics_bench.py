@@ -230,17 +230,17 @@ def test_ceiling_transforms_are_fitted_on_the_background_and_return_unit_vectors
     top = np.linalg.svd(centred, full_matrices=False)[2][0]
     assert np.abs(maps["centre, drop top 1 PCs"](stats) @ top).max() < 1e-5
     # whitening the background flattens its spectrum: the direction it stretched 20x no longer dominates
-    before = np.linalg.eigvalsh(np.cov(ceiling._unit(centred).T))
+    before = np.linalg.eigvalsh(np.cov(unit(centred).T))
     after = np.linalg.eigvalsh(np.cov(maps["whiten, shrink 0.1"](stats).T))
     assert after.max() / after.min() < 0.1 * before.max() / before.min()
 
 
-def test_ceiling_recovers_the_train_rows_of_a_draw() -> None:
+def test_episode_records_the_train_rows_of_its_examples() -> None:
     rng = np.random.default_rng(4)
     labels = [f"intent{i % 4}" for i in range(40)]
-    vectors = {s: ceiling._unit(rng.normal(size=(40, 8)).astype(np.float32)) for s in ("train", "valid", "test")}
+    vectors = {s: unit(rng.normal(size=(40, 8))) for s in ("train", "valid", "test")}
     data = bench.Embedded(vectors, {s: labels for s in vectors})
     ep = bench.draw_episode(data, 1, 5, seed=7)
-    rows = ceiling._drawn_rows(data, ep)
-    assert np.array_equal(vectors["train"][rows], ep.positives[0])
+    rows = ep.example_rows[0]
+    assert len(rows) == 5 and np.array_equal(vectors["train"][rows], ep.positives[0])
     assert {labels[r] for r in rows} == set(ep.topics)
