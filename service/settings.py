@@ -52,8 +52,9 @@ class Settings(BaseSettings):
         default=2.0,
         ge=0.0,
         le=50.0,
-        description="Micro-batch: extra wait for more requests, only under concurrency (a sequential client never"
-        " waits). 2 ms: 8 concurrent single-prompt clients got ~25 % more prompts/s than with 0 (docs/performance.md)",
+        description="Micro-batch: longest extra wait for more requests, only under concurrency (a sequential client"
+        " never waits; the wait ends early once as many requests are in as recent batches held). 2 ms: 8 concurrent"
+        " single-prompt clients got ~25 % more prompts/s than with 0 (docs/performance.md)",
     )
     follow_interval_s: float = Field(
         default=0.5,

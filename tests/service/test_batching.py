@@ -79,6 +79,43 @@ def test_a_lone_request_is_not_delayed_and_batches_respect_max_texts() -> None:
     assert max(len(c) for c in run.calls) <= 3
 
 
+def test_the_linger_ends_once_as_many_requests_as_recent_batches_are_in() -> None:
+    """Closed-loop clients: once the batch holds as many requests as recent batches did, waiting out the rest of
+    the linger would only idle the encoder; short of that, the batcher still lingers for the stragglers."""
+    run = GatedRun()
+
+    async def scenario() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(1) as pool:
+            batcher: MicroBatcher[str] = MicroBatcher(run, pool, max_texts=64, max_wait_s=5.0)
+            first = asyncio.create_task(batcher.submit(["a"]))
+            while not batcher.stats.batches:
+                await asyncio.sleep(0)
+            queued = [asyncio.create_task(batcher.submit([f"b{i}"])) for i in range(3)]
+            await asyncio.sleep(0)
+            run.gate.set()
+            await asyncio.gather(first, *queued)  # a batch of 3 requests: traffic is concurrent, 3 are expected
+
+            t = loop.time()
+            await asyncio.gather(*(batcher.submit([f"c{i}"]) for i in range(3)))
+            all_in = loop.time() - t
+
+            async def late(text: str) -> tuple[list[str], int]:
+                await asyncio.sleep(0.2)
+                return await batcher.submit([text])
+
+            t = loop.time()
+            await asyncio.gather(batcher.submit(["d0"]), batcher.submit(["d1"]), late("d2"))
+            straggler = loop.time() - t
+            await batcher.close()
+            return all_in, straggler
+
+    all_in, straggler = run_async(scenario)
+    assert run.calls[1:] == [["b0", "b1", "b2"], ["c0", "c1", "c2"], ["d0", "d1", "d2"]]
+    assert all_in < 2.0, f"3 of 3 expected requests were in, yet the batch waited {all_in:.2f} s of the 5 s linger"
+    assert 0.2 <= straggler < 2.0, "two of the expected 3 in, the batch lingered for the third and went once it came"
+
+
 def test_one_bad_request_fails_alone() -> None:
     run = GatedRun()
 
