@@ -6,7 +6,7 @@ that long for more requests, but only while traffic is concurrent (the previous 
 so a sequential client never pays it. The linger also ends once the batch holds as many requests as the largest of
 the last `RECENT_BATCHES` batches: N clients that each wait for their answer before sending again return within a
 millisecond or two of each other, and once all N are in, waiting out the rest of `max_wait_s` only idles the
-encoder (8 such clients: 515 vs 462 prompts/s, medians of six alternating runs, docs/performance.md). A request is
+encoder (8 such clients: 492 vs 451 prompts/s, medians of six alternating runs, docs/performance.md). A request is
 never split across batches; a batch stops growing once it holds `max_texts` texts.
 
 Consistency: the whole batch runs in one `run` call, which (see service/runtime.py) reads one guard snapshot under

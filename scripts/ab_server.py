@@ -1,0 +1,162 @@
+"""Interleaved A/B of the serving path: server builds (git revisions of this repository) and settings, alternated.
+
+On a shared 2-core machine the same build's throughput moves by 20 % between runs minutes apart, so two builds
+measured one after the other compare the machine's phases, not the builds. This starts each arm's server in turn,
+round after round, and reports every round, the medians, and how many rounds each arm won against the first:
+
+    .venv/bin/python scripts/ab_server.py --arm before 641fedf --arm after . --rounds 6
+    .venv/bin/python scripts/ab_server.py --arm 2ms . --arm 0ms . LIGHTGUARD_BATCH_WAIT_MS=0 --clients 8
+
+An arm is NAME REV [KEY=VALUE ...]: REV `.` is the working tree; any other revision is checked out (detached) under
+var/ab/ and imported ahead of the installed package, with this tree's model (LIGHTGUARD_MODEL_DIR) and the bench's
+LIGHTGUARD_HOME (var/bench-home, built by scripts/bench.py), so revisions must share the database schema. KEY=VALUE
+pairs are environment settings for that arm's server. The load generator is scripts/bench.py's (one process, N
+client threads, keep-alive connections).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+
+from bench import free_port, http_get, proc_stats  # noqa: E402
+
+WARMUP_REQUESTS = 200
+
+
+@dataclass
+class Arm:
+    name: str
+    rev: str
+    env: dict[str, str]
+    rates: list[float] = field(default_factory=list)
+    p50_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+
+def parse_arm(values: list[str]) -> Arm:
+    if len(values) < 2:
+        raise SystemExit(f"--arm needs NAME REV [KEY=VALUE ...], got {values}")
+    env = {}
+    for pair in values[2:]:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--arm {values[0]}: {pair!r} is not KEY=VALUE")
+        env[key] = value
+    return Arm(values[0], values[1], env)
+
+
+def checkout(rev: str) -> Path | None:
+    """None for the working tree; else a detached worktree of `rev` under var/ab/."""
+    if rev == ".":
+        return None
+    sha = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    path = REPO / "var" / "ab" / sha[:12]
+    if not path.exists():
+        add = ["git", "worktree", "add", "--detach", str(path), sha]
+        subprocess.run(add, cwd=REPO, check=True, capture_output=True)
+    return path
+
+
+def measure(arm: Arm, tree: Path | None, home: Path, mode: str, requests: int, clients: int) -> None:
+    env = os.environ | {"LIGHTGUARD_HOME": str(home)} | arm.env
+    if tree is not None:
+        env |= {"PYTHONPATH": str(tree), "LIGHTGUARD_MODEL_DIR": str(REPO / "models" / "base")}
+    port = free_port()
+    cmd = [str(REPO / ".venv/bin/lightguard"), "serve", "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"arm {arm.name}: server exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+            try:
+                if http_get(port, "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        load(port, mode, WARMUP_REQUESTS, clients)
+        before = proc_stats(proc.pid)
+        res = load(port, mode, requests, clients)
+        after = proc_stats(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    arm.rates.append(res["prompts"] / res["wall"])
+    arm.p50_ms.append(statistics.median(res["samples"]) * 1000)
+    arm.cpu_ms.append((after["cpu_s"] - before["cpu_s"]) * 1000 / res["prompts"])
+
+
+def load(port: int, mode: str, requests: int, clients: int) -> dict[str, Any]:
+    worker = [sys.executable, str(REPO / "scripts" / "bench.py"), "--load-worker", str(port), mode]
+    done = subprocess.run(
+        [*worker, str(requests), str(clients)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
+    if done.returncode:
+        raise SystemExit(done.stderr[-2000:])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def summary(arms: list[Arm]) -> str:
+    """Markdown: per arm the median prompts/s, p50 and server CPU per prompt, every round's rate, and the rounds in
+    which it beat the first arm (same round, so the same phase of the machine)."""
+    lines = [
+        "| arm | median prompts/s | rounds (prompts/s) | median p50 ms | median server CPU ms/prompt"
+        " | beat the first |",
+        "|---|---|---|---|---|---|",
+    ]
+    first = arms[0]
+    for arm in arms:
+        wins = sum(a > b for a, b in zip(arm.rates, first.rates, strict=True))
+        lines.append(
+            f"| {arm.name} | {statistics.median(arm.rates):.1f} | {', '.join(f'{r:.0f}' for r in arm.rates)} "
+            f"| {statistics.median(arm.p50_ms):.2f} | {statistics.median(arm.cpu_ms):.2f} "
+            f"| {'-' if arm is first else f'{wins} of {len(arm.rates)}'} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arm", nargs="+", action="append", required=True, metavar="NAME REV [KEY=VALUE]")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--requests", type=int, default=3000, help="measured requests per arm and round")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--mode", choices=["single", "batch"], default="single", help="1 or 64 prompts per request")
+    ap.add_argument("--home", type=Path, default=Path(os.environ.get("LIGHTGUARD_HOME", REPO / "var" / "bench-home")))
+    args = ap.parse_args()
+    arms = [parse_arm(values) for values in args.arm]
+    if len(arms) < 2:
+        raise SystemExit("give at least two --arm")
+    trees = {arm.rev: checkout(arm.rev) for arm in arms}
+    for r in range(args.rounds):
+        for arm in arms:
+            measure(arm, trees[arm.rev], args.home, args.mode, args.requests, args.clients)
+            print(
+                f"round {r}: {arm.name}: {arm.rates[-1]:.1f} prompts/s, p50 {arm.p50_ms[-1]:.2f} ms, "
+                f"server CPU {arm.cpu_ms[-1]:.2f} ms/prompt",
+                flush=True,
+            )
+    print(summary(arms))
+
+
+if __name__ == "__main__":
+    main()
