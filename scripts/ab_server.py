@@ -17,20 +17,17 @@ client threads, keep-alive connections).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench import free_port, http_get, proc_stats  # noqa: E402
+from bench import free_port, proc_stats, run_load, serve_cmd, start_server  # noqa: E402
 
 WARMUP_REQUESTS = 200
 
@@ -76,21 +73,14 @@ def measure(arm: Arm, tree: Path | None, home: Path, mode: str, requests: int, c
     if tree is not None:
         env |= {"PYTHONPATH": str(tree), "LIGHTGUARD_MODEL_DIR": str(REPO / "models" / "base")}
     port = free_port()
-    cmd = [str(REPO / ".venv/bin/lightguard"), "serve", "--port", str(port), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"arm {arm.name}: server exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
-            try:
-                if http_get(port, "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
-        load(port, mode, WARMUP_REQUESTS, clients)
+        proc = start_server(serve_cmd(port), port, env)
+    except RuntimeError as exc:
+        raise SystemExit(f"arm {arm.name}: {exc}") from exc
+    try:
+        run_load(port, mode, WARMUP_REQUESTS, clients)
         before = proc_stats(proc.pid)
-        res = load(port, mode, requests, clients)
+        res = run_load(port, mode, requests, clients)
         after = proc_stats(proc.pid)
     finally:
         proc.terminate()
@@ -98,21 +88,6 @@ def measure(arm: Arm, tree: Path | None, home: Path, mode: str, requests: int, c
     arm.rates.append(res["prompts"] / res["wall"])
     arm.p50_ms.append(statistics.median(res["samples"]) * 1000)
     arm.cpu_ms.append((after["cpu_s"] - before["cpu_s"]) * 1000 / res["prompts"])
-
-
-def load(port: int, mode: str, requests: int, clients: int) -> dict[str, Any]:
-    worker = [sys.executable, str(REPO / "scripts" / "bench.py"), "--load-worker", str(port), mode]
-    done = subprocess.run(
-        [*worker, str(requests), str(clients)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=REPO,
-    )
-    if done.returncode:
-        raise SystemExit(done.stderr[-2000:])
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def summary(arms: list[Arm]) -> str:

@@ -303,39 +303,59 @@ def stub_serve(port: int) -> None:
     app()
 
 
-def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int, stub: bool = False) -> None:
-    port = free_port()
-    env = os.environ | {"LIGHTGUARD_HOME": str(home)}
-    cmd = [str(REPO / ".venv/bin/lightguard"), "serve", "--port", str(port), "--log-level", "warning"]
-    if stub:
-        cmd = [sys.executable, __file__, "--stub-serve", str(port)]
-    t0 = time.perf_counter()
+def serve_cmd(port: int) -> list[str]:
+    return [str(REPO / ".venv/bin/lightguard"), "serve", "--port", str(port), "--log-level", "warning"]
+
+
+def start_server(cmd: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start a server and return once GET /readyz answers 200; raises (and stops it) if it exits or fails first."""
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+                raise RuntimeError(f"server exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
             try:
                 if http_get(port, "/readyz")[0] == 200:
-                    break
+                    return proc
             except OSError:
                 pass
             time.sleep(0.02)  # polling the port, not waiting a fixed time
+    except BaseException:
+        proc.terminate()
+        proc.wait(30)
+        raise
+
+
+def run_load(port: int, mode: str, requests: int, clients: int) -> dict[str, Any]:
+    """The load generator in its own process (load_worker): per-request latencies, wall time and prompts sent."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--load-worker", str(port), mode, str(requests), str(clients)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int, stub: bool = False) -> None:
+    port = free_port()
+    env = os.environ | {"LIGHTGUARD_HOME": str(home)}
+    cmd = serve_cmd(port)
+    if stub:
+        cmd = [sys.executable, __file__, "--stub-serve", str(port)]
+    t0 = time.perf_counter()
+    proc = start_server(cmd, port, env)
+    try:
         report["cold_start_to_ready_s"] = round(time.perf_counter() - t0, 2)
         report["server_after_start"] = proc_stats(proc.pid)
 
         def phase(case: str, mode: str, n: int, clients: int) -> None:
             before = proc_stats(proc.pid)
-            done = subprocess.run(
-                [sys.executable, __file__, "--load-worker", str(port), mode, str(n), str(clients)],
-                capture_output=True,
-                text=True,
-                timeout=900,
-                cwd=REPO,
-            )
-            if done.returncode:
-                raise RuntimeError(done.stderr[-2000:])
-            res = json.loads(done.stdout.strip().splitlines()[-1])
+            res = run_load(port, mode, n, clients)
             after = proc_stats(proc.pid)
             cpu_ms = (after["cpu_s"] - before["cpu_s"]) * 1000 / max(1, res["prompts"])
             rows.append(
