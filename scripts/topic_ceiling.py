@@ -11,8 +11,10 @@ and the `oracle @3%` ceiling (the best any threshold rule can do on those scores
               examples; MiniLM token vectors from sentence-transformers) to the shipped score, oracle only
   finetune    fine-tune MiniLM on intent data from *other* sets (banking77 full, snips, chitchat train splits) and
               re-embed; hwu64 only, as the other sets are its training data
+  layers      pool other transformer layers than the last: one layer, a mean of the upper layers, or a middle layer
+              concatenated with the last (base MiniLM in torch, so the comparison is of the pooling alone)
 
-Needs `scripts/topic_datasets.py --out var/topics`; `late` and `finetune` import torch (training extras).
+Needs `scripts/topic_datasets.py --out var/topics`; `late`, `finetune` and `layers` import torch (training extras).
 """
 
 from __future__ import annotations
@@ -285,9 +287,69 @@ def probe_finetune(args: argparse.Namespace) -> None:
             print(line(name, "hwu64", rule, m), flush=True)
 
 
+def _layer_vectors(model_dir: Path, texts: list[str], batch: int = 64) -> Vec:
+    """Mean-pooled (attention mask) unit vectors of every hidden layer: (layers + 1, texts, dim), index 0 the
+    embedding layer and the last the one sentence-transformers pools."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModel.from_pretrained(str(model_dir)).eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch):
+            enc = tokenizer(
+                texts[start : start + batch], padding=True, truncation=True, max_length=256, return_tensors="pt"
+            )
+            hidden = model(**enc, output_hidden_states=True).hidden_states
+            mask = enc["attention_mask"][None, :, :, None].float()
+            stacked = torch.stack(hidden)  # (layers + 1, batch, tokens, dim)
+            pooled = (stacked * mask).sum(2) / mask.sum(2).clamp(min=1e-9)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+    return np.concatenate(out, axis=1).astype(np.float32)
+
+
+def layer_poolings(layers: int) -> list[tuple[str, Callable[[Vec], Vec]]]:
+    """Named maps from `_layer_vectors` output to one unit vector per text."""
+    last = layers
+    out: list[tuple[str, Callable[[Vec], Vec]]] = [(f"layer {last} (shipped pooling)", lambda v: v[last])]
+    out += [(f"layer {k}", lambda v, k=k: v[k]) for k in (last - 1, last - 2)]
+    out += [(f"mean of layers {k}-{last}", lambda v, k=k: _unit(v[k : last + 1].mean(axis=0))) for k in (4, 1)]
+    out += [
+        (f"layer {k} + layer {last} concatenated", lambda v, k=k: _unit(np.concatenate([v[k], v[last]], axis=1)))
+        for k in (3, 4)
+    ]
+    return out
+
+
+def probe_layers(args: argparse.Namespace) -> None:
+    from index.models import base_model_dir
+
+    generic, safe = bt.background_texts()
+    sets = {ds: bt.benchmark_splits(args.data / ds) for ds in args.datasets}
+    texts = generic + safe + [r.text for splits in sets.values() for rows in splits.values() for r in rows]
+    t0 = time.perf_counter()
+    every = _layer_vectors(base_model_dir(), texts)
+    print(f"  {len(texts)} texts x {len(every)} layers in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    print(HEADER)
+    for name, pool in layer_poolings(len(every) - 1):
+        vectors = pool(every)
+        background = Background(vectors[: len(generic) + len(safe)], vectors[: len(generic)])
+        at = len(generic) + len(safe)
+        for ds, splits in sets.items():
+            per_split = {}
+            for s, rows in splits.items():
+                per_split[s] = vectors[at : at + len(rows)]
+                at += len(rows)
+            data = bt.Embedded(per_split, {s: [r.label for r in rows] for s, rows in splits.items()})
+            for rule, m in evaluate(data, background, args.draws).items():
+                print(line(name, ds, rule, m), flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("probe", choices=("post", "background", "late", "finetune"))
+    parser.add_argument("probe", choices=("post", "background", "late", "finetune", "layers"))
     parser.add_argument("--data", type=Path, default=REPO / "var" / "topics")
     parser.add_argument("--cache", type=Path, default=REPO / "var" / "cache")
     parser.add_argument("--datasets", nargs="*", default=["hwu64", "banking77_oos"])
@@ -296,9 +358,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--per-label", type=int, default=60, help="finetune: training rows per intent")
     parser.add_argument("--epochs", type=float, default=1.0, help="finetune")
     args = parser.parse_args(argv)
-    {"post": probe_post, "background": probe_background, "late": probe_late, "finetune": probe_finetune}[args.probe](
-        args
-    )
+    probes = {
+        "post": probe_post,
+        "background": probe_background,
+        "late": probe_late,
+        "finetune": probe_finetune,
+        "layers": probe_layers,
+    }
+    probes[args.probe](args)
 
 
 if __name__ == "__main__":

@@ -235,6 +235,20 @@ def test_ceiling_transforms_are_fitted_on_the_background_and_return_unit_vectors
     assert after.max() / after.min() < 0.1 * before.max() / before.min()
 
 
+def test_layer_poolings_pick_the_layers_they_name_and_return_unit_vectors() -> None:
+    rng = np.random.default_rng(5)
+    every = np.stack([unit(rng.normal(size=(9, 8))) for _ in range(7)])  # embedding layer + 6 layers
+    maps = dict(ceiling.layer_poolings(6))
+    assert np.array_equal(maps["layer 6 (shipped pooling)"](every), every[6])
+    assert np.array_equal(maps["layer 4"](every), every[4])
+    mean = maps["mean of layers 4-6"](every)
+    assert np.allclose(mean, unit(every[4:7].mean(axis=0)), atol=1e-6)
+    both = maps["layer 3 + layer 6 concatenated"](every)
+    assert both.shape == (9, 16) and np.allclose(both[:, 8:] * np.sqrt(2), every[6], atol=1e-6)
+    for name, f in maps.items():
+        assert np.allclose(np.linalg.norm(f(every), axis=1), 1.0, atol=1e-5), name
+
+
 def test_episode_records_the_train_rows_of_its_examples() -> None:
     rng = np.random.default_rng(4)
     labels = [f"intent{i % 4}" for i in range(40)]
