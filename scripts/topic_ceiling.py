@@ -83,6 +83,24 @@ HEADER = "| probe | dataset | rule | accuracy | target false matches | auroc |\n
 
 
 # ------------------------------------------------------------------------------------------------ probes
+def print_embedding(
+    name: str, embed: Callable[[list[str]], Vec], datasets: Sequence[str], args: argparse.Namespace
+) -> None:
+    """Rows of HEADER for vectors from `embed`: the background and every benchmark row embedded alike (the probes
+    that swap the encoder or its pooling)."""
+    generic, safe = bt.background_texts()
+    generic_v = embed(generic)
+    background = Background(np.concatenate([generic_v, embed(safe)]), generic_v)
+    for ds in datasets:
+        splits = bt.benchmark_splits(args.data / ds)
+        data = bt.Embedded(
+            {s: embed([r.text for r in rs]) for s, rs in splits.items()},
+            {s: [r.label for r in rs] for s, rs in splits.items()},
+        )
+        for rule, m in evaluate(data, background, args.draws).items():
+            print(line(name, ds, rule, m), flush=True)
+
+
 def transforms(stats: Vec) -> list[tuple[str, Transform]]:
     """Named vector maps whose statistics come from `stats` (the shipped background) only."""
     mu = stats.mean(axis=0)
@@ -267,8 +285,6 @@ def probe_finetune(args: argparse.Namespace) -> None:
     rows = intent_rows(args.per_label)
     if not (out / "config.json").exists():
         fine_tune(out, rows, args.loss, args.epochs)
-    generic, safe = bt.background_texts()
-    splits = bt.benchmark_splits(args.data / "hwu64")
     print(HEADER)
     # both encoders in torch, so the comparison is of the weights alone (the served int8 model differs slightly)
     for name, model_dir in (("base (torch)", base_model_dir()), (f"intent {args.loss}, {len(rows)} rows", out)):
@@ -277,14 +293,7 @@ def probe_finetune(args: argparse.Namespace) -> None:
         def embed(texts: list[str], m: SentenceTransformer = model) -> Vec:
             return np.asarray(m.encode(texts, batch_size=64, normalize_embeddings=True), dtype=np.float32)
 
-        generic_v = embed(generic)
-        background = Background(np.concatenate([generic_v, embed(safe)]), generic_v)
-        data = bt.Embedded(
-            {s: embed([r.text for r in rs]) for s, rs in splits.items()},
-            {s: [r.label for r in rs] for s, rs in splits.items()},
-        )
-        for rule, m in evaluate(data, background, args.draws).items():
-            print(line(name, "hwu64", rule, m), flush=True)
+        print_embedding(name, embed, ["hwu64"], args)
 
 
 def _layer_vectors(model_dir: Path, texts: list[str], batch: int = 64) -> Vec:
@@ -327,29 +336,30 @@ def probe_layers(args: argparse.Namespace) -> None:
     from index.models import base_model_dir
 
     generic, safe = bt.background_texts()
-    sets = {ds: bt.benchmark_splits(args.data / ds) for ds in args.datasets}
-    texts = generic + safe + [r.text for splits in sets.values() for rows in splits.values() for r in rows]
+    rows = [r.text for ds in args.datasets for split in bt.benchmark_splits(args.data / ds).values() for r in split]
+    texts = sorted(set(generic + safe + rows))
+    at = {t: i for i, t in enumerate(texts)}
     t0 = time.perf_counter()
     every = _layer_vectors(base_model_dir(), texts)
     print(f"  {len(texts)} texts x {len(every)} layers in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     print(HEADER)
     for name, pool in layer_poolings(len(every) - 1):
         vectors = pool(every)
-        background = Background(vectors[: len(generic) + len(safe)], vectors[: len(generic)])
-        at = len(generic) + len(safe)
-        for ds, splits in sets.items():
-            per_split = {}
-            for s, rows in splits.items():
-                per_split[s] = vectors[at : at + len(rows)]
-                at += len(rows)
-            data = bt.Embedded(per_split, {s: [r.label for r in rows] for s, rows in splits.items()})
-            for rule, m in evaluate(data, background, args.draws).items():
-                print(line(name, ds, rule, m), flush=True)
+        print_embedding(name, lambda batch, v=vectors: v[[at[t] for t in batch]], args.datasets, args)
+
+
+PROBES: dict[str, Callable[[argparse.Namespace], None]] = {
+    "post": probe_post,
+    "background": probe_background,
+    "late": probe_late,
+    "finetune": probe_finetune,
+    "layers": probe_layers,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("probe", choices=("post", "background", "late", "finetune", "layers"))
+    parser.add_argument("probe", choices=sorted(PROBES))
     parser.add_argument("--data", type=Path, default=REPO / "var" / "topics")
     parser.add_argument("--cache", type=Path, default=REPO / "var" / "cache")
     parser.add_argument("--datasets", nargs="*", default=["hwu64", "banking77_oos"])
@@ -358,14 +368,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--per-label", type=int, default=60, help="finetune: training rows per intent")
     parser.add_argument("--epochs", type=float, default=1.0, help="finetune")
     args = parser.parse_args(argv)
-    probes = {
-        "post": probe_post,
-        "background": probe_background,
-        "late": probe_late,
-        "finetune": probe_finetune,
-        "layers": probe_layers,
-    }
-    probes[args.probe](args)
+    PROBES[args.probe](args)
 
 
 if __name__ == "__main__":
