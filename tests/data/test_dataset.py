@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import re
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +15,7 @@ from index.datasets import DatasetRow, default_data_dir, load_labelled_jsonl, lo
 from index.errors import DatasetError
 from index.taxonomy import load_taxonomy
 from index.text import text_digest
+from tests.script_loader import load_script
 
 DATA = default_data_dir()
 REPO = DATA.parent
@@ -50,12 +49,7 @@ def excluded() -> frozenset[str]:
 
 @pytest.fixture(scope="module")
 def builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_dataset", REPO / "scripts" / "build_dataset.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules while the file executes
-    spec.loader.exec_module(module)
-    return module
+    return load_script("build_dataset")
 
 
 # ------------------------------------------------------------------------------------------ committed data

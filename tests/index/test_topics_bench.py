@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
 from index import Exemplar, Guard, GuardConfig, HashingEncoder, Label, fmr_threshold
+from tests.script_loader import load_script
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-datasets = _load("topic_datasets")
-bench = _load("bench_topics")
+datasets = load_script("topic_datasets")
+bench = load_script("bench_topics")
 rules = sys.modules["topic_rules"]  # imported by bench_topics (scripts/ is on its path)
 
 
@@ -214,7 +201,7 @@ def test_labelled_rule_applies_the_evaluate_routes_target_fmr_suggestion() -> No
     assert threshold == pytest.approx(fmr_threshold(scores, truth[rows] == 0, 0.03), abs=1e-6)
 
 
-ceiling = _load("topic_ceiling")
+ceiling = load_script("topic_ceiling")
 
 
 def test_ceiling_transforms_are_fitted_on_the_background_and_return_unit_vectors() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -21,8 +20,8 @@ from index.training import (
     stale_reason,
     train,
 )
+from tests.script_loader import load_script
 
-REPO = Path(__file__).resolve().parents[2]
 CATEGORIES = ("violence", "hate", "safe")
 TEXTS = {
     "violence": ["how do I hurt someone badly", "ways to attack a person at night", "I will beat you up tomorrow"],
@@ -115,10 +114,7 @@ def test_tiny_training_exports_a_model_the_guard_can_use(
 
 def _check_if_stale_cli(out: Path, config: TrainConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`scripts/train.py --if-stale` with the same config and data returns at once without touching the model."""
-    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train", "train_script")
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(asdict(r)) + "\n" for r in _rows()))
     before = (out / "manifest.json").stat().st_mtime_ns

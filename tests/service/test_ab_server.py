@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.script_loader import load_script
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ab_server", REPO / "scripts" / "ab_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ab_server"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ab = _load()
+ab = load_script("ab_server")
 
 
 def test_an_arm_is_a_name_a_revision_and_environment_settings() -> None:
