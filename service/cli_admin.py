@@ -276,6 +276,8 @@ def topics_suggest_threshold(
     ] = None,
 ) -> None:
     """Precision / recall / F1 / false-match rate on labelled texts, and suggested thresholds (changes nothing)."""
+    from pydantic import ValidationError
+
     from service.context import open_context
     from service.errors import ServiceError
     from service.repositories import TopicRepository
@@ -284,27 +286,26 @@ def topics_suggest_threshold(
 
     if not input_path.is_file():
         raise typer.BadParameter(f"--input {input_path} does not exist")
-    if target_fmr is not None and not 0.0 < target_fmr < 1.0:
-        raise typer.BadParameter(f"--target-fmr {target_fmr:g} must be between 0 and 1 (exclusive)")
     ctx = open_context(Settings())
 
     async def run() -> TopicEvaluation:
-        await ctx.indexing.load_or_build()
         session = ctx.sessions()
         try:
             found = _find_topic(TopicRepository(session), topic)
             texts, labels = read_labelled(input_path, found.name)
-            return await TopicService(session, ctx.indexing, ctx.limits).evaluate(
-                found.id,
-                TopicEvaluate(texts=texts, labels=labels)
-                if target_fmr is None
-                else TopicEvaluate(texts=texts, labels=labels, target_fmr=target_fmr),
-            )
+            # the schema checks the request as the API would (a left-out target_fmr means the index's)
+            fields = {"texts": texts, "labels": labels} | ({} if target_fmr is None else {"target_fmr": target_fmr})
+            body = TopicEvaluate.model_validate(fields)
+            await ctx.indexing.load_or_build()
+            return await TopicService(session, ctx.indexing, ctx.limits).evaluate(found.id, body)
         finally:
             session.close()
 
     try:
         report = asyncio.run(run())
+    except ValidationError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
     except ServiceError as exc:
         err.print(f"[red]{exc.detail}")
         raise typer.Exit(1) from exc

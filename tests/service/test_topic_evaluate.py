@@ -148,8 +148,12 @@ def test_cli_suggest_threshold(cli: typer.Typer, tmp_path: Path) -> None:
     looser = json.loads(runner.invoke(cli, args).stdout)
     assert looser["target_fmr"] == 0.34
     assert looser["suggested"]["target_fmr"]["false_match_rate"] == pytest.approx(1 / 3)
-    out_of_range = runner.invoke(cli, [*args[:-1], "1.5"])
-    assert out_of_range.exit_code != 0 and "--target-fmr" in out_of_range.output
+    out_of_range = runner.invoke(cli, [*args[:-1], "1.5"])  # the API's bound, checked by the same schema
+    assert out_of_range.exit_code == 2 and "target_fmr" in out_of_range.output and "less than 1" in out_of_range.output
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    no_items = runner.invoke(cli, ["topics", "suggest-threshold", "cooking", "--input", str(empty)])
+    assert no_items.exit_code == 1 and "at least one labelled text" in no_items.output, no_items.output
 
     assert runner.invoke(cli, ["topics", "suggest-threshold", "nope", "--input", str(labelled)]).exit_code != 0
     bad = tmp_path / "bad.jsonl"
