@@ -421,7 +421,7 @@ class Guard:
                 margin = read.unsafe - cfg.sentence_threshold
                 if cfg.sentence_topics:
                     for name, in_topic in read.topics.items():
-                        bar = self.topic_threshold(name) - cfg.sentence_topic_margin
+                        bar = self._topic_threshold(self._labels[name]) - cfg.sentence_topic_margin
                         margin = np.maximum(margin, in_topic - bar)
                 live = np.linalg.norm(in_context, axis=1) > 0.5
                 suspects = _top_per_owner(
@@ -608,7 +608,7 @@ class Guard:
         for name, scores in s.topics.items():
             score = float(scores[topic_rows].max())
             categories[name] = round(max(0.0, score), 6)
-            threshold = self.topic_threshold(name)
+            threshold = self._topic_threshold(self._labels[name])
             if score >= threshold:
                 candidates.append((self._labels[name].action == "block", score - threshold, name, score, threshold))
         if not candidates:
@@ -632,8 +632,11 @@ class Guard:
     def topic_threshold(self, name: str) -> float:
         """The threshold a custom topic's score is compared with: its own (calibrated or set), else the floor."""
         with self._lock:
-            label = self._require(name)
-            return self.config.topic_threshold_floor if label.threshold is None else label.threshold
+            return self._topic_threshold(self._require(name))
+
+    def _topic_threshold(self, label: Label) -> float:
+        """`topic_threshold` for callers that hold the lock and the label already (classify, per topic and text)."""
+        return self.config.topic_threshold_floor if label.threshold is None else label.threshold
 
     def _evidence(self, s: _WindowScores, row: int) -> list[Evidence]:
         out: list[Evidence] = []
