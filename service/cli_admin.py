@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,6 +18,9 @@ from service.settings import Settings
 if TYPE_CHECKING:
     from service.models import Topic
     from service.repositories import TopicRepository
+    from service.usecases.topics import TopicService
+
+T = TypeVar("T")
 
 err = Console(stderr=True)
 out = Console()
@@ -28,6 +32,36 @@ keys_app = typer.Typer(help="API keys (admin: everything; classify: classify and
 OFFLINE_NOTE = (
     "A running server on this database picks CLI changes up within LIGHTGUARD_FOLLOW_INTERVAL_S (0.5 s by default)."
 )
+
+
+def _run_topics(action: Callable[[TopicService], Awaitable[T]]) -> T:
+    """`action` on a TopicService over one session of the configured database (the action loads the index when it
+    needs it); a request the schema rejects exits 2, a ServiceError exits 1, each with its message."""
+    from pydantic import ValidationError
+
+    from service.context import open_context
+    from service.errors import ServiceError
+    from service.usecases.topics import TopicService
+
+    ctx = open_context(Settings())
+
+    async def run() -> T:
+        session = ctx.sessions()
+        try:
+            return await action(TopicService(session, ctx.indexing, ctx.limits))
+        finally:
+            session.close()
+
+    try:
+        return asyncio.run(run())
+    except ValidationError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
+    except ServiceError as exc:
+        err.print(f"[red]{exc.detail}")
+        raise typer.Exit(1) from exc
+    finally:
+        ctx.close()
 
 
 def _find_topic(repo: TopicRepository, topic: str) -> Topic:
@@ -169,14 +203,9 @@ def topics_add(
     threshold: Annotated[float | None, typer.Option(help="Fixed threshold; default: calibrated.")] = None,
 ) -> None:
     """Create a custom topic from example prompts (indexed and calibrated at once)."""
-    from pydantic import ValidationError
-
-    from service.context import open_context
-    from service.errors import ServiceError
     from service.schemas import TopicCreate
-    from service.usecases.topics import TopicService
 
-    try:
+    async def create(topics: TopicService) -> Topic:
         body = TopicCreate(
             name=name,
             description=description,
@@ -185,27 +214,11 @@ def topics_add(
             allow_examples=allow or [],
             threshold=threshold,
         )
-    except ValidationError as exc:
-        err.print(f"[red]{exc}")
-        raise typer.Exit(2) from exc
-    ctx = open_context(Settings())
+        await topics.indexing.load_or_build()
+        return await topics.create(body)
 
-    async def run() -> tuple[int, float | None]:
-        await ctx.indexing.load_or_build()
-        session = ctx.sessions()
-        try:
-            topic = await TopicService(session, ctx.indexing, ctx.limits).create(body)
-            return topic.id, topic.threshold
-        finally:
-            session.close()
-
-    try:
-        topic_id, calibrated = asyncio.run(run())
-    except ServiceError as exc:
-        err.print(f"[red]{exc.detail}")
-        raise typer.Exit(1) from exc
-    finally:
-        ctx.close()
+    created = _run_topics(create)
+    topic_id, calibrated = created.id, created.threshold
     out.print(f"topic {name!r} created (id {topic_id}, threshold {calibrated})")
     err.print(OFFLINE_NOTE)
 
@@ -213,29 +226,13 @@ def topics_add(
 @topics_app.command("remove")
 def topics_remove(topic: Annotated[str, typer.Argument(help="Topic id or name.")]) -> None:
     """Delete a custom topic and its examples."""
-    from service.context import open_context
-    from service.errors import ServiceError
-    from service.repositories import TopicRepository
-    from service.usecases.topics import TopicService
 
-    ctx = open_context(Settings())
+    async def delete(topics: TopicService) -> None:
+        found = _find_topic(topics.topics, topic)
+        await topics.indexing.load_or_build()
+        await topics.delete(found.id)
 
-    async def run() -> None:
-        await ctx.indexing.load_or_build()
-        session = ctx.sessions()
-        try:
-            found = _find_topic(TopicRepository(session), topic)
-            await TopicService(session, ctx.indexing, ctx.limits).delete(found.id)
-        finally:
-            session.close()
-
-    try:
-        asyncio.run(run())
-    except ServiceError as exc:
-        err.print(f"[red]{exc.detail}")
-        raise typer.Exit(1) from exc
-    finally:
-        ctx.close()
+    _run_topics(delete)
     out.print(f"topic {topic!r} removed")
     err.print(OFFLINE_NOTE)
 
@@ -276,41 +273,22 @@ def topics_suggest_threshold(
     ] = None,
 ) -> None:
     """Precision / recall / F1 / false-match rate on labelled texts, and suggested thresholds (changes nothing)."""
-    from pydantic import ValidationError
-
-    from service.context import open_context
-    from service.errors import ServiceError
-    from service.repositories import TopicRepository
     from service.schemas import TopicEvaluate, TopicEvaluation
-    from service.usecases.topics import TopicService
 
     if not input_path.is_file():
         raise typer.BadParameter(f"--input {input_path} does not exist")
-    ctx = open_context(Settings())
 
-    async def run() -> TopicEvaluation:
-        session = ctx.sessions()
-        try:
-            found = _find_topic(TopicRepository(session), topic)
-            texts, labels = read_labelled(input_path, found.name)
-            # the schema checks the request as the API would (a left-out target_fmr means the index's)
-            fields = {"texts": texts, "labels": labels} | ({} if target_fmr is None else {"target_fmr": target_fmr})
-            body = TopicEvaluate.model_validate(fields)
-            await ctx.indexing.load_or_build()
-            return await TopicService(session, ctx.indexing, ctx.limits).evaluate(found.id, body)
-        finally:
-            session.close()
+    async def evaluate(topics: TopicService) -> TopicEvaluation:
+        found = _find_topic(topics.topics, topic)
+        texts, labels = read_labelled(input_path, found.name)
+        # the schema checks the request as the API would (a left-out target_fmr means the index's), before the
+        # index loads
+        fields = {"texts": texts, "labels": labels} | ({} if target_fmr is None else {"target_fmr": target_fmr})
+        body = TopicEvaluate.model_validate(fields)
+        await topics.indexing.load_or_build()
+        return await topics.evaluate(found.id, body)
 
-    try:
-        report = asyncio.run(run())
-    except ValidationError as exc:
-        err.print(f"[red]{exc}")
-        raise typer.Exit(2) from exc
-    except ServiceError as exc:
-        err.print(f"[red]{exc.detail}")
-        raise typer.Exit(1) from exc
-    finally:
-        ctx.close()
+    report = _run_topics(evaluate)
     if as_json:
         typer.echo(report.model_dump_json(indent=2, exclude={"scores"}))
         return

@@ -41,7 +41,11 @@ def test_topics_and_index(cli: typer.Typer) -> None:
     assert added.exit_code == 0, added.output
     assert "cooking" in runner.invoke(cli, ["topics", "list"]).stdout
     assert runner.invoke(cli, ["index", "verify"]).exit_code == 0
-    assert runner.invoke(cli, ["topics", "add", "cooking", "--example", "x y"]).exit_code == 1
+    assert runner.invoke(cli, ["topics", "add", "cooking", "--example", "x y"]).exit_code == 1  # name taken
+    rejected = runner.invoke(cli, ["topics", "add", "baking", "--example", "x y", "--action", "nuke"])
+    assert rejected.exit_code == 2 and "action" in rejected.output
+    assert "baking" not in runner.invoke(cli, ["topics", "list", "--json"]).stdout
+    assert runner.invoke(cli, ["topics", "remove", "baking"]).exit_code == 2  # usage error: no such topic
     rebuilt = runner.invoke(cli, ["index", "rebuild"])
     assert rebuilt.exit_code == 0 and "exemplars" in rebuilt.stdout
     assert runner.invoke(cli, ["topics", "remove", "cooking"]).exit_code == 0
