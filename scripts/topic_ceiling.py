@@ -13,6 +13,9 @@ and the `oracle @3%` ceiling (the best any threshold rule can do on those scores
               re-embed; hwu64 only, as the other sets are its training data
   layers      pool other transformer layers than the last: one layer, a mean of the upper layers, or a middle layer
               concatenated with the last (base MiniLM in torch, so the comparison is of the pooling alone)
+  indomain    fine-tune MiniLM on the train rows of half of hwu64's intents and score topics drawn from the other
+              half only (both encoders on the same held-out intents): would in-domain intent data of *other* intents,
+              which an operator might have and this project does not, lift the ceiling?
 
 Needs `scripts/topic_datasets.py --out var/topics`; `late`, `finetune` and `layers` import torch (training extras).
 """
@@ -25,7 +28,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +87,21 @@ HEADER = "| probe | dataset | rule | accuracy | target false matches | auroc |\n
 
 # ------------------------------------------------------------------------------------------------ probes
 def print_embedding(
-    name: str, embed: Callable[[list[str]], Vec], datasets: Sequence[str], args: argparse.Namespace
+    name: str,
+    embed: Callable[[list[str]], Vec],
+    datasets: Sequence[str],
+    args: argparse.Namespace,
+    labels: Collection[str] | None = None,
 ) -> None:
     """Rows of HEADER for vectors from `embed`: the background and every benchmark row embedded alike (the probes
-    that swap the encoder or its pooling)."""
+    that swap the encoder or its pooling). `labels`, if given, keeps only the rows of those labels."""
     generic, safe = bt.background_texts()
     generic_v = embed(generic)
     background = Background(np.concatenate([generic_v, embed(safe)]), generic_v)
     for ds in datasets:
         splits = bt.benchmark_splits(args.data / ds)
+        if labels is not None:
+            splits = {s: [r for r in rs if r.label in labels] for s, rs in splits.items()}
         data = bt.Embedded(
             {s: embed([r.text for r in rs]) for s, rs in splits.items()},
             {s: [r.label for r in rs] for s, rs in splits.items()},
@@ -210,13 +219,9 @@ def probe_late(args: argparse.Namespace) -> None:
             print(f"| late | {ds} | {w} | {acc:.1f} | {fmr:.1f} | {m['auroc']:.3f} |")
 
 
-def intent_rows(per_label: int, seed: int = 0) -> list[tuple[str, str]]:
-    """(text, label) from banking77 (all 77 intents, its train.csv), snips and chitchat train splits; none of hwu64."""
-    rows = []
-    with (SHARED / "banking77" / "train.csv").open(encoding="utf-8") as f:
-        rows += [(r["text"], "banking77:" + r["category"]) for r in csv.DictReader(f)]
-    for ds in ("snips", "chitchat_smalltalk"):
-        rows += [(r.text, f"{ds}:{r.label}") for r in load_splits(REPO / "var" / "topics" / ds)["train"]]
+def _cap(rows: list[tuple[str, str]], per_label: int, seed: int = 0) -> list[tuple[str, str]]:
+    """At most `per_label` (text, label) rows per label, drawn at random."""
+    rows = list(rows)
     random.Random(seed).shuffle(rows)
     seen: dict[str, int] = {}
     out = []
@@ -225,6 +230,16 @@ def intent_rows(per_label: int, seed: int = 0) -> list[tuple[str, str]]:
             seen[label] = seen.get(label, 0) + 1
             out.append((text, label))
     return out
+
+
+def intent_rows(per_label: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(text, label) from banking77 (all 77 intents, its train.csv), snips and chitchat train splits; none of hwu64."""
+    rows = []
+    with (SHARED / "banking77" / "train.csv").open(encoding="utf-8") as f:
+        rows += [(r["text"], "banking77:" + r["category"]) for r in csv.DictReader(f)]
+    for ds in ("snips", "chitchat_smalltalk"):
+        rows += [(r.text, f"{ds}:{r.label}") for r in load_splits(REPO / "var" / "topics" / ds)["train"]]
+    return _cap(rows, per_label, seed)
 
 
 def fine_tune(out: Path, rows: list[tuple[str, str]], loss_name: str, epochs: float) -> None:
@@ -276,24 +291,47 @@ def fine_tune(out: Path, rows: list[tuple[str, str]], loss_name: str, epochs: fl
     model.save(str(out))
 
 
-def probe_finetune(args: argparse.Namespace) -> None:
+def print_base_and_tuned(
+    out: Path, rows: list[tuple[str, str]], args: argparse.Namespace, labels: Collection[str] | None = None
+) -> None:
+    """Fine-tune into `out` (once; reused while it exists) and print hwu64 rows for the base model and the tuned one,
+    both in torch, so the comparison is of the weights alone (the served int8 model differs slightly)."""
     from sentence_transformers import SentenceTransformer
 
     from index.models import base_model_dir
 
-    out = REPO / "var" / f"intent-ft-{args.loss}-{args.per_label}"
-    rows = intent_rows(args.per_label)
     if not (out / "config.json").exists():
         fine_tune(out, rows, args.loss, args.epochs)
     print(HEADER)
-    # both encoders in torch, so the comparison is of the weights alone (the served int8 model differs slightly)
-    for name, model_dir in (("base (torch)", base_model_dir()), (f"intent {args.loss}, {len(rows)} rows", out)):
+    for name, model_dir in (("base (torch)", base_model_dir()), (f"tuned {args.loss}, {len(rows)} rows", out)):
         model = SentenceTransformer(str(model_dir), device="cpu")
 
         def embed(texts: list[str], m: SentenceTransformer = model) -> Vec:
             return np.asarray(m.encode(texts, batch_size=64, normalize_embeddings=True), dtype=np.float32)
 
-        print_embedding(name, embed, ["hwu64"], args)
+        print_embedding(name, embed, ["hwu64"], args, labels)
+
+
+def probe_finetune(args: argparse.Namespace) -> None:
+    out = REPO / "var" / f"intent-ft-{args.loss}-{args.per_label}"
+    print_base_and_tuned(out, intent_rows(args.per_label), args)
+
+
+def hwu64_halves(folder: Path, seed: int = 0) -> tuple[list[str], list[str]]:
+    """hwu64's intents split at random into (tuned on, held out), 32 each."""
+    intents = sorted({r.label for r in load_splits(folder)["train"]})
+    random.Random(seed).shuffle(intents)
+    half = len(intents) // 2
+    return sorted(intents[:half]), sorted(intents[half:])
+
+
+def probe_indomain(args: argparse.Namespace) -> None:
+    tuned_on, held_out = hwu64_halves(args.data / "hwu64")
+    train = [(r.text, r.label) for r in load_splits(args.data / "hwu64")["train"] if r.label in tuned_on]
+    rows = _cap(train, args.per_label)
+    print(f"  tuned on {', '.join(tuned_on)}", file=sys.stderr)
+    out = REPO / "var" / f"intent-ft-hwu64-half-{args.loss}-{args.per_label}"
+    print_base_and_tuned(out, rows, args, held_out)
 
 
 def _layer_vectors(model_dir: Path, texts: list[str], batch: int = 64) -> Vec:
@@ -354,6 +392,7 @@ PROBES: dict[str, Callable[[argparse.Namespace], None]] = {
     "late": probe_late,
     "finetune": probe_finetune,
     "layers": probe_layers,
+    "indomain": probe_indomain,
 }
 
 
@@ -364,9 +403,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=REPO / "var" / "cache")
     parser.add_argument("--datasets", nargs="*", default=["hwu64", "banking77_oos"])
     parser.add_argument("--draws", type=int, default=100)
-    parser.add_argument("--loss", choices=("triplet-soft", "mnrl"), default="triplet-soft", help="finetune")
-    parser.add_argument("--per-label", type=int, default=60, help="finetune: training rows per intent")
-    parser.add_argument("--epochs", type=float, default=1.0, help="finetune")
+    parser.add_argument("--loss", choices=("triplet-soft", "mnrl"), default="triplet-soft", help="finetune, indomain")
+    parser.add_argument("--per-label", type=int, default=60, help="finetune, indomain: training rows per intent")
+    parser.add_argument("--epochs", type=float, default=1.0, help="finetune, indomain")
     args = parser.parse_args(argv)
     PROBES[args.probe](args)
 

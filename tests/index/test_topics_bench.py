@@ -245,3 +245,16 @@ def test_episode_records_the_train_rows_of_its_examples() -> None:
     rows = ep.example_rows[0]
     assert len(rows) == 5 and np.array_equal(vectors["train"][rows], ep.positives[0])
     assert {labels[r] for r in rows} == set(ep.topics)
+
+
+def test_indomain_probe_tunes_on_half_the_intents_and_keeps_the_other_half_unseen(tmp_path: Path) -> None:
+    for split in ("train", "valid", "test"):
+        rows = [{"text": f"{split} {i} of intent{i % 10}", "label": f"intent{i % 10}"} for i in range(60)]
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tuned_on, held_out = ceiling.hwu64_halves(tmp_path)
+    assert len(tuned_on) == len(held_out) == 5 and set(tuned_on) | set(held_out) == {f"intent{i}" for i in range(10)}
+    assert (tuned_on, held_out) == ceiling.hwu64_halves(tmp_path), "the same split on every run (cached model)"
+    pairs = [(f"t{i}", f"intent{i % 10}") for i in range(60)]
+    capped = ceiling._cap([p for p in pairs if p[1] in tuned_on], 2)
+    assert len(capped) == 10 and {label for _, label in capped} == set(tuned_on)
+    assert ceiling._cap(pairs, 100) != pairs and sorted(ceiling._cap(pairs, 100)) == sorted(pairs)  # shuffled, all
