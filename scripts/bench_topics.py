@@ -5,6 +5,7 @@
     .venv/bin/python scripts/bench_topics.py grid --split valid          # the same on valid rows (other seeds),
                                                                           # written to var/bench_topics_valid
     .venv/bin/python scripts/bench_topics.py tune                        # choose scoring knobs on *valid* splits
+    .venv/bin/python scripts/bench_topics.py sweep --shots 5 10 20 30    # the interpolation per K, on valid
     .venv/bin/python scripts/bench_topics.py latency                     # add-topic latency on a ~24k index
     .venv/bin/python scripts/bench_topics.py report --shots 10           # a slice of the grid as markdown
 
@@ -373,6 +374,50 @@ def tune(args: argparse.Namespace) -> None:
     print(tune_tables(rows, list(datasets), args.fmr_cap))
 
 
+def best_within_cap(cells: dict[float, tuple[float, float]], cap: float) -> float | None:
+    """The key of the most accurate (accuracy, false matches) cell whose false matches are <= cap (None: none is)."""
+    within = [key for key, (_, fmr) in cells.items() if fmr <= cap]
+    return max(within, key=lambda key: cells[key][0]) if within else None
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """The shipped scorer with its interpolation swept, per dataset and K (--shots): single-topic draws on *valid*
+    rows (the tune command's seeds and count), the best interpolation whose target false-match rate stays within
+    --fmr-cap, against the shipped one. Does the best fraction depend on K in the same way everywhere?"""
+    encoder = load_encoder(args.encoders[0])
+    background = embed_background(encoder, args.cache)
+    negatives = background.head_negatives()
+    shipped = shipped_rule(GuardConfig())
+    fractions = [round(float(a), 2) for a in np.arange(0.2, 0.81, 0.05)]
+    print(
+        f"| dataset | K | best interpolation, target false matches <= {100 * args.fmr_cap:g} % | accuracy / target "
+        f"false matches | shipped ({shipped.interpolation}) |\n|---|---|---|---|---|"
+    )
+    for ds in args.datasets:
+        data = embed_dataset(encoder, args.data / ds, args.cache)
+        for k in args.shots:
+            per: dict[float, list[tuple[float, float]]] = {a: [] for a in fractions}
+            for seed in range(TUNE_DRAWS[1]):
+                ep = draw_episode(data, 1, k, 100 + seed)
+                if ep is None:
+                    continue
+                topics = fit_topics(ep, negatives, shipped)
+                inputs = calibration_inputs(topics, background, shipped)
+                scores = score_matrix(ep.valid_queries, topics, shipped)
+                for a in fractions:
+                    th = rule_thresholds(replace(shipped, interpolation=a), inputs)
+                    m = episode_metrics(scores, th, ep.valid_truth, ep.valid_group, ranking=False)
+                    per[a].append((m["accuracy"], m["fmr_ood"] if not np.isnan(m["fmr_ood"]) else m["fmr_other"]))
+            cells = {
+                a: (100 * float(np.nanmean([m[0] for m in ms])), 100 * float(np.nanmean([m[1] for m in ms])))
+                for a, ms in per.items()
+            }
+            best = best_within_cap(cells, 100 * args.fmr_cap)
+            shown = "none | –" if best is None else f"{best} | {cells[best][0]:.1f} / {cells[best][1]:.1f}"
+            at = cells[min(fractions, key=lambda a: abs(a - (shipped.interpolation or 0.0)))]
+            print(f"| {ds} | {k} | {shown} | {at[0]:.1f} / {at[1]:.1f} |", flush=True)
+
+
 def tune_tables(rows: list[dict[str, Any]], names: list[str], fmr_cap: float) -> str:
     """The tune command's tables: per scorer, the best rule of any family and of the shipped family (interpolation
     to the median leave-one-out score) under the cap; then the shipped rule."""
@@ -581,7 +626,7 @@ def api_latency(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("grid", "tune", "latency", "report"))
+    parser.add_argument("command", choices=("grid", "tune", "sweep", "latency", "report"))
     parser.add_argument("--data", type=Path, default=REPO / "var" / "topics")
     parser.add_argument("--cache", type=Path, default=REPO / "var" / "cache")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -611,6 +656,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands: dict[str, Callable[[argparse.Namespace], None]] = {
         "grid": grid,
         "tune": tune,
+        "sweep": sweep,
         "latency": latency,
         "report": report,
     }

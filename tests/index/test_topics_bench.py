@@ -258,3 +258,9 @@ def test_indomain_probe_tunes_on_half_the_intents_and_keeps_the_other_half_unsee
     capped = ceiling._cap([p for p in pairs if p[1] in tuned_on], 2)
     assert len(capped) == 10 and {label for _, label in capped} == set(tuned_on)
     assert ceiling._cap(pairs, 100) != pairs and sorted(ceiling._cap(pairs, 100)) == sorted(pairs)  # shuffled, all
+
+
+def test_sweep_picks_the_most_accurate_setting_within_the_false_match_cap() -> None:
+    cells = {0.3: (95.0, 4.0), 0.45: (91.0, 3.0), 0.55: (88.0, 2.0), 0.6: (92.0, 3.1)}
+    assert bench.best_within_cap(cells, 3.0) == 0.45  # 0.3 and 0.6 are more accurate but over the cap
+    assert bench.best_within_cap(cells, 1.0) is None
