@@ -24,7 +24,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -303,6 +303,25 @@ TUNE_DRAWS = {1: 120, 5: 10, 20: 5}
 TUNE_SCORERS = [(0.0, 0.01), (0.5, 0.003), (0.5, 0.01), (0.5, 0.03), (0.75, 0.01), (1.0, 0.01)]
 
 
+def valid_draws(
+    data: Embedded, n_topics: int, k: int, draws: int, background: Background, scorer: Rule
+) -> Iterator[tuple[Episode, list[tuple[Vec, Vec]], Vec]]:
+    """The tune seeds' episodes (100 on), each with its calibration inputs and its valid rows' scores under `scorer`;
+    a threshold rule is then a cheap function of the inputs."""
+    negatives = background.head_negatives()
+    for seed in range(draws):
+        ep = draw_episode(data, n_topics, k, 100 + seed)
+        if ep is None:
+            continue
+        topics = fit_topics(ep, negatives, scorer)
+        yield ep, calibration_inputs(topics, background, scorer), score_matrix(ep.valid_queries, topics, scorer)
+
+
+def target_fmr(m: dict[str, float]) -> float:
+    """The false-match rate a dataset's target is about: out of domain where it has such rows, else other intents."""
+    return m["fmr_ood"] if not np.isnan(m["fmr_ood"]) else m["fmr_other"]
+
+
 def tune_rules() -> list[Rule]:
     """Threshold rules crossed with every scorer: the interpolation rule, the v1 lift and a plain floor."""
     rules = []
@@ -342,7 +361,6 @@ def tune(args: argparse.Namespace) -> None:
         return
     encoder = load_encoder(args.encoders[0])
     background = embed_background(encoder, args.cache)
-    negatives = background.head_negatives()
     datasets = {ds: embed_dataset(encoder, args.data / ds, args.cache) for ds in args.datasets}
     rules = tune_rules()
     rows: list[dict[str, Any]] = []
@@ -352,21 +370,14 @@ def tune(args: argparse.Namespace) -> None:
             for n_topics, draws in TUNE_DRAWS.items():
                 if n_topics not in args.topics:
                     continue
-                for seed in range(draws):
-                    ep = draw_episode(data, n_topics, 10, 100 + seed)
-                    if ep is None:
-                        continue
-                    topics = fit_topics(ep, negatives, scorer)
-                    inputs = calibration_inputs(topics, background, scorer)
-                    scores = score_matrix(ep.valid_queries, topics, scorer)
+                for ep, inputs, scores in valid_draws(data, n_topics, 10, draws, background, scorer):
                     for rule in rules:
                         th = rule_thresholds(rule, inputs)
                         m = episode_metrics(scores, th, ep.valid_truth, ep.valid_group, ranking=False)
-                        target = m["fmr_ood"] if not np.isnan(m["fmr_ood"]) else m["fmr_other"]
                         rows.append(
                             {"head": head_weight, "l2": l2, "rule": rule.name, "dataset": ds, "T": n_topics}
                             | m
-                            | {"fmr_target": target}
+                            | {"fmr_target": target_fmr(m)}
                         )
         print(f"tuned head weight {head_weight} l2 {l2}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -386,7 +397,6 @@ def sweep(args: argparse.Namespace) -> None:
     --fmr-cap, against the shipped one. Does the best fraction depend on K in the same way everywhere?"""
     encoder = load_encoder(args.encoders[0])
     background = embed_background(encoder, args.cache)
-    negatives = background.head_negatives()
     shipped = shipped_rule(GuardConfig())
     fractions = [round(float(a), 2) for a in np.arange(0.2, 0.81, 0.05)]
     print(
@@ -397,17 +407,11 @@ def sweep(args: argparse.Namespace) -> None:
         data = embed_dataset(encoder, args.data / ds, args.cache)
         for k in args.shots:
             per: dict[float, list[tuple[float, float]]] = {a: [] for a in fractions}
-            for seed in range(TUNE_DRAWS[1]):
-                ep = draw_episode(data, 1, k, 100 + seed)
-                if ep is None:
-                    continue
-                topics = fit_topics(ep, negatives, shipped)
-                inputs = calibration_inputs(topics, background, shipped)
-                scores = score_matrix(ep.valid_queries, topics, shipped)
+            for ep, inputs, scores in valid_draws(data, 1, k, TUNE_DRAWS[1], background, shipped):
                 for a in fractions:
                     th = rule_thresholds(replace(shipped, interpolation=a), inputs)
                     m = episode_metrics(scores, th, ep.valid_truth, ep.valid_group, ranking=False)
-                    per[a].append((m["accuracy"], m["fmr_ood"] if not np.isnan(m["fmr_ood"]) else m["fmr_other"]))
+                    per[a].append((m["accuracy"], target_fmr(m)))
             cells = {
                 a: (100 * float(np.nanmean([m[0] for m in ms])), 100 * float(np.nanmean([m[1] for m in ms])))
                 for a, ms in per.items()
