@@ -205,7 +205,7 @@ def topics_add(
     """Create a custom topic from example prompts (indexed and calibrated at once)."""
     from service.schemas import TopicCreate
 
-    async def create(topics: TopicService) -> Topic:
+    async def create(topics: TopicService) -> tuple[int, float | None]:
         body = TopicCreate(
             name=name,
             description=description,
@@ -215,10 +215,10 @@ def topics_add(
             threshold=threshold,
         )
         await topics.indexing.load_or_build()
-        return await topics.create(body)
+        created = await topics.create(body)
+        return created.id, created.threshold  # read while the session is open
 
-    created = _run_topics(create)
-    topic_id, calibrated = created.id, created.threshold
+    topic_id, calibrated = _run_topics(create)
     out.print(f"topic {name!r} created (id {topic_id}, threshold {calibrated})")
     err.print(OFFLINE_NOTE)
 
