@@ -17,7 +17,8 @@ and the `oracle @3%` ceiling (the best any threshold rule can do on those scores
               half only (both encoders on the same held-out intents): would in-domain intent data of *other* intents,
               which an operator might have and this project does not, lift the ceiling?
 
-Needs `scripts/topic_datasets.py --out var/topics`; `late`, `finetune` and `layers` import torch (training extras).
+Needs `scripts/topic_datasets.py --out var/topics`; `late`, `finetune`, `layers` and `indomain` import torch (training
+extras).
 """
 
 from __future__ import annotations
