@@ -11,7 +11,8 @@ An arm is NAME REV [KEY=VALUE ...]: REV `.` is the working tree; any other revis
 var/ab/ and imported ahead of the installed package, with this tree's model (LIGHTGUARD_MODEL_DIR) and the bench's
 LIGHTGUARD_HOME (var/bench-home, built by scripts/bench.py), so revisions must share the database schema. KEY=VALUE
 pairs are environment settings for that arm's server. The load generator is scripts/bench.py's (one process, N
-client threads, keep-alive connections).
+client threads, keep-alive connections). The worktrees stay for the next run; `git worktree remove var/ab/<sha>`
+drops one (after `make clean`, `git worktree prune` forgets them).
 """
 
 from __future__ import annotations
