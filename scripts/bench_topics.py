@@ -77,7 +77,8 @@ class Embedded:
         return sorted(set(self.labels["train"]) - OOS_LABELS)
 
 
-def _cap_per_label(rows: Sequence[TopicRow], cap: int, seed: int = 0) -> list[TopicRow]:
+def cap_per_label(rows: Sequence[TopicRow], cap: int, seed: int = 0) -> list[TopicRow]:
+    """At most `cap` rows per label, drawn at random (seeded)."""
     rng = random.Random(seed)
     shuffled = list(rows)
     rng.shuffle(shuffled)
@@ -108,9 +109,9 @@ def _embed_cached(encoder: Encoder, texts: list[str], cache: Path, tag: str) -> 
 def benchmark_splits(folder: Path) -> dict[str, list[TopicRow]]:
     """The rows the benchmark embeds, in order: every split, train capped per intent and the allow pool per label."""
     splits = load_splits(folder)
-    splits["train"] = _cap_per_label(splits["train"], TRAIN_CAP)
+    splits["train"] = cap_per_label(splits["train"], TRAIN_CAP)
     if "allow" in splits:
-        splits["allow"] = _cap_per_label(splits["allow"], ALLOW_CAP)
+        splits["allow"] = cap_per_label(splits["allow"], ALLOW_CAP)
     return splits
 
 

@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_topics as bt
-from topic_datasets import SHARED, load_splits
+from topic_datasets import SHARED, TopicRow, load_splits
 from topic_rules import Background, Rule, default_rules, episode_metrics, fit_topics, oracle_thresholds
 from topic_rules import score_matrix as rule_scores
 
@@ -220,27 +220,14 @@ def probe_late(args: argparse.Namespace) -> None:
             print(f"| late | {ds} | {w} | {acc:.1f} | {fmr:.1f} | {m['auroc']:.3f} |")
 
 
-def _cap(rows: list[tuple[str, str]], per_label: int, seed: int = 0) -> list[tuple[str, str]]:
-    """At most `per_label` (text, label) rows per label, drawn at random."""
-    rows = list(rows)
-    random.Random(seed).shuffle(rows)
-    seen: dict[str, int] = {}
-    out = []
-    for text, label in rows:
-        if seen.get(label, 0) < per_label:
-            seen[label] = seen.get(label, 0) + 1
-            out.append((text, label))
-    return out
-
-
 def intent_rows(per_label: int, seed: int = 0) -> list[tuple[str, str]]:
     """(text, label) from banking77 (all 77 intents, its train.csv), snips and chitchat train splits; none of hwu64."""
     rows = []
     with (SHARED / "banking77" / "train.csv").open(encoding="utf-8") as f:
-        rows += [(r["text"], "banking77:" + r["category"]) for r in csv.DictReader(f)]
+        rows += [TopicRow(r["text"], "banking77:" + r["category"]) for r in csv.DictReader(f)]
     for ds in ("snips", "chitchat_smalltalk"):
-        rows += [(r.text, f"{ds}:{r.label}") for r in load_splits(REPO / "var" / "topics" / ds)["train"]]
-    return _cap(rows, per_label, seed)
+        rows += [TopicRow(r.text, f"{ds}:{r.label}") for r in load_splits(REPO / "var" / "topics" / ds)["train"]]
+    return [(r.text, r.label) for r in bt.cap_per_label(rows, per_label, seed)]
 
 
 def fine_tune(out: Path, rows: list[tuple[str, str]], loss_name: str, epochs: float) -> None:
@@ -328,8 +315,8 @@ def hwu64_halves(folder: Path, seed: int = 0) -> tuple[list[str], list[str]]:
 
 def probe_indomain(args: argparse.Namespace) -> None:
     tuned_on, held_out = hwu64_halves(args.data / "hwu64")
-    train = [(r.text, r.label) for r in load_splits(args.data / "hwu64")["train"] if r.label in tuned_on]
-    rows = _cap(train, args.per_label)
+    train = [r for r in load_splits(args.data / "hwu64")["train"] if r.label in tuned_on]
+    rows = [(r.text, r.label) for r in bt.cap_per_label(train, args.per_label)]
     print(f"  tuned on {', '.join(tuned_on)}", file=sys.stderr)
     out = REPO / "var" / f"intent-ft-hwu64-half-{args.loss}-{args.per_label}"
     print_base_and_tuned(out, rows, args, held_out)

@@ -254,10 +254,11 @@ def test_indomain_probe_tunes_on_half_the_intents_and_keeps_the_other_half_unsee
     tuned_on, held_out = ceiling.hwu64_halves(tmp_path)
     assert len(tuned_on) == len(held_out) == 5 and set(tuned_on) | set(held_out) == {f"intent{i}" for i in range(10)}
     assert (tuned_on, held_out) == ceiling.hwu64_halves(tmp_path), "the same split on every run (cached model)"
-    pairs = [(f"t{i}", f"intent{i % 10}") for i in range(60)]
-    capped = ceiling._cap([p for p in pairs if p[1] in tuned_on], 2)
-    assert len(capped) == 10 and {label for _, label in capped} == set(tuned_on)
-    assert ceiling._cap(pairs, 100) != pairs and sorted(ceiling._cap(pairs, 100)) == sorted(pairs)  # shuffled, all
+    pairs = [datasets.TopicRow(f"t{i}", f"intent{i % 10}") for i in range(60)]
+    capped = bench.cap_per_label([p for p in pairs if p.label in tuned_on], 2)
+    assert len(capped) == 10 and {p.label for p in capped} == set(tuned_on)
+    everything = bench.cap_per_label(pairs, 100)
+    assert everything != pairs and sorted(everything, key=str) == sorted(pairs, key=str)  # shuffled, all
 
 
 def test_sweep_picks_the_most_accurate_setting_within_the_false_match_cap() -> None:
