@@ -305,18 +305,18 @@ def probe_finetune(args: argparse.Namespace) -> None:
     print_base_and_tuned(out, intent_rows(args.per_label), args)
 
 
-def hwu64_halves(folder: Path, seed: int = 0) -> tuple[list[str], list[str]]:
-    """hwu64's intents split at random into (tuned on, held out), 32 each."""
-    intents = sorted({r.label for r in load_splits(folder)["train"]})
+def hwu64_halves(train: Sequence[TopicRow], seed: int = 0) -> tuple[list[str], list[str]]:
+    """The intents of hwu64's train rows split at random into (tuned on, held out), 32 each."""
+    intents = sorted({r.label for r in train})
     random.Random(seed).shuffle(intents)
     half = len(intents) // 2
     return sorted(intents[:half]), sorted(intents[half:])
 
 
 def probe_indomain(args: argparse.Namespace) -> None:
-    tuned_on, held_out = hwu64_halves(args.data / "hwu64")
-    train = [r for r in load_splits(args.data / "hwu64")["train"] if r.label in tuned_on]
-    rows = [(r.text, r.label) for r in bt.cap_per_label(train, args.per_label)]
+    train = load_splits(args.data / "hwu64")["train"]
+    tuned_on, held_out = hwu64_halves(train)
+    rows = [(r.text, r.label) for r in bt.cap_per_label([r for r in train if r.label in tuned_on], args.per_label)]
     print(f"  tuned on {', '.join(tuned_on)}", file=sys.stderr)
     out = REPO / "var" / f"intent-ft-hwu64-half-{args.loss}-{args.per_label}"
     print_base_and_tuned(out, rows, args, held_out)
