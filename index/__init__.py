@@ -34,6 +34,7 @@ from index.training import (
     train,
 )
 from index.types import SAFE, Action, Evidence, Exemplar, Label, LabelKind, Role, Verdict
+from index.units import ClassifyPlan
 
 __all__ = [
     "FINETUNED_NAME",
@@ -42,6 +43,7 @@ __all__ = [
     "Action",
     "BinaryMetrics",
     "Category",
+    "ClassifyPlan",
     "DatasetError",
     "DatasetRow",
     "DuplicateExemplarError",

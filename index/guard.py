@@ -12,14 +12,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from index.calibration import Platt, topic_threshold
-from index.encoder import Encoder, window_char_spans
+from index.encoder import Encoder
 from index.errors import InvalidInputError, UnknownLabelError
 from index.head import LinearHead, fit_linear_head
 from index.scoring import Matrix, TopicBank, fuse, knn_distribution, softmax, topic_score_matrix, topic_scores
 from index.store import AnnParams, VectorStore
-from index.text import normalize_text, sentence_spans
+from index.text import normalize_text
 from index.topic_head import GramStats, TopicHead, fit_topic_head
 from index.types import SAFE, Evidence, Exemplar, Label, Vectors, Verdict
+from index.units import ClassifyPlan, plan_units, top_per_owner
 
 Progress = Callable[[int, int], None]
 
@@ -403,12 +404,40 @@ class Guard:
 
     def classify(self, texts: Sequence[str]) -> list[Verdict]:
         """Verdicts for texts; long texts are scored as overlapping windows, and the sentences of a text over
-        `GuardConfig.sentence_min_tokens` also one by one (see `sentence_threshold`); the worst unit decides."""
+        `GuardConfig.sentence_min_tokens` also one by one (see `sentence_threshold`); the worst unit decides.
+
+        The same as `decide(plan, *encode_plan(plan))` with `plan = self.plan(texts)`: a scheduler may encode a
+        plan's windows in slices, interleaved with other work, and decide once they are all in.
+        """
+        plan = self.plan(texts)
+        vectors, unit_vectors = self.encode_plan(plan)
+        return self.decide(plan, vectors, unit_vectors)
+
+    def plan(self, texts: Sequence[str]) -> ClassifyPlan:
+        """The units of `texts` (windows, sentences) and their cost in model runs; no model work (tokenizer only).
+
+        Raises:
+            InvalidInputError: a text is empty after normalisation.
+        """
+        return plan_units(self.encoder, self.config, texts)
+
+    def encode_plan(self, plan: ClassifyPlan, start: int = 0, stop: int | None = None) -> tuple[Vectors, list[Vectors]]:
+        """The vectors of windows `start:stop` of `plan` and of the sentences pooled from their runs.
+
+        Needs no lock: the encoder of a guard never changes, and a window's vector does not depend on the other
+        windows it is encoded with (int8 runs one text at a time), so slices concatenate to the whole.
+        """
+        stop = len(plan.windows) if stop is None else stop
+        return self.encoder.encode_spans(
+            plan.windows[start:stop], plan.units[start:stop], batch_size=self.config.batch_size
+        )
+
+    def decide(self, plan: ClassifyPlan, vectors: Vectors, unit_vectors: Sequence[Vectors]) -> list[Verdict]:
+        """Verdicts from a plan and all its window (and in-context sentence) vectors, by this guard's encoder."""
         cfg = self.config
-        windows, owners, units, unit_texts = self._plan_units(texts)
-        if not windows:
+        if not plan.windows:
             return []
-        vectors, unit_vectors = self.encoder.encode_spans(windows, units, batch_size=cfg.batch_size)
+        units, unit_texts, owners = plan.units, plan.unit_texts, plan.owners
         unit_owner = np.repeat(np.asarray(owners, dtype=np.int64), [len(u) for u in units])
         with self._lock:
             suspects = np.zeros(0, dtype=np.int64)
@@ -424,7 +453,7 @@ class Guard:
                         bar = self._topic_threshold(self._labels[name]) - cfg.sentence_topic_margin
                         margin = np.maximum(margin, in_topic - bar)
                 live = np.linalg.norm(in_context, axis=1) > 0.5
-                suspects = _top_per_owner(
+                suspects = top_per_owner(
                     np.flatnonzero(live & (margin >= 0)), margin, unit_owner, cfg.sentence_max_suspects
                 )
             # stage 2, only for suspects: the sentence encoded alone, as exemplars are, so it scores and is
@@ -435,38 +464,12 @@ class Guard:
                 vectors = np.concatenate([vectors, alone], axis=0)
             scores = self._score(vectors)
             window_owner = np.asarray(owners)
-            suspect_rows = len(windows) + np.arange(len(suspects))
+            suspect_rows = len(plan.windows) + np.arange(len(suspects))
             suspect_owner = unit_owner[suspects]
             return [
                 self._verdict(scores, np.flatnonzero(window_owner == n), suspect_rows[suspect_owner == n])
-                for n in range(len(texts))
+                for n in range(plan.n_texts)
             ]
-
-    def _plan_units(self, texts: Sequence[str]) -> tuple[list[str], list[int], list[list[tuple[int, int]]], list[str]]:
-        """Windows of the normalised texts, each window's owner text, and per window the spans (relative to it) and
-        texts of the sentences read from its run: each sentence once, in the first window that holds it whole."""
-        cfg = self.config
-        windows: list[str] = []
-        owners: list[int] = []
-        units: list[list[tuple[int, int]]] = []
-        unit_texts: list[str] = []
-        cleaned = [normalize_text(text) for text in texts]
-        for n, clean in enumerate(cleaned):
-            if not clean:
-                raise InvalidInputError(f"text #{n} is empty after normalisation")
-        for n, (text, clean, tokens) in enumerate(zip(texts, cleaned, self.encoder.token_spans(cleaned), strict=True)):
-            long_enough = cfg.sentence_threshold is not None and len(tokens) > cfg.sentence_min_tokens
-            sentences = sentence_spans(text, clean) if long_enough else []
-            todo = sentences if len(sentences) > 1 else []
-            for a, b in window_char_spans(self.encoder, clean, cfg.window_overlap, cfg.window_tokens, tokens):
-                windows.append(clean[a:b])
-                owners.append(n)
-                inside = [(s, e) for s, e in todo if s >= a and e <= b]
-                todo = [(s, e) for s, e in todo if not (s >= a and e <= b)]
-                kept = [(s, e) for s, e in inside if (s, e) != (a, b)]  # a sentence that is the window adds nothing
-                units.append([(s - a, e - a) for s, e in kept])
-                unit_texts.extend(clean[s:e] for s, e in kept)
-        return windows, owners, units, unit_texts
 
     def score_vectors(self, vectors: Vectors) -> list[Verdict]:
         """Verdicts for pre-computed query vectors (one per text, no windowing)."""
@@ -648,19 +651,3 @@ class Guard:
             if len(out) >= self.config.evidence:
                 break
         return out
-
-
-def _top_per_owner(
-    candidates: NDArray[np.intp], scores: NDArray[np.float64], owner: NDArray[np.int64], limit: int | None
-) -> NDArray[np.intp]:
-    """The candidates (indices into `scores`), keeping only the `limit` highest-scoring ones of each owner, in order."""
-    if limit is None or len(candidates) <= limit:
-        return candidates
-    kept: list[int] = []
-    taken: dict[int, int] = {}
-    for i in candidates[np.argsort(-scores[candidates], kind="stable")]:
-        n = taken.get(int(owner[i]), 0)
-        if n < limit:
-            taken[int(owner[i])] = n + 1
-            kept.append(int(i))
-    return np.sort(np.asarray(kept, dtype=np.intp))

@@ -26,7 +26,7 @@ from index import (
     save_guard,
     split_windows,
 )
-from index.guard import _top_per_owner
+from index.units import top_per_owner
 from tests.conftest import TOY_EXEMPLARS, TOY_LABELS
 
 COOKING = [
@@ -384,10 +384,10 @@ def test_top_per_owner_keeps_each_owners_highest_scores_in_index_order() -> None
     scores = np.asarray([0.9, 0.8, 0.95, 0.7, 0.99, 0.85, 0.1])
     owner = np.asarray([0, 0, 0, 0, 1, 1, 1])
     candidates = np.asarray([0, 1, 2, 3, 4, 5])
-    assert _top_per_owner(candidates, scores, owner, 2).tolist() == [0, 2, 4, 5]
-    assert _top_per_owner(candidates, scores, owner, 1).tolist() == [2, 4]
-    assert _top_per_owner(candidates, scores, owner, None).tolist() == candidates.tolist()
-    assert _top_per_owner(candidates[:0], scores, owner, 1).tolist() == []
+    assert top_per_owner(candidates, scores, owner, 2).tolist() == [0, 2, 4, 5]
+    assert top_per_owner(candidates, scores, owner, 1).tolist() == [2, 4]
+    assert top_per_owner(candidates, scores, owner, None).tolist() == candidates.tolist()
+    assert top_per_owner(candidates[:0], scores, owner, 1).tolist() == []
 
 
 def test_a_topic_sentence_buried_in_long_text_matches_its_topic() -> None:
