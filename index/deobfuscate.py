@@ -1,0 +1,307 @@
+"""Readable variants of obfuscated texts: letter spacing, leetspeak and encoded spans undone.
+
+`deobfuscate(text)` returns the text with cheap evasions reversed, or None when it finds nothing to undo (the
+common case, decided by a few linear scans). The variant is scored as an extra unit of its text beside the plain
+normalised form, never instead of it, so a plain prompt keeps its verdict and the raw text stays the evidence. What
+is undone, in order:
+
+1. encoded spans: base64 (standard and URL-safe), hex (`68656c6c6f`, `68 65 6c`, `\\x68\\x65`) and URL-encoding
+   (`%68%6f%77`), each replaced by its decoding when that is readable text with a known word in it;
+2. spaced letters ("H o w  d o  I", "p-i-p-e b-o-m-b"): a run of single letters is joined, a wider gap (two spaces,
+   or a space among dashes or dots) is a word break, and a joined run that is not a word is segmented into words
+   with the encoder's vocabulary (index.lexicon);
+3. leetspeak ("m4k3", "b0mb", "a$$"): a token of three or more characters mixing letters with digits or symbols
+   becomes the known word its substitutions spell; numbers, prices, versions, ordinals, units and words that are
+   known as written ("mp3") stay; once two such words were folded, two-character ones ("d0", "4t") and lone
+   "1" / "4" / "@" ("i" / "a" / "a") are folded too;
+4. ROT13 and reversed text: the whole text, a line, or the part after a colon, when it is mostly unknown words and
+   its decoding mostly known ones; else single unknown words whose decoding is a known word, when two or more are.
+
+Cost is bounded: spans are decoded only when they look encoded, at most `MAX_SPANS` of them and `MAX_DECODED`
+characters in all; the segmenter is linear in a run's length.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import itertools
+import re
+import unicodedata
+from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
+
+from index.lexicon import Lexicon, default_lexicon
+from index.text import _INVISIBLE, _MIXED_WORD, _fold_word, normalize_text
+
+MAX_SPANS = 8
+MAX_DECODED = 4096
+MAX_RUN = 400  # letters of one spaced run that are segmented; a longer run is only joined
+
+# ------------------------------------------------------------------ encoded spans
+_B64_RUN = re.compile(r"[A-Za-z0-9+/_=-]{8,}")
+_B64_BODY = re.compile(r"[A-Za-z0-9+/]+|[A-Za-z0-9_-]+")
+_HEX_RUNS = (
+    re.compile(r"(?:\\x[0-9A-Fa-f]{2}){3,}"),
+    re.compile(r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ :]){3,}[0-9A-Fa-f]{2}(?![0-9A-Za-z])"),
+    re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8,}(?![0-9A-Za-z])"),
+)
+_URL_RUN = re.compile(r"[A-Za-z0-9._~+%-]+")
+_URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _readable(data: bytes, lexicon: Lexicon) -> str | None:
+    """`data` as text when it reads like text: UTF-8, printable, mostly letters and spaces, one known word."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if len(text) < 3 or any(unicodedata.category(ch)[0] == "C" and ch not in "\n\t" for ch in text):
+        return None
+    letters = sum(ch.isalpha() or ch.isspace() for ch in text)
+    if letters < 0.7 * len(text):
+        return None
+    return text if any(len(w) > 2 and w in lexicon for w in _WORD.findall(text)) else None
+
+
+def _looks_base64(run: str) -> bool:
+    # an ordinary word ("Something", "state-of-the-art") is letters, maybe capitalised, maybe hyphenated; base64 of
+    # text nearly always has a digit, a '+' or '/', padding, or an upper-case letter inside
+    body = run.rstrip("=")
+    return any(ch.isdigit() or ch in "+/=" for ch in run) or any(ch.isupper() for ch in body[1:])
+
+
+def _decode_base64(run: str, lexicon: Lexicon) -> str | None:
+    body = run.rstrip("=")
+    if len(run) - len(body) > 2 or len(body) % 4 == 1 or not _B64_BODY.fullmatch(body):
+        return None
+    try:
+        data = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_" if "-" in body or "_" in body else None)
+    except (binascii.Error, ValueError):
+        return None
+    return _readable(data, lexicon)
+
+
+def _decode_hex(run: str, lexicon: Lexicon) -> str | None:
+    digits = re.sub(r"\\x|[ :]", "", run)
+    if len(digits) % 2:
+        return None
+    return _readable(bytes.fromhex(digits), lexicon)
+
+
+def _decode_url(run: str, lexicon: Lexicon) -> str | None:
+    if len(_URL_ESCAPE.findall(run)) < 2:
+        return None
+    return _readable(unquote_to_bytes(run.replace("+", " ")), lexicon)
+
+
+def decode_spans(text: str, lexicon: Lexicon) -> str:
+    """`text` with its base64, hex and URL-encoded spans replaced by their readable decodings (bounded)."""
+    found: list[tuple[int, int, str]] = []  # (start, end, decoded)
+    budget = MAX_DECODED
+
+    def take(start: int, end: int, decoded: str | None) -> None:
+        nonlocal budget
+        if decoded is None or len(found) >= MAX_SPANS or len(decoded) > budget:
+            return
+        if any(s < end and start < e for s, e, _ in found):
+            return
+        found.append((start, end, decoded))
+        budget -= len(decoded)
+
+    if "%" in text:
+        for m in _URL_RUN.finditer(text):
+            if "%" in m.group():
+                take(m.start(), m.end(), _decode_url(m.group(), lexicon))
+    for pattern in _HEX_RUNS:
+        for m in pattern.finditer(text):
+            take(m.start(), m.end(), _decode_hex(m.group(), lexicon))
+    for m in _B64_RUN.finditer(text):
+        if _looks_base64(m.group()) and len(m.group()) <= 4 * MAX_DECODED:
+            take(m.start(), m.end(), _decode_base64(m.group(), lexicon))
+    if not found:
+        return text
+    out: list[str] = []
+    cursor = 0
+    for start, end, decoded in sorted(found):
+        out.extend((text[cursor:start], " ", decoded, " "))
+        cursor = end
+    out.append(text[cursor:])
+    return "".join(out)
+
+
+# ------------------------------------------------------------------ spaced letters
+# Single letters (each ending its word) separated by up to a few spaces or a punctuation mark: bounded repeats and
+# an anchored letter between separators keep the scan linear on hostile input.
+_SPACED_RUN = re.compile(
+    r"(?<![A-Za-z0-9])[A-Za-z](?![A-Za-z0-9])(?:(?: {0,3}[.\-_*·|/+~,] {0,3}| {1,4}|\t)[A-Za-z](?![A-Za-z0-9])){2,}"
+)
+_LETTER = re.compile(r"[A-Za-z]")
+
+
+def _join_run(run: str, lexicon: Lexicon) -> str:
+    letters = _LETTER.findall(run)
+    seps = _LETTER.split(run)[1:-1]
+    wide = [(len(s) > 1 and s.strip() == "") or "\t" in s for s in seps]
+    plain_space = [s == " " for s in seps]
+    if any(wide):
+        breaks = wide
+    elif any(plain_space) and not all(plain_space):
+        breaks = plain_space  # "p-i-p-e b-o-m-b": the space among dashes is the word break
+    else:
+        breaks = [False] * len(seps)
+    groups: list[str] = []
+    current = letters[0]
+    for letter, brk in zip(letters[1:], breaks, strict=True):
+        if brk:
+            groups.append(current)
+            current = letter
+        else:
+            current += letter
+    groups.append(current)
+    words: list[str] = []
+    for group in groups:
+        split = None if group in lexicon or len(group) > MAX_RUN else lexicon.segment(group)
+        words.extend(split if split else [group])
+    return " ".join(words)
+
+
+def unspace(text: str, lexicon: Lexicon) -> str:
+    """`text` with each run of three or more spaced single letters joined into words."""
+    return _SPACED_RUN.sub(lambda m: _join_run(m.group(), lexicon), text)
+
+
+# ------------------------------------------------------------------ leetspeak
+LEET: dict[str, str] = {
+    "0": "o", "1": "il", "3": "e", "4": "a", "5": "s", "6": "gb", "7": "t", "8": "b", "9": "g",
+    "@": "a", "$": "s", "!": "i", "|": "l", "+": "t",
+}  # fmt: skip
+_LEET_TOKEN = re.compile(r"[A-Za-z0-9@$|!+]+")
+_NUMBER_WITH_UNIT = re.compile(r"[0-9]+[A-Za-z]{1,3}")  # 10th, 5kg, 1st, 24h, 3d
+_LONE_LEET = re.compile(r"(?<![\w.,$%@])[14@](?![\w.,%@])")
+_MAX_READINGS = 16
+
+
+def _fold_token(token: str, lexicon: Lexicon, shortest: int = 3) -> str | None:
+    core = token.rstrip("!")
+    if len(core) < shortest or core.lower() in lexicon or _NUMBER_WITH_UNIT.fullmatch(core):
+        return None
+    letters = sum(ch.isalpha() for ch in core)
+    if letters == 0 or letters == len(core):
+        return None
+    options: list[str] = []
+    for ch in core.lower():
+        if ch.isalpha():
+            options.append(ch)
+        elif ch in LEET:
+            options.append(LEET[ch])
+        else:
+            return None  # a digit no table maps ("b2b", "h264"): not leetspeak
+    best: tuple[int, str] | None = None
+    for letters_ in itertools.islice(itertools.product(*options), _MAX_READINGS):
+        word = "".join(letters_)
+        rank = lexicon.rank(word)
+        if rank is not None and (best is None or rank < best[0]):
+            best = (rank, word)
+    return None if best is None else best[1] + token[len(core) :]
+
+
+def fold_leet(text: str, lexicon: Lexicon) -> str:
+    """`text` with leetspeak words spelled out where the folded form is a known word."""
+    folded = 0
+
+    def fold(m: re.Match[str], shortest: int = 3) -> str:
+        nonlocal folded
+        word = _fold_token(m.group(), lexicon, shortest)
+        if word is None:
+            return m.group()
+        folded += 1
+        return word
+
+    out = _LEET_TOKEN.sub(fold, text)
+    if folded >= 2:
+        # a text written in leetspeak: two-character words ("d0", "4t") and lone "1" / "4" are leet too
+        out = _LEET_TOKEN.sub(lambda m: fold(m, shortest=2), out)
+        out = _LONE_LEET.sub(lambda m: "i" if m.group() == "1" else "a", out)
+    return out
+
+
+# ------------------------------------------------------------------ ROT13 and reversed text
+def _rot13(text: str) -> str:
+    return codecs.encode(text, "rot13")
+
+
+def _reverse(text: str) -> str:
+    return text[::-1]
+
+
+_DECODERS: tuple[Callable[[str], str], ...] = (_rot13, _reverse)
+_PIECES = re.compile(r"([:\n])")
+
+
+def _known_share(text: str, lexicon: Lexicon) -> tuple[int, float]:
+    words = [w for w in _WORD.findall(text) if len(w) > 1]
+    if not words:
+        return 0, 0.0
+    return len(words), sum(w in lexicon for w in words) / len(words)
+
+
+def _decode_piece(piece: str, lexicon: Lexicon) -> str:
+    n, known = _known_share(piece, lexicon)
+    if n < 3 or known > 0.5:
+        return piece
+    for decode in _DECODERS:
+        candidate = decode(piece)
+        if _known_share(candidate, lexicon)[1] >= 0.75:
+            return candidate
+    return piece
+
+
+def unscramble(text: str, lexicon: Lexicon) -> str:
+    """`text` with ROT13 or reversed pieces (the whole text, a line, after a colon) or words decoded."""
+    whole = _decode_piece(text, lexicon)
+    if whole != text:
+        return whole
+    out = "".join(_decode_piece(p, lexicon) for p in _PIECES.split(text))
+    for decode in _DECODERS:
+        hits: dict[str, str] = {}
+        for w in _WORD.findall(out):
+            if len(w) > 2 and w not in lexicon and (d := decode(w)) in lexicon:
+                hits[w] = d
+        if len(hits) >= 2:
+            return _WORD.sub(_replacer(hits), out)
+    return out
+
+
+def _replacer(words: dict[str, str]) -> Callable[[re.Match[str]], str]:
+    return lambda m: words.get(m.group(), m.group())
+
+
+# ------------------------------------------------------------------ the variant
+def _prepare(text: str) -> str:
+    """NFKC, invisible and control characters dropped, look-alikes folded, but spacing and lines kept."""
+    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C" or ch in "\n\t")
+    return text if text.isascii() else _MIXED_WORD.sub(_fold_word, text)
+
+
+def deobfuscate(text: str, lexicon: Lexicon | None = None, plain: str | None = None) -> str | None:
+    """The normalised text with cheap obfuscation undone, or None when that is the plain normalised text.
+
+    Args:
+        text: the raw text (not normalised: spacing and line breaks carry word breaks).
+        lexicon: the known words (default: the encoder's vocabulary, `index.lexicon.default_lexicon`).
+        plain: `normalize_text(text)` when the caller has it already.
+
+    Returns:
+        The deobfuscated text, normalised, when it differs from `plain`; else None.
+    """
+    lexicon = default_lexicon() if lexicon is None else lexicon
+    plain = normalize_text(text) if plain is None else plain
+    out = _prepare(text)
+    for stage in (decode_spans, unspace, fold_leet, unscramble):
+        out = stage(out, lexicon)
+    variant = normalize_text(out)
+    return variant if variant and variant != plain else None
