@@ -16,6 +16,9 @@ from service.schemas import ModerationResponse, ModerationResult
 from service.usecases.limits import Limits
 
 # Clients parse OpenAI's keys by name, so every response carries all of them (false / 0.0 where none maps).
+EXTENSION_KEYS: dict[str, str] = {"prompt_injection": "prompt_injection"}
+"""Built-in categories that no OpenAI key covers, reported under a key of their own (category id -> key) after
+OpenAI's keys in every result (docs/api.md); clients that read OpenAI's keys by name are not affected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +85,16 @@ class ClassifyService:
 
 def moderation_result(verdict: Verdict, mapping: dict[str, tuple[str, ...]]) -> ModerationResult:
     """OpenAI keys from taxonomy categories: a key's score is the max over categories mapping to it; a key is true
-    when the flagged verdict's category maps to it."""
+    when the flagged verdict's category maps to it. EXTENSION_KEYS follow, scored and flagged by their category."""
     scores = dict.fromkeys(OPENAI_KEYS, 0.0)
     for category, score in verdict.categories.items():
         for key in mapping.get(category, ()):
             scores[key] = max(scores.get(key, 0.0), float(score))
     flagged_keys = set(mapping.get(verdict.category, ())) if verdict.flagged and verdict.category else set()
+    for category, key in EXTENSION_KEYS.items():
+        scores[key] = float(verdict.categories.get(category, 0.0))
+        if verdict.flagged and verdict.category == category:
+            flagged_keys.add(key)
     return ModerationResult(
         flagged=verdict.flagged,
         categories={key: key in flagged_keys for key in scores},

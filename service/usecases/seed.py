@@ -1,4 +1,4 @@
-"""First-run seeding: the built-in taxonomy and its `train` exemplars; the background corpus for calibration."""
+"""Seeding: the built-in taxonomy and its `train` exemplars (first run, and categories added later); background text."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from index import SAFE, load_rows, load_taxonomy
 from service.models import Topic
-from service.repositories import ExemplarRepository, TopicRepository
+from service.repositories import ExemplarRepository, IndexLockRepository, TopicRepository
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +23,23 @@ class SeedReport:
 
 
 def seed_database(session: Session, data_dir: Path) -> SeedReport | None:
-    """Insert the taxonomy and its train-split exemplars into an empty database; None when already seeded."""
+    """Insert the taxonomy and its train-split exemplars into an empty database; in a seeded one, add the built-in
+    categories the taxonomy gained since (with their train exemplars). None when nothing was added.
+
+    Categories already in the database are left as they are (operators may have edited their exemplars or
+    thresholds). A category added here changes the database, so the saved index no longer matches it and the
+    start-up that follows rebuilds it (reusing the vectors of every unchanged exemplar).
+    """
     topics = TopicRepository(session)
-    if topics.count():
-        return None
+    # Serialise with other processes starting at the same time: only one of them adds a category.
+    IndexLockRepository(session).acquire("seed")
+    existing = {t.name for t in topics.find()}
     taxonomy = load_taxonomy(data_dir / "taxonomy.toml")
+    missing = [c for c in taxonomy.categories if c.id not in existing]
+    if not missing:
+        return None
     by_id: dict[str, Topic] = {}
-    for category in taxonomy.categories:
+    for category in missing:
         kind = "safe" if category.id == SAFE else "builtin"
         topic = Topic(
             name=category.id,
@@ -50,6 +60,8 @@ def seed_database(session: Session, data_dir: Path) -> SeedReport | None:
         exemplars = ExemplarRepository(session)
         grouped: dict[str, list[tuple[str, str, str]]] = {}
         for row in rows:
+            if row.category in existing:
+                continue
             if row.category not in by_id:
                 log.warning("seed row of unknown category %r skipped (source %s)", row.category, row.source)
                 continue
@@ -61,7 +73,16 @@ def seed_database(session: Session, data_dir: Path) -> SeedReport | None:
             "no %s: built-in categories seeded without exemplars; add data and run `lightguard index rebuild`",
             rows_path,
         )
-    log.info("seeded %d categories and %d exemplars from %s", len(by_id), count, data_dir)
+    if existing:
+        log.warning(
+            "the taxonomy gained built-in categories %s: added with %d exemplars from %s; the index is rebuilt to "
+            "include them (categories already in the database keep their exemplars)",
+            ", ".join(sorted(by_id)),
+            count,
+            data_dir,
+        )
+    else:
+        log.info("seeded %d categories and %d exemplars from %s", len(by_id), count, data_dir)
     return SeedReport(len(by_id), count)
 
 

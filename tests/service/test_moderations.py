@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from index import OPENAI_KEYS, Verdict
-from service.usecases.classify import moderation_result
+from service.usecases.classify import EXTENSION_KEYS, moderation_result
 
 MAPPING = {"violence": ("violence", "violence/graphic"), "threat": ("violence",), "hate": ("hate",)}
 
@@ -17,8 +17,18 @@ def test_key_score_is_max_over_categories_and_true_only_for_the_flagged_category
     assert result.category_scores["violence/graphic"] == 0.2
     assert result.categories["violence"] is True and result.categories["violence/graphic"] is False
     assert result.categories["hate"] is False and result.flagged is True
-    assert set(result.categories) == set(OPENAI_KEYS)
+    assert set(result.categories) == set(OPENAI_KEYS) | set(EXTENSION_KEYS.values())
+    assert list(result.categories)[: len(OPENAI_KEYS)] == list(OPENAI_KEYS)
     assert result.category_applied_input_types["hate"] == ["text"]
+
+
+def test_prompt_injection_has_an_extension_key_of_its_own() -> None:
+    verdict = Verdict(True, "prompt_injection", 0.9, {"prompt_injection": 0.8, "violence": 0.1})
+    result = moderation_result(verdict, MAPPING | {"prompt_injection": ()})
+    assert result.categories["prompt_injection"] is True and result.category_scores["prompt_injection"] == 0.8
+    assert result.flagged is True and not any(v for k, v in result.categories.items() if k in OPENAI_KEYS)
+    benign = moderation_result(Verdict(False, None, 0.1, {"prompt_injection": 0.05}), MAPPING)
+    assert benign.categories["prompt_injection"] is False and benign.category_scores["prompt_injection"] == 0.05
 
 
 def test_custom_topic_flags_without_an_openai_key() -> None:
