@@ -7,6 +7,7 @@ from index.calibration import Platt, best_f1_threshold, fit_platt, fmr_threshold
 from index.datasets import DatasetRow, LabelledText, default_data_dir, load_labelled_jsonl, load_rows
 from index.encoder import Encoder, HashingEncoder, split_windows
 from index.errors import (
+    CostLimitError,
     DatasetError,
     DuplicateExemplarError,
     IndexArtifactError,
@@ -44,6 +45,7 @@ __all__ = [
     "BinaryMetrics",
     "Category",
     "ClassifyPlan",
+    "CostLimitError",
     "DatasetError",
     "DatasetRow",
     "DuplicateExemplarError",

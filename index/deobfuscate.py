@@ -12,13 +12,14 @@ is undone, in order:
    with the encoder's vocabulary (index.lexicon);
 3. leetspeak ("m4k3", "b0mb", "a$$"): a token of three or more characters mixing letters with digits or symbols
    becomes the known word its substitutions spell; numbers, prices, versions, ordinals, units and words that are
-   known as written ("mp3") stay; once two such words were folded, two-character ones ("d0", "4t") and lone
-   "1" / "4" / "@" ("i" / "a" / "a") are folded too;
+   known as written ("mp3") stay; once two such words were folded, the text is leetspeak and two-character
+   tokens ("d0", "m3"), numbers ("70" = to) and lone "1" / "4" / "@" ("i" / "a" / "a") are folded too;
 4. ROT13 and reversed text: the whole text, a line, or the part after a colon, when it is mostly unknown words and
    its decoding mostly known ones; else single unknown words whose decoding is a known word, when two or more are.
 
-Cost is bounded: spans are decoded only when they look encoded, at most `MAX_SPANS` of them and `MAX_DECODED`
-characters in all; the segmenter is linear in a run's length.
+Cost is bounded: each stage starts with a cheap scan and does nothing more on plain text (about 30 us for a
+prompt); spans are decoded only when they look encoded, at most `MAX_SPANS` of them and `MAX_DECODED` characters
+in all; only the first `MAX_INPUT` characters are read; the segmenter is linear in a run's length.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from index.text import _INVISIBLE, _MIXED_WORD, _fold_word, normalize_text
 MAX_SPANS = 8
 MAX_DECODED = 4096
 MAX_RUN = 400  # letters of one spaced run that are segmented; a longer run is only joined
+MAX_INPUT = 20_000  # characters of a text that are read: past them a long text is left to windows and sentences
 
 # ------------------------------------------------------------------ encoded spans
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_=-]{8,}")
@@ -50,6 +52,9 @@ _HEX_RUNS = (
 _URL_RUN = re.compile(r"[A-Za-z0-9._~+%-]+")
 _URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _WORD = re.compile(r"[A-Za-z]+")
+# what every encoded span holds and most plain prompts do not: a digit, '+', '/', '=', '%', '\' or a capital
+# inside a word
+_ENCODED_HINT = re.compile(r"[0-9+/=%\\]|[a-z][A-Z]")
 
 
 def _readable(data: bytes, lexicon: Lexicon) -> str | None:
@@ -99,6 +104,8 @@ def _decode_url(run: str, lexicon: Lexicon) -> str | None:
 
 def decode_spans(text: str, lexicon: Lexicon) -> str:
     """`text` with its base64, hex and URL-encoded spans replaced by their readable decodings (bounded)."""
+    if not _ENCODED_HINT.search(text):
+        return text
     found: list[tuple[int, int, str]] = []  # (start, end, decoded)
     budget = MAX_DECODED
 
@@ -182,14 +189,17 @@ _LEET_TOKEN = re.compile(r"[A-Za-z0-9@$|!+]+")
 _NUMBER_WITH_UNIT = re.compile(r"[0-9]+[A-Za-z]{1,3}")  # 10th, 5kg, 1st, 24h, 3d
 _LONE_LEET = re.compile(r"(?<![\w.,$%@])[14@](?![\w.,%@])")
 _MAX_READINGS = 16
+_LEET_HINT = re.compile(r"[A-Za-z][0-9@$|!+]|[0-9@$|!+][A-Za-z]")
 
 
-def _fold_token(token: str, lexicon: Lexicon, shortest: int = 3) -> str | None:
+def _fold_token(token: str, lexicon: Lexicon, leet_text: bool = False) -> str | None:
+    """The known word a leetspeak token spells, or None. In a text already shown to be leetspeak (`leet_text`),
+    two-character tokens, numbers ("70" = to) and tokens known as written ("m3") are read as leetspeak too."""
     core = token.rstrip("!")
-    if len(core) < shortest or core.lower() in lexicon or _NUMBER_WITH_UNIT.fullmatch(core):
-        return None
     letters = sum(ch.isalpha() for ch in core)
-    if letters == 0 or letters == len(core):
+    if letters == len(core) or len(core) < (2 if leet_text else 3):
+        return None
+    if not leet_text and (letters == 0 or core.lower() in lexicon or _NUMBER_WITH_UNIT.fullmatch(core)):
         return None
     options: list[str] = []
     for ch in core.lower():
@@ -210,11 +220,13 @@ def _fold_token(token: str, lexicon: Lexicon, shortest: int = 3) -> str | None:
 
 def fold_leet(text: str, lexicon: Lexicon) -> str:
     """`text` with leetspeak words spelled out where the folded form is a known word."""
+    if not _LEET_HINT.search(text):
+        return text
     folded = 0
 
-    def fold(m: re.Match[str], shortest: int = 3) -> str:
+    def fold(m: re.Match[str], leet_text: bool = False) -> str:
         nonlocal folded
-        word = _fold_token(m.group(), lexicon, shortest)
+        word = _fold_token(m.group(), lexicon, leet_text)
         if word is None:
             return m.group()
         folded += 1
@@ -222,8 +234,8 @@ def fold_leet(text: str, lexicon: Lexicon) -> str:
 
     out = _LEET_TOKEN.sub(fold, text)
     if folded >= 2:
-        # a text written in leetspeak: two-character words ("d0", "4t") and lone "1" / "4" are leet too
-        out = _LEET_TOKEN.sub(lambda m: fold(m, shortest=2), out)
+        # a text written in leetspeak: short words ("d0", "m3"), numbers ("70") and lone "1" / "4" are leet too
+        out = _LEET_TOKEN.sub(lambda m: fold(m, leet_text=True), out)
         out = _LONE_LEET.sub(lambda m: "i" if m.group() == "1" else "a", out)
     return out
 
@@ -261,6 +273,9 @@ def _decode_piece(piece: str, lexicon: Lexicon) -> str:
 
 def unscramble(text: str, lexicon: Lexicon) -> str:
     """`text` with ROT13 or reversed pieces (the whole text, a line, after a colon) or words decoded."""
+    # every rule below needs two unknown words: plain English stops here after one pass of dictionary look-ups
+    if len(lexicon.unknown(w for w in _WORD.findall(text) if len(w) > 1)) < 2:
+        return text
     whole = _decode_piece(text, lexicon)
     if whole != text:
         return whole
@@ -280,8 +295,13 @@ def _replacer(words: dict[str, str]) -> Callable[[re.Match[str]], str]:
 
 
 # ------------------------------------------------------------------ the variant
+_ASCII_CONTROLS = {c: None for c in (*range(0x20), 0x7F) if chr(c) not in "\n\t"}
+
+
 def _prepare(text: str) -> str:
     """NFKC, invisible and control characters dropped, look-alikes folded, but spacing and lines kept."""
+    if text.isascii():
+        return text.translate(_ASCII_CONTROLS)
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
     text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C" or ch in "\n\t")
     return text if text.isascii() else _MIXED_WORD.sub(_fold_word, text)
@@ -299,9 +319,12 @@ def deobfuscate(text: str, lexicon: Lexicon | None = None, plain: str | None = N
         The deobfuscated text, normalised, when it differs from `plain`; else None.
     """
     lexicon = default_lexicon() if lexicon is None else lexicon
-    plain = normalize_text(text) if plain is None else plain
-    out = _prepare(text)
+    prepared = _prepare(text[:MAX_INPUT])
+    out = prepared
     for stage in (decode_spans, unspace, fold_leet, unscramble):
         out = stage(out, lexicon)
+    if out == prepared and len(text) <= MAX_INPUT:
+        return None  # nothing undone: the variant would be the plain normalised text (the common, cheap path)
     variant = normalize_text(out)
+    plain = normalize_text(text) if plain is None else plain
     return variant if variant and variant != plain else None

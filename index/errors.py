@@ -35,5 +35,18 @@ class InvalidInputError(LightguardError):
     """A text or argument is not acceptable (empty text, wrong dimension, ...)."""
 
 
+class CostLimitError(InvalidInputError):
+    """Classifying the texts would take more model runs than allowed; planning stopped as soon as it knew."""
+
+    def __init__(self, cost: int, limit: int, texts_planned: int) -> None:
+        super().__init__(
+            f"the texts need at least {cost} model runs ({texts_planned} text(s) planned before stopping); "
+            f"the limit is {limit}"
+        )
+        self.cost = cost
+        self.limit = limit
+        self.texts_planned = texts_planned
+
+
 class DatasetError(LightguardError):
     """A labelled input file could not be read or has the wrong shape."""

@@ -77,6 +77,14 @@ class GuardConfig:
     """At most this many suspect sentences per text are encoded alone, those with the highest in-context scores, so
     a long text full of unsafe sentences costs a bounded number of extra runs (None: no cap). The suspects left out
     scored lower in context than every one that was read, and the text's worst unit decides its verdict."""
+    deobfuscate: bool = True
+    """A text with spaced letters, leetspeak or base64 / hex / URL / ROT13 / reversed spans is also scored in its
+    deobfuscated form (index.deobfuscate), as extra windows of the text: the worst unit decides, so a plain text
+    keeps its verdict and pays only the scans (issue 24, docs/reliability.md). False: the normalised text only."""
+    deobfuscate_max_windows: int = 4
+    """At most this many windows of a text's deobfuscated variant are scored (its first ones)."""
+    detect_language: bool = True
+    """Verdicts name the text's language and warn `non_english` (index.language): the encoder is English-only."""
     batch_size: int = 32
     head_epochs: int = 300
     head_l2: float = 1e-3
@@ -413,13 +421,13 @@ class Guard:
         vectors, unit_vectors = self.encode_plan(plan)
         return self.decide(plan, vectors, unit_vectors)
 
-    def plan(self, texts: Sequence[str]) -> ClassifyPlan:
+    def plan(self, texts: Sequence[str], max_cost: int | None = None) -> ClassifyPlan:
         """The units of `texts` (windows, sentences) and their cost in model runs; no model work (tokenizer only).
 
         Raises:
             InvalidInputError: a text is empty after normalisation.
         """
-        return plan_units(self.encoder, self.config, texts)
+        return plan_units(self.encoder, self.config, texts, max_cost)
 
     def encode_plan(self, plan: ClassifyPlan, start: int = 0, stop: int | None = None) -> tuple[Vectors, list[Vectors]]:
         """The vectors of windows `start:stop` of `plan` and of the sentences pooled from their runs.
@@ -464,12 +472,19 @@ class Guard:
                 vectors = np.concatenate([vectors, alone], axis=0)
             scores = self._score(vectors)
             window_owner = np.asarray(owners)
+            variant = plan.is_variant()
             suspect_rows = len(plan.windows) + np.arange(len(suspects))
             suspect_owner = unit_owner[suspects]
-            return [
-                self._verdict(scores, np.flatnonzero(window_owner == n), suspect_rows[suspect_owner == n])
+            # a deobfuscated variant's windows are extra units, like suspect sentences: they decide, uncounted
+            verdicts = [
+                self._verdict(
+                    scores,
+                    np.flatnonzero(~variant & (window_owner == n)),
+                    np.concatenate([np.flatnonzero(variant & (window_owner == n)), suspect_rows[suspect_owner == n]]),
+                )
                 for n in range(plan.n_texts)
             ]
+            return plan.annotate(verdicts)
 
     def score_vectors(self, vectors: Vectors) -> list[Verdict]:
         """Verdicts for pre-computed query vectors (one per text, no windowing)."""

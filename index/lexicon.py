@@ -44,6 +44,16 @@ class Lexicon:
     def __len__(self) -> int:
         return len(self._rank)
 
+    def unknown(self, words: Iterable[str]) -> list[str]:
+        """The words that are not known (one pass of look-ups, for scanning a whole text)."""
+        rank, digits = self._rank, self._with_digits
+        out = []
+        for word in words:
+            low = word.lower()
+            if low not in rank and low not in digits:
+                out.append(word)
+        return out
+
     def rank(self, word: str) -> int | None:
         """The word's frequency rank (case-insensitive), None when it is not a known word."""
         return self._rank.get(word.lower())

@@ -66,6 +66,10 @@ class Verdict:
 
     `score` is the unsafe score in [0, 1] (monotone, usable for PR curves): the largest of the built-in unsafe
     probability and the matched custom topics' scores. `categories` holds every enabled label's score in [0, 1].
+    `windows` counts the text's own windows (not its sentence units or deobfuscated variant). `language` is the
+    detected ISO 639-1 code (None: too short or too coded to tell); `warnings` names what the score should be read
+    with: "non_english" (the encoder is English-only: route such text elsewhere rather than trust the score) and
+    "deobfuscated" (an obfuscated form was undone and scored too, see index.deobfuscate).
     """
 
     flagged: bool
@@ -76,3 +80,5 @@ class Verdict:
     action: Action | None = None
     threshold: float | None = None
     windows: int = 1
+    language: str | None = None
+    warnings: list[str] = field(default_factory=list)

@@ -9,15 +9,18 @@ any model work, priced (`ClassifyPlan.cost`), encoded in slices by a scheduler a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
+from index.deobfuscate import deobfuscate
 from index.encoder import Encoder, window_char_spans
-from index.errors import InvalidInputError
+from index.errors import CostLimitError, InvalidInputError
+from index.language import detect_language
 from index.text import normalize_text, sentence_spans
+from index.types import Verdict
 
 if TYPE_CHECKING:  # the guard's configuration type; no import cycle at run time
     from index.guard import GuardConfig
@@ -31,6 +34,9 @@ class ClassifyPlan:
 
     `windows[i]` belongs to text `owners[i]`; `units[i]` are the spans (relative to that window) of the sentences
     pooled from its run; `unit_texts` are those sentences' texts, in the same order as the flattened `units`.
+    The last `variant_windows` windows are deobfuscated variants (index.deobfuscate) of their owners: extra units
+    that count in the cost and the verdict but not in a verdict's `windows`. `languages` and `warnings` (per text)
+    go into the verdicts as they are (`annotate`).
     """
 
     n_texts: int
@@ -39,6 +45,22 @@ class ClassifyPlan:
     units: list[list[Span]]
     unit_texts: list[str]
     max_suspects: int
+    variant_windows: int = 0
+    languages: list[str | None] = field(default_factory=list)
+    warnings: list[list[str]] = field(default_factory=list)
+
+    def is_variant(self) -> NDArray[np.bool_]:
+        """Per window: whether it is a deobfuscated variant rather than one of its text's own windows."""
+        return np.arange(len(self.windows)) >= len(self.windows) - self.variant_windows
+
+    def annotate(self, verdicts: Sequence[Verdict]) -> list[Verdict]:
+        """The verdicts (one per text, in order) with each text's language and warnings."""
+        if not self.languages:
+            return list(verdicts)
+        return [
+            replace(v, language=lang, warnings=notes)
+            for v, lang, notes in zip(verdicts, self.languages, self.warnings, strict=True)
+        ]
 
     @property
     def cost(self) -> int:
@@ -61,36 +83,108 @@ class ClassifyPlan:
         return out
 
 
-def plan_units(encoder: Encoder, config: GuardConfig, texts: Sequence[str]) -> ClassifyPlan:
+PLAN_CHUNK_CHARS = 50_000  # texts are tokenised in groups of about this many characters (see `plan_units`)
+
+
+def plan_units(
+    encoder: Encoder, config: GuardConfig, texts: Sequence[str], max_cost: int | None = None
+) -> ClassifyPlan:
     """The windows of the normalised texts, each window's owner text, and per window the spans (relative to it) and
     texts of the sentences read from its run: each sentence once, in the first window that holds it whole.
 
+    `max_cost`: stop as soon as the texts planned so far cost more model runs than this (`ClassifyPlan.cost`), so
+    pricing a huge request tokenises little more than the budget's worth of text.
+
     Raises:
         InvalidInputError: a text is empty after normalisation.
+        CostLimitError: the plan would cost more than `max_cost`.
     """
     windows: list[str] = []
     owners: list[int] = []
     units: list[list[Span]] = []
     unit_texts: list[str] = []
-    cleaned = [normalize_text(text) for text in texts]
-    for n, clean in enumerate(cleaned):
-        if not clean:
-            raise InvalidInputError(f"text #{n} is empty after normalisation")
-    for n, (text, clean, tokens) in enumerate(zip(texts, cleaned, encoder.token_spans(cleaned), strict=True)):
-        long_enough = config.sentence_threshold is not None and len(tokens) > config.sentence_min_tokens
-        sentences = sentence_spans(text, clean) if long_enough else []
-        todo = sentences if len(sentences) > 1 else []
-        for a, b in window_char_spans(encoder, clean, config.window_overlap, config.window_tokens, tokens):
-            windows.append(clean[a:b])
+    cap = config.sentence_max_suspects
+    cost = 0
+    for group in _chunks(texts, PLAN_CHUNK_CHARS if max_cost is not None else None):
+        cleaned = {n: normalize_text(texts[n]) for n in group}
+        for n, clean in cleaned.items():
+            if not clean:
+                raise InvalidInputError(f"text #{n} is empty after normalisation")
+        # one tokenizer call per group: many short prompts tokenise in about half the time of one call each
+        for n, tokens in zip(group, encoder.token_spans([cleaned[n] for n in group]), strict=True):
+            text, clean = texts[n], cleaned[n]
+            long_enough = config.sentence_threshold is not None and len(tokens) > config.sentence_min_tokens
+            sentences = sentence_spans(text, clean) if long_enough else []
+            todo = sentences if len(sentences) > 1 else []
+            first_unit = len(unit_texts)
+            spans = window_char_spans(encoder, clean, config.window_overlap, config.window_tokens, tokens)
+            for a, b in spans:
+                windows.append(clean[a:b])
+                owners.append(n)
+                inside = [(s, e) for s, e in todo if s >= a and e <= b]
+                todo = [(s, e) for s, e in todo if not (s >= a and e <= b)]
+                kept = [(s, e) for s, e in inside if (s, e) != (a, b)]  # a sentence that is the window adds nothing
+                units.append([(s - a, e - a) for s, e in kept])
+                unit_texts.extend(clean[s:e] for s, e in kept)
+            new_units = len(unit_texts) - first_unit
+            cost += len(spans) + (new_units if cap is None else min(new_units, cap))
+            if max_cost is not None and cost > max_cost:
+                raise CostLimitError(cost, max_cost, n + 1)
+    bound = len(unit_texts) if cap is None else cap
+    variants = plan_variants(encoder, config, texts)
+    cost += len(variants.windows)
+    if max_cost is not None and cost > max_cost:
+        raise CostLimitError(cost, max_cost, len(texts))
+    windows.extend(variants.windows)
+    owners.extend(variants.owners)
+    units.extend([] for _ in variants.windows)
+    return ClassifyPlan(
+        len(texts), windows, owners, units, unit_texts, bound, len(variants.windows), *variants.notes(len(texts))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Variants:
+    """Windows of the deobfuscated variants of a batch of texts, and each text's language."""
+
+    windows: list[str]
+    owners: list[int]
+    languages: list[str | None]
+    non_english: list[bool]
+
+    def notes(self, n_texts: int) -> tuple[list[str | None], list[list[str]]]:
+        """Per text: its language and its warnings ("non_english", "deobfuscated")."""
+        varied = set(self.owners)
+        languages = self.languages or [None] * n_texts
+        non_english = self.non_english or [False] * n_texts
+        warnings = [
+            [w for w, on in (("non_english", non_english[n]), ("deobfuscated", n in varied)) if on]
+            for n in range(n_texts)
+        ]
+        return languages, warnings
+
+
+def plan_variants(encoder: Encoder, config: GuardConfig, texts: Sequence[str]) -> Variants:
+    """The windows of each text's deobfuscated variant (`GuardConfig.deobfuscate`; at most
+    `deobfuscate_max_windows` per text), owned by the text, and each text's language (read from the variant when
+    there is one: leetspeak or base64 reads as no language). A plain text costs only the scans: no window."""
+    found = [
+        (n, variant)
+        for n, text in enumerate(texts)
+        if config.deobfuscate and (variant := deobfuscate(text)) is not None
+    ]
+    windows: list[str] = []
+    owners: list[int] = []
+    for (n, variant), tokens in zip(found, encoder.token_spans([v for _, v in found]) if found else [], strict=True):
+        spans = window_char_spans(encoder, variant, config.window_overlap, config.window_tokens, tokens)
+        for a, b in spans[: config.deobfuscate_max_windows]:
+            windows.append(variant[a:b])
             owners.append(n)
-            inside = [(s, e) for s, e in todo if s >= a and e <= b]
-            todo = [(s, e) for s, e in todo if not (s >= a and e <= b)]
-            kept = [(s, e) for s, e in inside if (s, e) != (a, b)]  # a sentence that is the window adds nothing
-            units.append([(s - a, e - a) for s, e in kept])
-            unit_texts.extend(clean[s:e] for s, e in kept)
-    max_suspects = config.sentence_max_suspects
-    bound = len(unit_texts) if max_suspects is None else max_suspects
-    return ClassifyPlan(len(texts), windows, owners, units, unit_texts, bound)
+    if not config.detect_language:
+        return Variants(windows, owners, [], [])
+    read = dict(found)
+    detected = [detect_language(read.get(n, text)) for n, text in enumerate(texts)]
+    return Variants(windows, owners, [d.code for d in detected], [not d.english for d in detected])
 
 
 def top_per_owner(
@@ -107,3 +201,18 @@ def top_per_owner(
             taken[int(owner[i])] = n + 1
             kept.append(int(i))
     return np.sort(np.asarray(kept, dtype=np.intp))
+
+
+def _chunks(texts: Sequence[str], max_chars: int | None) -> list[list[int]]:
+    """Indices of `texts` in order, grouped so that a group holds about `max_chars` characters (one group: None)."""
+    if max_chars is None:
+        return [list(range(len(texts)))]
+    groups: list[list[int]] = [[]]
+    size = 0
+    for n, text in enumerate(texts):
+        if groups[-1] and size + len(text) > max_chars:
+            groups.append([])
+            size = 0
+        groups[-1].append(n)
+        size += len(text)
+    return groups

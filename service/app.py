@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from prometheus_client import Gauge, ProcessCollector
 
 from index import Encoder
-from service.api import classify, health, index, moderations, topics
+from service.api import classify, health, index, keys, moderations, topics
 from service.context import ServiceContext, open_context
 from service.exception_handlers import add_exception_handlers
 from service.follower import IndexFollower
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         lifespan=lifespan,
     )
     add_exception_handlers(app)
-    for router in (classify.router, moderations.router, topics.router, index.router, health.router):
+    for router in (classify.router, moderations.router, topics.router, index.router, keys.router, health.router):
         app.include_router(router)
     # Last added runs first: metrics see every request, including the 413s of the body limit.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)

@@ -1,16 +1,27 @@
-"""Micro-batching: concurrent classify calls are gathered into one guard call (one encoder batch, one search).
+"""Fair scheduling of classify work: small requests are micro-batched, large ones run in slices between them.
 
-One consumer task takes whatever requests are queued when the previous batch finishes, so an idle server adds no
-wait to a lone request, and under load a request waits at most one batch. `max_wait_s` > 0 additionally lingers
-that long for more requests, but only while traffic is concurrent (the previous batch held more than one request),
-so a sequential client never pays it. The linger also ends once the batch holds as many requests as the largest of
-the last `RECENT_BATCHES` batches: N clients that each wait for their answer before sending again return within a
-millisecond or two of each other, and once all N are in, waiting out the rest of `max_wait_s` only idles the
-encoder (8 such clients: 492 vs 451 prompts/s, medians of six alternating runs, docs/performance.md). A request is
-never split across batches; a batch stops growing once it holds `max_texts` texts.
+One consumer task owns the encoder. Two lanes feed it:
 
-Consistency: the whole batch runs in one `run` call, which (see service/runtime.py) reads one guard snapshot under
-the read lock, so every verdict reports the index version of the state that produced it.
+- **Small requests** (a few model runs) are gathered into one guard call, as before: the consumer takes whatever
+  small requests are queued when the previous step finishes, so an idle server adds no wait to a lone request, and
+  under load a request waits at most one step. `max_wait_s` > 0 additionally lingers that long for more requests,
+  but only while traffic is concurrent (the previous batch held more than one request), so a sequential client
+  never pays it. The linger also ends once the batch holds as many requests as the largest of the last
+  `RECENT_BATCHES` batches: N clients that each wait for their answer before sending again return within a
+  millisecond or two of each other, and once all N are in, waiting out the rest of `max_wait_s` only idles the
+  encoder (8 such clients: 492 vs 451 prompts/s, medians of six alternating runs, docs/performance.md). A request
+  is never split across batches; a batch stops growing once it holds `max_texts` model runs (one per short text).
+- **Large requests** (a long document, a big batch) are `SlicedJob`s: each step encodes a bounded slice of their
+  windows. While small requests wait, small batches and large slices alternate, and the large jobs take turns
+  (round robin), so a short prompt waits for at most one slice, never for a whole document, and a large request
+  still gets every step that no small one needs: throughput, not priority.
+
+Work whose client went away (its future was cancelled) or whose deadline passed is dropped before its next step;
+`SchedulerObserver` hears about queue waits and dropped work (the service's /metrics).
+
+Consistency: a small batch runs in one `run` call, and a sliced job decides in one step, each of which (see
+service/runtime.py) reads one guard snapshot under the read lock, so every verdict reports the index version of the
+state that produced it.
 """
 
 from __future__ import annotations
@@ -21,52 +32,127 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
+
+from service.errors import DeadlineExceededError
 
 R = TypeVar("R")
 RECENT_BATCHES = 8  # the linger expects as many requests as the largest of this many previous batches
 BatchRun = Callable[[list[str]], tuple[list[R], int]]
+Lane = Literal["small", "large"]
+DropReason = Literal["disconnected", "deadline"]
 
 
-@dataclass(slots=True)
+class SlicedJob(Protocol[R]):
+    """A large request, run one bounded step at a time in the executor."""
+
+    @property
+    def remaining(self) -> int:
+        """Model runs still to do (what is dropped if the job is abandoned now)."""
+        ...
+
+    def step(self) -> tuple[list[R], int] | None:
+        """Do the next slice of work; the results and index version once the job is complete, else None."""
+        ...
+
+
+class SchedulerObserver(Protocol):
+    def queued(self, lane: Lane, seconds: float) -> None:
+        """A request waited `seconds` from submission to its first step."""
+
+    def dropped(self, reason: DropReason, units: int) -> None:
+        """`units` model runs of a request were not done: its client went away or its deadline passed."""
+
+
+class _NoObserver:
+    def queued(self, lane: Lane, seconds: float) -> None:
+        pass
+
+    def dropped(self, reason: DropReason, units: int) -> None:
+        pass
+
+
+@dataclass(slots=True, eq=False)
 class _Pending(Generic[R]):
     texts: list[str]
     future: asyncio.Future[tuple[list[R], int]] = field(repr=False)
+    submitted: float
+    deadline: float | None
+    cost: int
+    job: SlicedJob[R] | None = None
+    started: bool = False
+
+    @property
+    def units(self) -> int:
+        return self.job.remaining if self.job is not None else self.cost
 
 
 @dataclass(slots=True)
 class BatchStats:
-    """Counters for the bench and /metrics: how many batches ran and how many requests and texts they held."""
+    """Counters for the bench and /metrics: batches run, requests and texts they held, slices of large jobs."""
 
     batches: int = 0
     requests: int = 0
     texts: int = 0
     largest: int = 0
+    slices: int = 0
 
 
 class MicroBatcher(Generic[R]):
-    """Gathers concurrent `submit` calls into batches run on `executor` by `run` (texts → (results, version))."""
+    """Runs `submit`ted small requests in batches (`run`: texts → (results, version)) and `submit_job`ted large
+    ones in slices, all on `executor`, one step at a time."""
 
-    def __init__(self, run: BatchRun[R], executor: Executor, max_texts: int = 64, max_wait_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        run: BatchRun[R],
+        executor: Executor,
+        max_texts: int = 64,
+        max_wait_s: float = 0.0,
+        observer: SchedulerObserver | None = None,
+    ) -> None:
         self._run = run
         self._executor = executor
         self.max_texts = max(1, max_texts)
         self.max_wait_s = max(0.0, max_wait_s)
+        self.observer: SchedulerObserver = observer or _NoObserver()
         self.stats = BatchStats()
-        self._queue: asyncio.Queue[_Pending[R]] | None = None
+        self._small: asyncio.Queue[_Pending[R]] | None = None
+        self._large: deque[_Pending[R]] = deque()
+        self._wake: asyncio.Event | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._concurrent = False
+        self._large_turn = False  # a large slice goes next when small requests are waiting too
         self._recent: deque[int] = deque(maxlen=RECENT_BATCHES)  # requests per batch, newest last
 
-    async def submit(self, texts: list[str]) -> tuple[list[R], int]:
-        """Results for `texts` (in order) and the index version they were computed on."""
+    async def submit(
+        self, texts: list[str], deadline: float | None = None, cost: int | None = None
+    ) -> tuple[list[R], int]:
+        """Results for `texts` (in order) and the index version they were computed on.
+
+        `cost`: the request's model runs (at most), which a batch counts against `max_texts`; default one per text.
+
+        `deadline`: the event loop's clock (`loop.time()`) after which the request fails with DeadlineExceededError
+        instead of being started (a batch that has started runs to its end: it is short).
+        """
+        pending = self._enqueue(texts, deadline, None, len(texts) if cost is None else cost)
+        assert self._small is not None
+        self._small.put_nowait(pending)
+        return await pending.future
+
+    async def submit_job(self, job: SlicedJob[R], deadline: float | None = None) -> tuple[list[R], int]:
+        """Run a large request slice by slice, in turn with other work; its results and index version."""
+        pending = self._enqueue([], deadline, job, job.remaining)
+        self._large.append(pending)
+        return await pending.future
+
+    def _enqueue(self, texts: list[str], deadline: float | None, job: SlicedJob[R] | None, cost: int) -> _Pending[R]:
         loop = asyncio.get_running_loop()
-        if self._queue is None or self._consumer is None or self._consumer.done():
-            self._queue = asyncio.Queue()
-            self._consumer = loop.create_task(self._consume(self._queue), name="lightguard-microbatcher")
-        future: asyncio.Future[tuple[list[R], int]] = loop.create_future()
-        self._queue.put_nowait(_Pending(texts, future))
-        return await future
+        if self._small is None or self._wake is None or self._consumer is None or self._consumer.done():
+            self._small, self._wake = asyncio.Queue(), asyncio.Event()
+            self._large.clear()
+            self._consumer = loop.create_task(self._consume(self._small, self._wake), name="lightguard-scheduler")
+        self._wake.set()
+        return _Pending(texts, loop.create_future(), loop.time(), deadline, cost, job)
 
     async def close(self) -> None:
         """Stop the consumer; requests still queued fail with CancelledError."""
@@ -74,52 +160,114 @@ class MicroBatcher(Generic[R]):
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
-        if self._queue is not None:
-            while not self._queue.empty():
-                self._queue.get_nowait().future.cancel()
+        if self._small is not None:
+            while not self._small.empty():
+                self._small.get_nowait().future.cancel()
+        while self._large:
+            self._large.popleft().future.cancel()
 
-    async def _consume(self, queue: asyncio.Queue[_Pending[R]]) -> None:
-        loop = asyncio.get_running_loop()
+    async def _consume(self, small: asyncio.Queue[_Pending[R]], wake: asyncio.Event) -> None:
         while True:
-            batch = await self._gather(queue)
-            try:
-                outcomes = await loop.run_in_executor(self._executor, self._run_batch, [p.texts for p in batch])
-            except BaseException as exc:  # cancelled at shutdown, or the executor is gone
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
-                raise
-            for pending, outcome in zip(batch, outcomes, strict=True):
-                if pending.future.done():  # the client went away
-                    continue
-                if isinstance(outcome, BaseException):
-                    pending.future.set_exception(outcome)
-                else:
-                    pending.future.set_result(outcome)
+            if small.empty() and not self._large:
+                wake.clear()
+                await wake.wait()
+                continue
+            if self._large and (small.empty() or self._large_turn):
+                self._large_turn = False
+                await self._slice(self._large.popleft())
+            else:
+                self._large_turn = bool(self._large)
+                batch = await self._gather(small)
+                if batch:
+                    await self._run_small(batch)
+
+    def _abandoned(self, pending: _Pending[R], now: float) -> bool:
+        """True (and the request settled) if its client went away or its deadline passed; work left is dropped."""
+        if pending.future.done():
+            self.observer.dropped("disconnected", pending.units)
+            return True
+        if pending.deadline is not None and now >= pending.deadline:
+            self.observer.dropped("deadline", pending.units)
+            pending.future.set_exception(
+                DeadlineExceededError(f"the request passed its deadline after {now - pending.submitted:.2f} s")
+            )
+            return True
+        return False
+
+    def _start(self, pending: _Pending[R], lane: Lane, now: float) -> None:
+        if not pending.started:
+            pending.started = True
+            self.observer.queued(lane, now - pending.submitted)
+
+    async def _slice(self, pending: _Pending[R]) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._abandoned(pending, now):
+            return
+        assert pending.job is not None
+        self._start(pending, "large", now)
+        self.stats.slices += 1
+        try:
+            outcome = await loop.run_in_executor(self._executor, pending.job.step)
+        except asyncio.CancelledError:
+            pending.future.cancel()
+            raise
+        except Exception as exc:  # a bad text, or the index went away: the request fails, nothing else does
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+            return
+        if outcome is None:
+            self._large.append(pending)  # round robin: its next slice comes after the other large jobs'
+        elif not pending.future.done():
+            pending.future.set_result(outcome)
+
+    async def _run_small(self, batch: list[_Pending[R]]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            outcomes = await loop.run_in_executor(self._executor, self._run_batch, [p.texts for p in batch])
+        except BaseException as exc:  # cancelled at shutdown, or the executor is gone
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            raise
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future.done():  # the client went away
+                continue
+            if isinstance(outcome, BaseException):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
 
     async def _gather(self, queue: asyncio.Queue[_Pending[R]]) -> list[_Pending[R]]:
-        batch = [await queue.get()]
-        size = len(batch[0].texts)
-        deadline = asyncio.get_running_loop().time() + (self.max_wait_s if self._concurrent else 0.0)
+        loop = asyncio.get_running_loop()
+        batch: list[_Pending[R]] = []
+        size = 0
+        linger_end = loop.time() + (self.max_wait_s if self._concurrent and not self._large else 0.0)
         expected = max(self._recent, default=1)
         while size < self.max_texts:
             try:
                 pending = queue.get_nowait()
             except asyncio.QueueEmpty:
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0 or len(batch) >= expected:
+                remaining = linger_end - loop.time()
+                if not batch or remaining <= 0 or len(batch) >= expected:
                     break
                 try:
                     pending = await asyncio.wait_for(queue.get(), remaining)
                 except TimeoutError:
                     break
+            now = loop.time()
+            if self._abandoned(pending, now):
+                continue
+            self._start(pending, "small", now)
             batch.append(pending)
-            size += len(pending.texts)
+            size += pending.cost
+        if not batch:
+            return batch
         self._concurrent = len(batch) > 1 or not queue.empty()
         self._recent.append(len(batch))
         self.stats.batches += 1
         self.stats.requests += len(batch)
-        self.stats.texts += size
+        self.stats.texts += sum(len(p.texts) for p in batch)
         self.stats.largest = max(self.stats.largest, size)
         return batch
 

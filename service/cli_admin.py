@@ -7,12 +7,13 @@ import json
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli_keys import keys_app
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ out = Console()
 
 topics_app = typer.Typer(help="Custom topic filters (the database is the source of truth).", no_args_is_help=True)
 index_app = typer.Typer(help="The FAISS index derived from the database.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys (admin: everything; classify: classify and moderations).", no_args_is_help=True)
 
 OFFLINE_NOTE = (
     "A running server on this database picks CLI changes up within LIGHTGUARD_FOLLOW_INTERVAL_S (0.5 s by default)."
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(topics_app, name="topics")
     app.add_typer(index_app, name="index")
-    app.add_typer(keys_app, name="keys")
+    app.add_typer(keys_app, name="keys")  # service/cli_keys.py
 
 
 def serve(
@@ -355,77 +355,3 @@ def index_verify() -> None:
     if not report.ok:
         raise typer.Exit(1)
     out.print(f"ok: database and index agree ({report.db_exemplars} exemplars)")
-
-
-# ---------------------------------------------------------------------------- keys
-@keys_app.command("create")
-def keys_create(
-    role: Annotated[str, typer.Option(help="admin or classify.")] = "classify",
-    name: Annotated[str, typer.Option(help="A label for the listing.")] = "",
-) -> None:
-    """Create an API key and print it once (only its hash is stored)."""
-    from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
-    from service.usecases.keys import KeyService
-
-    if role not in ("admin", "classify"):
-        raise typer.BadParameter("--role must be admin or classify")
-    checked: Literal["admin", "classify"] = "admin" if role == "admin" else "classify"
-    settings = Settings()
-    url = settings.resolved_database_url
-    engine = create_db_engine(url)
-    try:
-        upgrade_database(url, engine)
-        with session_scope(make_sessionmaker(engine)) as session:
-            key, token = KeyService(session).create(checked, name)
-            key_id = key.id
-    finally:
-        engine.dispose()
-    out.print(token)
-    err.print(f"key {key_id} ({checked}) created: store it now, it is not shown again")
-
-
-@keys_app.command("list")
-def keys_list() -> None:
-    """List keys (prefix, role, created, revoked)."""
-    from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
-    from service.usecases.keys import KeyService
-
-    settings = Settings()
-    engine = create_db_engine(settings.resolved_database_url)
-    try:
-        upgrade_database(settings.resolved_database_url, engine)
-        table = Table("id", "prefix", "role", "name", "created", "revoked")
-        with session_scope(make_sessionmaker(engine)) as session:
-            for k in KeyService(session).all_keys():
-                table.add_row(
-                    str(k.id),
-                    k.prefix + "…",
-                    k.role,
-                    k.name,
-                    k.created_at.isoformat(timespec="seconds"),
-                    k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
-                )
-    finally:
-        engine.dispose()
-    out.print(table)
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id from `lightguard keys list`.")]) -> None:
-    """Revoke a key (it stops working at once)."""
-    from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
-    from service.errors import ServiceError
-    from service.usecases.keys import KeyService
-
-    settings = Settings()
-    engine = create_db_engine(settings.resolved_database_url)
-    try:
-        upgrade_database(settings.resolved_database_url, engine)
-        with session_scope(make_sessionmaker(engine)) as session:
-            KeyService(session).revoke(key_id)
-    except ServiceError as exc:
-        err.print(f"[red]{exc.detail}")
-        raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
-    out.print(f"key {key_id} revoked")

@@ -17,11 +17,13 @@ from service.decision_log import DecisionLog
 from service.encoders import build_encoder
 from service.errors import DatabaseUnavailableError
 from service.metrics import Metrics
+from service.operating_points import apply_operating_point
 from service.runtime import GuardRuntime
 from service.settings import Settings
 from service.usecases.indexing import IndexService
 from service.usecases.keys import CREATE_HINT, KeyCache, KeyService
 from service.usecases.limits import Limits
+from service.usecases.quotas import Quotas
 from service.usecases.seed import seed_database
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class ServiceContext:
     limits: Limits
     decision_log: DecisionLog
     key_cache: KeyCache
+    quotas: Quotas
 
     def close(self) -> None:
         self.decision_log.close()
@@ -62,16 +65,27 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
             f"cannot reach the database {shown}: {str(exc.orig).strip()}; "
             "check LIGHTGUARD_DATABASE_URL and that the database server is up"
         ) from exc
-    runtime = GuardRuntime(encoder or build_encoder(settings), settings.workers, search_threads=settings.search_threads)
+    if metrics is None:
+        metrics = Metrics()
+    runtime = GuardRuntime(
+        encoder or build_encoder(settings),
+        settings.workers,
+        search_threads=settings.search_threads,
+        max_request_cost=settings.max_request_cost,
+        slice_runs=settings.slice_runs,
+        observer=metrics,
+    )
     indexing = IndexService(
         runtime,
         sessions,
         settings.index_dir,
         settings.resolved_data_dir,
-        load_guard_config(settings.resolved_scoring_config),
+        apply_operating_point(
+            load_guard_config(settings.resolved_scoring_config),
+            settings.operating_point,
+            settings.resolved_data_dir / "operating_points.json",
+        ),
     )
-    if metrics is None:
-        metrics = Metrics()
     metrics.bind_index(lambda: float(_size(runtime)), lambda: float(runtime.version))
     limits = Limits.from_settings(settings)
     return ServiceContext(
@@ -84,6 +98,7 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
         limits,
         DecisionLog(sessions, metrics),
         KeyCache(sessions, settings.key_cache_ttl_s),
+        Quotas(settings.rate_limit, settings.max_concurrency, settings.rate_limit_storage, metrics),
     )
 
 

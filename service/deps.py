@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from pydantic import WithJsonSchema
 from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
@@ -34,6 +35,17 @@ def get_session(ctx: ContextDep) -> Iterator[Session]:
 # scope="function": commit before the response is sent, so a failed commit becomes an error response.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
+RequestTimeoutHeader = Annotated[
+    float | None,
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 3600}),  # absent, never `null`
+    Header(
+        alias="X-Request-Timeout",
+        gt=0,
+        le=3600,
+        description="Seconds this request may take at most (never more than LIGHTGUARD_REQUEST_TIMEOUT_S); past it"
+        " the work left is dropped and the answer is 504",
+    ),
+]
 
 
 async def require_classify_key(ctx: ContextDep, authorization: AuthorizationHeader = None) -> KeyIdentity | None:
@@ -52,7 +64,14 @@ AdminKeyDep = Annotated[ApiKey | None, Depends(require_admin_key)]
 async def get_classify_service(ctx: ContextDep, key: ClassifyKeyDep) -> ClassifyService:
     decision_log = ctx.decision_log if ctx.settings.decision_log else None
     return ClassifyService(
-        ctx.runtime, ctx.limits, ctx.metrics, decision_log, ctx.settings.log_text, key.id if key else None
+        ctx.runtime,
+        ctx.limits,
+        ctx.metrics,
+        decision_log,
+        ctx.quotas,
+        ctx.settings.request_timeout_s,
+        ctx.settings.log_text,
+        key,
     )
 
 

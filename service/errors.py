@@ -60,3 +60,30 @@ class IndexBuildError(ServiceError):
     """A rebuild failed; the previous index keeps serving."""
 
     code = "index_build_failed"
+
+
+class RateLimitedError(ServiceError):
+    """The caller's key is over its rate or concurrency limit; `retry_after_s` says when to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = max(1, retry_after_s)
+
+
+class DeadlineExceededError(ServiceError):
+    """The server's deadline (LIGHTGUARD_REQUEST_TIMEOUT_S) passed before the work was done; the rest was dropped."""
+
+    code = "deadline_exceeded"
+
+
+class ClientDeadlineExceededError(DeadlineExceededError):
+    """The deadline the request set itself (`timeout`, X-Request-Timeout) passed first: the client's choice (a
+    4xx), not a server fault like the server's own deadline."""
+
+
+class ClientDisconnectedError(ServiceError):
+    """The client closed the connection before the answer was ready; its remaining work was dropped."""
+
+    code = "client_disconnected"

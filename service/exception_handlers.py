@@ -16,14 +16,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from index import InvalidInputError, LightguardError, UnknownExemplarError, UnknownLabelError
 from service.errors import (
     AuthenticationError,
+    ClientDeadlineExceededError,
+    ClientDisconnectedError,
     ConflictError,
     DatabaseUnavailableError,
+    DeadlineExceededError,
     IndexBuildError,
     IndexNotReadyError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    RateLimitedError,
     ServiceError,
 )
 from service.schemas import ErrorRead
@@ -40,6 +44,10 @@ STATUS: dict[type[ServiceError], int] = {
     IndexNotReadyError: 503,
     DatabaseUnavailableError: 503,
     IndexBuildError: 500,
+    RateLimitedError: 429,
+    ClientDeadlineExceededError: 408,  # before its base class: the first match wins
+    DeadlineExceededError: 504,
+    ClientDisconnectedError: 499,  # nginx's "client closed request": no one reads it, the metrics and log do
 }
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -50,8 +58,13 @@ _MEANINGS = {
     403: "Unknown or revoked key, or a `classify` key on an admin route (`forbidden`)",
     404: "No such topic or example (`not_found`)",
     409: "A duplicate topic name, a built-in category, or a topic's last positive example (`conflict`)",
-    413: "Body above LIGHTGUARD_MAX_BODY_BYTES, refused before parsing (`payload_too_large`)",
+    413: "Body above LIGHTGUARD_MAX_BODY_BYTES, refused before parsing, or a request that needs more model runs"
+    " than LIGHTGUARD_MAX_REQUEST_COST (`payload_too_large`)",
     422: "Malformed or out-of-limit request (`validation_error`, `invalid_request`, `invalid_input`)",
+    429: "The key is over its rate or concurrency limit; retry after `Retry-After` seconds (`rate_limited`)",
+    408: "The request passed its own `timeout` / X-Request-Timeout; its work was dropped (`deadline_exceeded`)",
+    504: "The request passed its deadline (LIGHTGUARD_REQUEST_TIMEOUT_S or its `timeout`); its work was dropped"
+    " (`deadline_exceeded`)",
     503: "The database is unreachable, or the index is not loaded yet (`database_unavailable`, `index_not_ready`)",
 }
 
@@ -77,6 +90,8 @@ async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+    if isinstance(exc, RateLimitedError):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(error_body(exc.code, exc.detail, exc.field), status_code=status, headers=headers)
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from service.batching import DropReason, Lane
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -31,8 +33,46 @@ class Metrics:
             "Decision-log writes that failed (the verdicts were still returned)",
             registry=self.registry,
         )
+        self.queue_wait = Histogram(
+            "lightguard_queue_wait_seconds",
+            "Wait from a classify request's arrival at the scheduler to its first step, per lane (small requests are"
+            " micro-batched, large ones run in slices)",
+            ["lane"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.dropped_requests = Counter(
+            "lightguard_dropped_requests",
+            "Classify requests stopped before their work was done (client disconnected, deadline passed)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.dropped_runs = Counter(
+            "lightguard_dropped_model_runs",
+            "Model runs not done because their request was stopped (client disconnected, deadline passed)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.over_budget = Counter(
+            "lightguard_rejected_over_budget",
+            "Classify requests refused because they need more model runs than LIGHTGUARD_MAX_REQUEST_COST",
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "lightguard_rate_limited",
+            "Requests refused with 429, per API key id (`anonymous` when no keys are configured) and limit",
+            ["key", "limit"],
+            registry=self.registry,
+        )
         self.index_size = Gauge("lightguard_index_exemplars", "Exemplars in the live index", registry=self.registry)
         self.index_version = Gauge("lightguard_index_version", "Version of the live index", registry=self.registry)
+
+    def queued(self, lane: Lane, seconds: float) -> None:
+        self.queue_wait.labels(lane=lane).observe(seconds)
+
+    def dropped(self, reason: DropReason, units: int) -> None:
+        self.dropped_requests.labels(reason=reason).inc()
+        self.dropped_runs.labels(reason=reason).inc(units)
 
     def bind_index(self, size: Callable[[], float], version: Callable[[], float]) -> None:
         """Read the index gauges from the live runtime at scrape time."""

@@ -144,6 +144,9 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # the key's own limits on the classify routes (service/usecases/quotas.py); NULL: the service defaults
+    rate_limit: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    max_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Decision(Base):

@@ -179,6 +179,11 @@ class ApiKeyRepository:
         key.revoked_at = when or utcnow()
         self.session.flush()
 
+    def set_limits(self, key: ApiKey, rate_limit: str | None, max_concurrency: int | None) -> None:
+        key.rate_limit = rate_limit
+        key.max_concurrency = max_concurrency
+        self.session.flush()
+
 
 class DecisionRepository:
     def __init__(self, session: Session) -> None:

@@ -20,9 +20,9 @@ from typing import Literal, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from index import Encoder, Guard, Verdict
-from service.batching import MicroBatcher
-from service.errors import IndexNotReadyError
+from index import ClassifyPlan, CostLimitError, Encoder, Guard, Verdict
+from service.batching import MicroBatcher, SchedulerObserver
+from service.errors import IndexNotReadyError, PayloadTooLargeError
 from service.models import utcnow
 
 T = TypeVar("T")
@@ -94,16 +94,26 @@ class GuardRuntime:
         batch_max_texts: int = 64,
         batch_wait_ms: float = 2.0,
         search_threads: int = 1,
+        max_request_cost: int = 1024,
+        slice_runs: int = 4,
+        observer: SchedulerObserver | None = None,
     ) -> None:
+        """`max_request_cost`: most model runs one classify call may take (see `classify`); `slice_runs`: model runs
+        per step of a large request, and the most a request may cost to be micro-batched whole."""
         self.encoder = encoder
         self.status = RuntimeStatus()
         self.edit_lock = asyncio.Lock()
+        self.max_request_cost = max(1, max_request_cost)
+        self.slice_runs = max(1, slice_runs)
         self._rw = ReadWriteLock()
         self._snapshot: GuardSnapshot | None = None
         self._executor = search_executor(workers, search_threads, "lightguard-classify")
+        # Pricing a large request (tokenising it) runs beside the encoder, one request at a time, so that neither a
+        # small request nor another large one waits for a 10 MB body to be tokenised.
+        self._planner = ThreadPoolExecutor(1, thread_name_prefix="lightguard-plan")
         self._ready = threading.Event()
         self.batcher: MicroBatcher[Verdict] = MicroBatcher(
-            self._classify_sync, self._executor, batch_max_texts, batch_wait_ms / 1000
+            self._classify_sync, self._executor, batch_max_texts, batch_wait_ms / 1000, observer
         )
 
     def configure_batching(self, max_texts: int, wait_ms: float) -> None:
@@ -127,9 +137,49 @@ class GuardRuntime:
             raise IndexNotReadyError(detail)
         return snap
 
-    async def classify(self, texts: Sequence[str]) -> tuple[list[Verdict], int]:
-        """Verdicts and the index version they were computed on (one consistent state)."""
-        return await self.batcher.submit(list(texts))
+    async def classify(self, texts: Sequence[str], deadline: float | None = None) -> tuple[list[Verdict], int]:
+        """Verdicts and the index version they were computed on (one consistent state).
+
+        A request that surely has at most `slice_runs` windows (by its length, without tokenising: `window_bound`) is
+        micro-batched with other small ones; any other is priced by tokenising it (off the event loop, beside the
+        encoder) and run in slices of `slice_runs` windows between other work. `deadline` is on the event loop's
+        clock.
+
+        Raises:
+            PayloadTooLargeError: the request needs more than `max_request_cost` model runs.
+            DeadlineExceededError: the deadline passed before the work was done.
+        """
+        snap = self.require()
+        texts = list(texts)
+        bound = window_bound(texts, snap.guard)
+        if bound <= self.slice_runs:
+            return await self.batcher.submit(texts, deadline, bound)
+        loop = asyncio.get_running_loop()
+        job = await loop.run_in_executor(self._planner, self._plan_job, texts)
+        return await self.batcher.submit_job(job, deadline)
+
+    def _plan_job(self, texts: list[str]) -> SlicedClassify:
+        guard = self.require().guard
+        try:
+            plan = guard.plan(texts, self.max_request_cost)
+        except CostLimitError as exc:
+            raise PayloadTooLargeError(
+                f"classifying this request needs at least {exc.cost} model runs (one run reads a window of up to"
+                f" {guard.config.window_tokens} tokens, about 400 characters of English); the limit is {exc.limit}"
+                " per request (LIGHTGUARD_MAX_REQUEST_COST): split it into several requests, each with fewer or"
+                " shorter texts"
+            ) from exc
+        return SlicedClassify(self, guard, plan, texts)
+
+    def _decide(self, job: SlicedClassify) -> tuple[list[Verdict], int] | None:
+        """The verdicts of a fully encoded job on the live guard, under the read lock; None if the guard was
+        replaced since the job was planned (a rebuild): the job then starts again on the new one."""
+        with self._rw.read():
+            snap = self.require()
+            if snap.guard is job.guard:
+                return snap.guard.decide(job.plan, job.vectors, job.unit_vectors), snap.version
+        job.restart(snap.guard)
+        return None
 
     def _classify_sync(self, texts: list[str]) -> tuple[list[Verdict], int]:
         with self._rw.read():
@@ -171,6 +221,52 @@ class GuardRuntime:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._planner.shutdown(wait=False, cancel_futures=True)
+
+
+class SlicedClassify:
+    """A large classify request as a `SlicedJob`: `slice_runs` windows encoded per step (no lock: vectors depend
+    only on the guard's encoder), then one step that decides on the live guard (`GuardRuntime._decide`)."""
+
+    def __init__(self, runtime: GuardRuntime, guard: Guard, plan: ClassifyPlan, texts: list[str]) -> None:
+        self._runtime = runtime
+        self._texts = texts
+        self.restart(guard, plan)
+
+    def restart(self, guard: Guard, plan: ClassifyPlan | None = None) -> None:
+        self.guard = guard
+        self.plan = plan if plan is not None else guard.plan(self._texts)
+        self.vectors: NDArray[np.float32] = np.zeros((len(self.plan.windows), guard.encoder.dim), dtype=np.float32)
+        self.unit_vectors: list[NDArray[np.float32]] = [np.zeros((0, guard.encoder.dim), dtype=np.float32)] * len(
+            self.plan.units
+        )
+        self._next = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.plan.cost - self._next
+
+    def step(self) -> tuple[list[Verdict], int] | None:
+        total = len(self.plan.windows)
+        if self._next >= total:
+            return self._runtime._decide(self)
+        stop = min(self._next + self._runtime.slice_runs, total)
+        vectors, units = self.guard.encode_plan(self.plan, self._next, stop)
+        self.vectors[self._next : stop] = vectors
+        self.unit_vectors[self._next : stop] = units
+        self._next = stop
+        return None
+
+
+def window_bound(texts: Sequence[str], guard: Guard) -> int:
+    """An upper bound on the windows (model runs) of `texts`, from their lengths alone (no tokenising): a token
+    covers at least one character, so a text of n characters has at most n tokens. A short prompt's bound is 1.
+    Sentence suspects are left out: at most `sentence_max_suspects` short runs per text, only for texts that read
+    as unsafe in context."""
+    cfg = guard.config
+    window = max(1, min(guard.encoder.max_tokens - 2, cfg.window_tokens))
+    stride = max(1, int(window * (1.0 - cfg.window_overlap)))
+    return sum(1 if len(text) <= window else 1 + -(-(len(text) - window) // stride) for text in texts)
 
 
 # From this many queries on, FAISS's flat search uses one BLAS matrix product instead of one pass over the vectors

@@ -236,10 +236,20 @@ class ClassifyRequest(BaseModel):
 
     text: Annotated[str | None, _absent_or(_TEXT_SCHEMA)] = None
     texts: Annotated[list[str] | None, _absent_or(_TEXTS_SCHEMA)] = None
+    timeout: Annotated[
+        float | None,
+        _absent_or({"type": "number", "exclusiveMinimum": 0, "maximum": 3600}),
+        Field(
+            gt=0,
+            le=3600,
+            description="Seconds this request may take at most (never more than LIGHTGUARD_REQUEST_TIMEOUT_S); past"
+            " it the work left is dropped and the answer is 504. Also accepted as the X-Request-Timeout header",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _one_of(self) -> ClassifyRequest:
-        _no_nulls(self, "text", "texts")
+        _no_nulls(self, "text", "texts", "timeout")
         if (self.text is None) == (self.texts is None):
             raise ValueError("send exactly one of `text` (a string) or `texts` (a list of strings)")
         return self
@@ -261,7 +271,18 @@ class VerdictRead(BaseModel):
     evidence: list[EvidenceRead]
     action: Literal["block", "flag"] | None
     threshold: float | None
-    windows: int
+    windows: int = Field(description="The text's own 128-token windows (sentence units and variants not counted)")
+    language: str | None = Field(
+        default=None,
+        description="Detected ISO 639-1 language code; null when the text is too short or too coded to tell. "
+        "The encoder is English-only: scores of other languages are not reliable",
+    )
+    warnings: list[Literal["non_english", "deobfuscated"]] = Field(
+        default_factory=list,
+        description="non_english: confidently not English (route it elsewhere rather than trust the score); "
+        "deobfuscated: an obfuscated form (spaced letters, leetspeak, base64/hex/URL/ROT13/reversed) was undone "
+        "and scored as an extra unit",
+    )
 
 
 class ClassifyResult(VerdictRead):

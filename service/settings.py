@@ -41,6 +41,46 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=100_000, ge=1)
     max_examples: int = Field(default=500, ge=1, description="Examples per topic request")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Request bodies above are refused")
+    max_request_cost: int = Field(
+        default=1024,
+        ge=16,
+        description="Most model runs one classify or moderation request may take (a run reads one window of up to 128"
+        " tokens, ~400 characters of English; long texts in sentence mode add up to 8 short runs each); a request"
+        " above it gets 413 and the advice to split it. 1024: a 100,000-character document costs 260-350 runs, so"
+        " about three fit; ~5 s of the encoder on 2 cores (docs/reliability.md)",
+    )
+    slice_runs: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Model runs per scheduling step of a large request, between which waiting small requests run: a"
+        " short prompt waits for at most one slice (~20-30 ms on 2 cores). Requests of at most this many windows (by"
+        " length) are micro-batched whole",
+    )
+    request_timeout_s: float = Field(
+        default=60.0,
+        gt=0.0,
+        le=3600.0,
+        description="Server-side deadline of a classify or moderation request: work not done by then is dropped and"
+        " the answer is 504 (a request may ask for less with `timeout` or the X-Request-Timeout header)",
+    )
+    rate_limit: str | None = Field(
+        default="1000/second",
+        description="Default rate limit per API key (and for the anonymous caller when no keys exist), in texts, in"
+        " the `limits` notation (`100/second`, `5000/minute;100000/hour`); a key's own limit overrides it; empty or"
+        " `none`: unlimited",
+    )
+    max_concurrency: int | None = Field(
+        default=16,
+        ge=1,
+        description="Default limit of classify requests in flight per API key (and for the anonymous caller); a"
+        " key's own limit overrides it",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where rate-limit counters live (a `limits` storage URI): memory:// counts per process (with N"
+        " workers or replicas a key gets up to N times its limit); redis://host:6379 shares them (pip install redis)",
+    )
     workers: int = Field(default=2, ge=1, description="Threads that run classification")
     search_threads: int = Field(
         default=1,
@@ -66,6 +106,11 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(default=True, description="Run `alembic upgrade head` at start-up")
     seed: bool = Field(default=True, description="Seed the built-in taxonomy into an empty database")
+    operating_point: Literal["strict", "balanced", "permissive"] | None = Field(
+        default=None,
+        description="Built-in threshold by name, from operating_points.json in the data folder (chosen on dev,"
+        " docs/results.md says what each costs): strict flags more, permissive less; unset: scoring.json's",
+    )
 
     @property
     def resolved_database_url(self) -> str:

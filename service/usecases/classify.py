@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -9,11 +10,14 @@ from dataclasses import dataclass
 
 from index import OPENAI_KEYS, Verdict, text_digest
 from service.decision_log import DecisionLog
+from service.errors import ClientDeadlineExceededError, DeadlineExceededError, PayloadTooLargeError
 from service.metrics import Metrics
 from service.models import utcnow
 from service.runtime import GuardRuntime
 from service.schemas import ModerationResponse, ModerationResult
+from service.usecases.keys import KeyIdentity
 from service.usecases.limits import Limits
+from service.usecases.quotas import Quotas
 
 # Clients parse OpenAI's keys by name, so every response carries all of them (false / 0.0 where none maps).
 EXTENSION_KEYS: dict[str, str] = {"prompt_injection": "prompt_injection"}
@@ -35,21 +39,46 @@ class ClassifyService:
         limits: Limits,
         metrics: Metrics,
         decision_log: DecisionLog | None,
+        quotas: Quotas,
+        timeout_s: float,
         store_text: bool = False,
-        api_key_id: int | None = None,
+        key: KeyIdentity | None = None,
     ) -> None:
-        """`decision_log` None: nothing is logged; `store_text`: log raw prompts, not only their digests."""
+        """`decision_log` None: nothing is logged; `store_text`: log raw prompts, not only their digests;
+        `timeout_s`: the server's deadline per request; `key`: the caller (None: open mode)."""
         self.runtime = runtime
         self.limits = limits
         self.metrics = metrics
         self.decision_log = decision_log
+        self.quotas = quotas
+        self.timeout_s = timeout_s
         self.store_text = store_text
-        self.api_key_id = api_key_id
+        self.key = key
+        self.api_key_id = key.id if key is not None else None
 
-    async def classify(self, field: str, texts: Sequence[str], endpoint: str = "classify") -> Classified:
+    async def classify(
+        self, field: str, texts: Sequence[str], endpoint: str = "classify", timeout_s: float | None = None
+    ) -> Classified:
+        """Verdicts for `texts` within the caller's quotas, by a deadline (`timeout_s` may shorten the server's).
+
+        Raises:
+            InvalidRequestError, PayloadTooLargeError: the request breaks a limit (nothing was run).
+            RateLimitedError: the caller is over its rate or concurrency limit.
+            DeadlineExceededError: the deadline passed first (the rest of the work was dropped).
+        """
         self.limits.check_batch(field, texts)
+        by_client = timeout_s is not None and timeout_s < self.timeout_s
+        timeout = timeout_s if timeout_s is not None and by_client else self.timeout_s
         start = time.perf_counter()
-        verdicts, version = await self.runtime.classify(texts)
+        with self.quotas.admit(self.api_key_id, self.key.limits if self.key else None, len(texts)):
+            deadline = asyncio.get_running_loop().time() + timeout
+            try:
+                verdicts, version = await self.runtime.classify(texts, deadline)
+            except PayloadTooLargeError:
+                self.metrics.over_budget.inc()
+                raise
+            except DeadlineExceededError as exc:
+                raise _deadline_error(timeout, by_client) from exc
         latency = (time.perf_counter() - start) * 1000
         for verdict in verdicts:
             if verdict.flagged:
@@ -76,11 +105,26 @@ class ClassifyService:
             )
         return Classified(verdicts, version, round(latency, 3))
 
-    async def moderate(self, texts: Sequence[str], model: str | None) -> ModerationResponse:
-        classified = await self.classify("input", texts, endpoint="moderations")
+    async def moderate(
+        self, texts: Sequence[str], model: str | None, timeout_s: float | None = None
+    ) -> ModerationResponse:
+        classified = await self.classify("input", texts, endpoint="moderations", timeout_s=timeout_s)
         mapping = self.runtime.status.openai_keys
         results = [moderation_result(v, mapping) for v in classified.verdicts]
         return ModerationResponse(id=f"modr-{uuid.uuid4().hex}", model=model or "lightguard", results=results)
+
+
+def _deadline_error(timeout: float, by_client: bool) -> DeadlineExceededError:
+    if by_client:
+        return ClientDeadlineExceededError(
+            f"the request did not finish within its own timeout of {timeout:g} s (`timeout` or X-Request-Timeout);"
+            " its remaining work was dropped: allow more time, or send fewer or shorter texts"
+        )
+    return DeadlineExceededError(
+        f"the request did not finish within the server's deadline of {timeout:g} s (LIGHTGUARD_REQUEST_TIMEOUT_S);"
+        " its remaining work was dropped: send fewer or shorter texts per request, or retry when the server is less"
+        " busy"
+    )
 
 
 def moderation_result(verdict: Verdict, mapping: dict[str, tuple[str, ...]]) -> ModerationResult:

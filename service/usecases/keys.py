@@ -9,14 +9,15 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from service.errors import AuthenticationError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from service.models import ApiKey
 from service.repositories import ApiKeyRepository
+from service.usecases.quotas import KeyLimits, parse_rate
 
 log = logging.getLogger(__name__)
 KeyRole = Literal["admin", "classify"]
@@ -38,11 +39,37 @@ class KeyService:
         self.session = session
         self.keys = ApiKeyRepository(session)
 
-    def create(self, role: KeyRole, name: str = "", token: str | None = None) -> tuple[ApiKey, str]:
-        """A new key and its token (shown once: only the hash is stored)."""
+    def create(
+        self, role: KeyRole, name: str = "", token: str | None = None, limits: KeyLimits | None = None
+    ) -> tuple[ApiKey, str]:
+        """A new key and its token (shown once: only the hash is stored); `limits` None: the service defaults."""
         token = token or new_token()
-        key = self.keys.add(ApiKey(name=name, prefix=token[:PREFIX_CHARS], key_hash=hash_key(token), role=role))
+        limits = checked_limits(limits or KeyLimits())
+        key = self.keys.add(
+            ApiKey(
+                name=name,
+                prefix=token[:PREFIX_CHARS],
+                key_hash=hash_key(token),
+                role=role,
+                rate_limit=limits.rate_limit,
+                max_concurrency=limits.max_concurrency,
+            )
+        )
         return key, token
+
+    def get(self, key_id: int) -> ApiKey:
+        key = self.keys.get(key_id)
+        if key is None:
+            raise NotFoundError(f"no API key with id {key_id}; see `lightguard keys list`", "key_id")
+        return key
+
+    def set_limits(self, key_id: int, limits: KeyLimits) -> ApiKey:
+        """Replace a key's own limits (None in a field: back to the service default). Takes effect within
+        LIGHTGUARD_KEY_CACHE_TTL_S on every process."""
+        key = self.get(key_id)
+        limits = checked_limits(limits)
+        self.keys.set_limits(key, limits.rate_limit, limits.max_concurrency)
+        return key
 
     def ensure(self, token: str, role: KeyRole, name: str) -> ApiKey | None:
         """Register `token` unless it is already known (a revoked one stays revoked); returns the new key."""
@@ -57,9 +84,7 @@ class KeyService:
         return self.keys.find_all()
 
     def revoke(self, key_id: int) -> ApiKey:
-        key = self.keys.get(key_id)
-        if key is None:
-            raise NotFoundError(f"no API key with id {key_id}; see `lightguard keys list`", "key_id")
+        key = self.get(key_id)
         if key.revoked_at is None:
             self.keys.revoke(key)
         return key
@@ -83,12 +108,25 @@ class KeyService:
         return match
 
 
+def checked_limits(limits: KeyLimits) -> KeyLimits:
+    """`limits` with a valid rate (InvalidRequestError otherwise) and a positive concurrency."""
+    if limits.rate_limit is not None:
+        parse_rate(limits.rate_limit)
+    if limits.max_concurrency is not None and limits.max_concurrency < 1:
+        raise InvalidRequestError(
+            f"max_concurrency must be at least 1, got {limits.max_concurrency} (null: the service default)",
+            "max_concurrency",
+        )
+    return limits
+
+
 @dataclass(frozen=True, slots=True)
 class KeyIdentity:
-    """Who called: enough for the decision log and the role check, without a database row."""
+    """Who called: enough for the decision log, the role check and the key's limits, without a database row."""
 
     id: int
     role: str
+    limits: KeyLimits = field(default_factory=KeyLimits)
 
 
 class KeyCache:
@@ -125,7 +163,8 @@ class KeyCache:
             keys = [k for k in ApiKeyRepository(session).find_all() if k.revoked_at is None]
         by_prefix: dict[str, list[tuple[str, KeyIdentity]]] = {}
         for key in keys:
-            by_prefix.setdefault(key.prefix, []).append((key.key_hash, KeyIdentity(key.id, key.role)))
+            limits = KeyLimits(key.rate_limit, key.max_concurrency)
+            by_prefix.setdefault(key.prefix, []).append((key.key_hash, KeyIdentity(key.id, key.role, limits)))
         self._by_prefix, self._loaded_at = by_prefix, loaded_at  # one assignment: readers see old or new
 
     async def authenticate(self, authorization: str | None, role: KeyRole) -> KeyIdentity | None:

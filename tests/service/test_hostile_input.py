@@ -30,7 +30,8 @@ class CountingEncoder(HashingEncoder):
 
 def test_limits_are_checked_before_the_encoder_runs(tmp_path: Path) -> None:
     encoder = CountingEncoder()
-    app = create_app(make_settings(tmp_path, max_batch=8, max_text_chars=200, max_examples=5), encoder)
+    # slice_runs 8: the admitted request of 8 short texts is micro-batched whole, one encoder call
+    app = create_app(make_settings(tmp_path, max_batch=8, max_text_chars=200, max_examples=5, slice_runs=8), encoder)
     with TestClient(app) as client:
         wait_ready(client)
         start = encoder.calls
