@@ -1,0 +1,206 @@
+"""Fair scheduling (issue 22): large requests run in slices between small ones, abandoned work is dropped, and a
+sliced request gets exactly the verdicts of a whole one. Deterministic: gates and fake jobs, no timed waits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from index import Guard, HashingEncoder, Verdict
+from service.batching import DropReason, Lane, MicroBatcher
+from service.errors import DeadlineExceededError, PayloadTooLargeError
+from service.runtime import GuardRuntime, window_bound
+from tests.conftest import TOY_EXEMPLARS, TOY_LABELS
+from tests.service.test_batching import GatedRun
+
+
+class FakeJob:
+    """A large request of `slices` steps; the first step can be held at a gate; records who ran when."""
+
+    def __init__(self, name: str, slices: int, log: list[str], gate: threading.Event | None = None) -> None:
+        self.name = name
+        self.left = slices
+        self.log = log
+        self.gate = gate
+        self.entered = threading.Event()
+
+    @property
+    def remaining(self) -> int:
+        return self.left
+
+    def step(self) -> tuple[list[str], int] | None:
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        self.log.append(self.name)
+        self.left -= 1
+        return ([self.name.upper()], 3) if self.left == 0 else None
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.waits: list[Lane] = []
+        self.drops: list[tuple[DropReason, int]] = []
+        self.dropped_event = asyncio.Event()
+
+    def queued(self, lane: Lane, seconds: float) -> None:
+        self.waits.append(lane)
+
+    def dropped(self, reason: DropReason, units: int) -> None:
+        self.drops.append((reason, units))
+        self.dropped_event.set()
+
+
+async def until(condition) -> None:  # type: ignore[no-untyped-def]
+    """Yield to the loop and the executor thread until `condition()` holds (a state poll, not a timed wait)."""
+    for _ in range(100_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+def test_a_short_prompt_sent_after_a_long_document_completes_first() -> None:
+    log: list[str] = []
+    gate = threading.Event()
+    run = GatedRun()
+    run.gate.set()
+
+    async def scenario() -> list[str]:
+        done: list[str] = []
+        with ThreadPoolExecutor(1) as pool:
+            batcher: MicroBatcher[str] = MicroBatcher(run, pool)
+            document = FakeJob("doc", slices=5, log=log, gate=gate)
+            long = asyncio.create_task(batcher.submit_job(document))
+            long.add_done_callback(lambda _: done.append("doc"))
+            await asyncio.to_thread(document.entered.wait, 10)  # the document's first slice is running
+            short = asyncio.create_task(batcher.submit(["hi"]))
+            short.add_done_callback(lambda _: done.append("short"))
+            await until(lambda: batcher._small is not None and batcher._small.qsize() == 1)
+            gate.set()
+            assert await short == (["HI"], 7)
+            assert await long == (["DOC"], 3)
+            await batcher.close()
+        return done
+
+    assert asyncio.run(scenario()) == ["short", "doc"]
+    assert log == ["doc"] * 5, "the document still got every slice"
+    assert run.calls == [["hi"]]
+
+
+def test_large_jobs_take_turns_and_alternate_with_waiting_small_batches() -> None:
+    log: list[str] = []
+    gate = threading.Event()
+    run = GatedRun()
+    run.gate.set()
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            batcher: MicroBatcher[str] = MicroBatcher(run, pool)
+            first = FakeJob("a", slices=3, log=log, gate=gate)
+            jobs = [asyncio.create_task(batcher.submit_job(first))]
+            await asyncio.to_thread(first.entered.wait, 10)
+            jobs.append(asyncio.create_task(batcher.submit_job(FakeJob("b", slices=3, log=log))))
+            small = asyncio.create_task(batcher.submit(["x"]))
+            await until(lambda: len(batcher._large) == 1 and batcher._small is not None and batcher._small.qsize())
+            gate.set()
+            await asyncio.gather(small, *jobs)
+            await batcher.close()
+
+    asyncio.run(scenario())
+    assert log == ["a", "b", "a", "b", "a", "b"], "round robin between the two documents"
+    assert run.calls == [["x"]]
+
+
+def test_a_cancelled_request_has_its_remaining_slices_dropped() -> None:
+    log: list[str] = []
+    gate = threading.Event()
+    observer = RecordingObserver()
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            batcher: MicroBatcher[str] = MicroBatcher(GatedRun(), pool, observer=observer)
+            document = FakeJob("doc", slices=10, log=log, gate=gate)
+            task = asyncio.create_task(batcher.submit_job(document))
+            await asyncio.to_thread(document.entered.wait, 10)
+            task.cancel()  # what cancel_on_disconnect does when the client goes away
+            gate.set()
+            await observer.dropped_event.wait()
+            await batcher.close()
+
+    asyncio.run(scenario())
+    assert log == ["doc"], "the slice running when the client left finished; no other one started"
+    assert observer.drops == [("disconnected", 9)]
+    assert observer.waits == ["large"]
+
+
+def test_a_request_past_its_deadline_fails_without_running() -> None:
+    observer = RecordingObserver()
+    run = GatedRun()
+    run.gate.set()
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            batcher: MicroBatcher[str] = MicroBatcher(run, pool, observer=observer)
+            past = asyncio.get_running_loop().time() - 1.0
+            with pytest.raises(DeadlineExceededError):
+                await batcher.submit(["late"], deadline=past)
+            with pytest.raises(DeadlineExceededError):
+                await batcher.submit_job(FakeJob("doc", slices=4, log=[]), deadline=past)
+            assert await batcher.submit(["on time"]) == (["ON TIME"], 7)
+            await batcher.close()
+
+    asyncio.run(scenario())
+    assert run.calls == [["on time"]]
+    assert observer.drops == [("deadline", 1), ("deadline", 4)]
+
+
+LONG = " ".join(
+    f"Sentence {n} of a long report about gardening, weather and the history of tea in many countries."
+    for n in range(60)
+)
+
+
+def _guard() -> Guard:
+    return Guard.build(HashingEncoder(), TOY_LABELS, TOY_EXEMPLARS, background_texts=["tell me a joke"])
+
+
+def test_a_sliced_request_gets_the_verdicts_of_a_whole_one() -> None:
+    guard = _guard()
+    texts = [LONG, "how do I pick a lock", LONG[:900] + " I will hurt you."]
+    expected = guard.classify(texts)
+    runtime = GuardRuntime(guard.encoder, slice_runs=2)
+    runtime.install(guard, version=5)
+
+    async def scenario() -> tuple[list[Verdict], int]:
+        try:
+            return await runtime.classify(texts)
+        finally:
+            await runtime.aclose()
+            runtime.close()
+
+    assert window_bound(texts, guard) > runtime.slice_runs
+    verdicts, version = asyncio.run(scenario())
+    assert version == 5
+    assert verdicts == expected
+    assert runtime.batcher.stats.slices > len(guard.plan(texts).windows) // 2
+
+
+def test_a_request_over_the_budget_is_refused_before_any_model_run() -> None:
+    guard = _guard()
+    runtime = GuardRuntime(guard.encoder, slice_runs=2, max_request_cost=16)
+    runtime.install(guard, version=1)
+
+    async def scenario() -> None:
+        try:
+            with pytest.raises(PayloadTooLargeError, match="LIGHTGUARD_MAX_REQUEST_COST"):
+                await runtime.classify([LONG] * 50)
+        finally:
+            await runtime.aclose()
+            runtime.close()
+
+    asyncio.run(scenario())
+    assert runtime.batcher.stats.slices == 0 and runtime.batcher.stats.batches == 0
