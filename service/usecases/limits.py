@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ class Limits:
                     "(LIGHTGUARD_MAX_TEXT_CHARS)",
                     where,
                 )
-            if not normalize_text(text):
+            if not _has_content(text):
                 raise InvalidRequestError(f"`{where}` is empty or only whitespace; send some text", where)
 
     def check_batch(self, field: str, texts: Sequence[str]) -> None:
@@ -43,3 +44,14 @@ class Limits:
 
     def check_examples(self, field: str, texts: Sequence[str]) -> None:
         self.check_texts(field, texts, self.max_examples, "LIGHTGUARD_MAX_EXAMPLES")
+
+
+# a word character, except the Hangul fillers, which render as nothing and which normalisation drops
+_WORD_CHARACTER = re.compile(r"[^\W\u115f\u1160\u3164\uffa0]")
+
+
+def _has_content(text: str) -> bool:
+    """Whether `text` is non-empty once normalised. A word character (a letter or digit of any script) survives
+    normalisation, and finding one ends the scan at once; only a text without any is normalised (on the event loop:
+    normalising 100 texts of 99,000 characters here took seconds and stalled every other request)."""
+    return _WORD_CHARACTER.search(text) is not None or bool(normalize_text(text))

@@ -134,3 +134,17 @@ def test_topics_never_5xx(hostile_client: TestClient, body: object) -> None:
         assert _ok(patched.status_code), patched.text
         assert hostile_client.delete(f"/v1/topics/{topic_id}").status_code == 204
     assert hostile_client.get("/v1/index/verify").json()["ok"] is True
+
+
+def test_the_fast_emptiness_check_agrees_with_normalisation_on_every_character() -> None:
+    # Limits decides "empty after normalisation" without normalising when it finds a word character; that shortcut
+    # must never accept a text that normalises to nothing (checked one character at a time, which is what matters:
+    # normalisation keeps or drops each word character on its own).
+    from index import normalize_text
+    from service.usecases.limits import _has_content
+
+    for code in range(0x110000):
+        ch = chr(code)
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        assert _has_content(ch) == bool(normalize_text(ch)), hex(code)
