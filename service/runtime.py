@@ -9,9 +9,10 @@ for the short in-memory change (encoding happens before) and bump the version in
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -154,9 +155,21 @@ class GuardRuntime:
         bound = window_bound(texts, snap.guard)
         if bound <= self.slice_runs:
             return await self.batcher.submit(texts, deadline, bound)
-        loop = asyncio.get_running_loop()
-        job = await loop.run_in_executor(self._planner, self._plan_job, texts)
+        planning = self._planner.submit(self._plan_job, texts)
+        try:
+            job = await asyncio.wrap_future(planning)
+        except asyncio.CancelledError:  # the client went away while its request was being priced
+            planning.add_done_callback(functools.partial(self._dropped_while_planning, bound))
+            raise
         return await self.batcher.submit_job(job, deadline)
+
+    def _dropped_while_planning(self, bound: int, planning: Future[SlicedClassify]) -> None:
+        """Count a request abandoned before its first model run: its plan's cost, or its length bound if it was
+        never planned."""
+        if planning.cancelled():
+            self.batcher.observer.dropped("disconnected", bound)
+        elif planning.exception() is None:
+            self.batcher.observer.dropped("disconnected", planning.result().remaining)
 
     def _plan_job(self, texts: list[str]) -> SlicedClassify:
         guard = self.require().guard

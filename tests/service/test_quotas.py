@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import typer
 from fastapi.testclient import TestClient
@@ -18,7 +23,7 @@ from service.cli_admin import register
 from service.errors import ClientDisconnectedError, InvalidRequestError, RateLimitedError
 from service.schemas_keys import RATE_LIMIT_PATTERN
 from service.usecases.quotas import KeyLimits, Quotas, parse_rate
-from tests.service.support import FIXTURES, make_settings, wait_ready
+from tests.service.support import FIXTURES, lightguard_server, make_settings, wait_ready
 
 ADMIN = "lg_test_admin_key_for_quotas_0123"
 
@@ -178,3 +183,46 @@ def test_cli_sets_and_lists_a_keys_limits(tmp_path: Path, monkeypatch: pytest.Mo
     assert runner.invoke(cli, ["keys", "limits", "1", "--default"]).exit_code == 0
     assert "default" in runner.invoke(cli, ["keys", "list"]).stdout
     assert runner.invoke(cli, ["keys", "limits", "7", "--max-concurrency", "2"]).exit_code == 1
+
+
+def _sample(base: str, name: str, **labels: str) -> float:
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    wanted = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+    return next((float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(name + wanted + " ")), 0.0)
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not seen within {timeout} s: {what}")
+        time.sleep(0.005)  # polling a live server's metrics, not waiting a fixed time
+
+
+@pytest.mark.server
+def test_a_client_that_disconnects_mid_request_has_its_remaining_work_dropped(tmp_path: Path) -> None:
+    # one window per slice: a 3-document request is hundreds of scheduling steps, far more than the time the server
+    # needs to notice the closed connection once the first slice has run
+    env = {"LIGHTGUARD_SLICE_RUNS": "1", "LIGHTGUARD_MAX_REQUEST_COST": "4096"}
+    document = " ".join(f"Line {n} of a long and harmless report about the weather." for n in range(1600))
+    body = json.dumps({"texts": [document] * 3}).encode()
+    with lightguard_server(tmp_path, ADMIN, env=env) as srv:
+        host, port = srv.base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            head = (
+                f"POST /v1/classify HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ADMIN}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body)
+            _until(
+                lambda: _sample(srv.base, "lightguard_queue_wait_seconds_count", lane="large") >= 1,
+                "the request's first slice",
+            )
+        _until(
+            lambda: _sample(srv.base, "lightguard_dropped_requests_total", reason="disconnected") == 1,
+            "the request counted as dropped",
+        )
+        dropped = _sample(srv.base, "lightguard_dropped_model_runs_total", reason="disconnected")
+        assert dropped > 100, "most of the request's model runs were never done"
+        statuses = httpx.get(f"{srv.base}/metrics", timeout=10).text
+        assert 'route="/v1/classify",status="499"' in statuses
