@@ -113,7 +113,8 @@ def _serving_gauges(metrics: Metrics, runtime_ref: list[GuardRuntime]) -> None:
         ("batches", "Micro-batches run"),
         ("requests", "Requests served through micro-batches"),
         ("texts", "Texts classified through micro-batches"),
-        ("largest", "Most texts in one micro-batch"),
+        ("largest", "Most model runs (by length) in one micro-batch"),
+        ("slices", "Scheduling steps of large requests (a few windows each)"),
     ):
         gauge = Gauge(f"lightguard_microbatch_{name}", doc, registry=metrics.registry)
         gauge.set_function(functools.partial(stat, name))
