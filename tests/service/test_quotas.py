@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
 import time
@@ -226,3 +227,35 @@ def test_a_client_that_disconnects_mid_request_has_its_remaining_work_dropped(tm
         assert dropped > 100, "most of the request's model runs were never done"
         statuses = httpx.get(f"{srv.base}/metrics", timeout=10).text
         assert 'route="/v1/classify",status="499"' in statuses
+
+
+def _redis_url() -> str:
+    from limits.storage import storage_from_string
+
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        if storage_from_string(url).check():
+            return url
+    except Exception:  # no server, or no redis client installed
+        pass
+    if os.environ.get("LIGHTGUARD_REQUIRE_REDIS"):
+        raise AssertionError("Redis on 127.0.0.1:6379 is required (LIGHTGUARD_REQUIRE_REDIS) but not reachable")
+    pytest.skip("no Redis server on 127.0.0.1:6379")
+
+
+@pytest.mark.redis
+def test_processes_sharing_a_redis_storage_share_a_keys_rate() -> None:
+    # two Quotas are what two workers (or replicas) hold; a fresh key id per run keeps runs apart in the server
+    url = _redis_url()
+    key = int(time.time() * 1000) % 2**31
+    first, second = Quotas("4/minute", None, url), Quotas("4/minute", None, url)
+    for quotas in (first, second, first, second):
+        with quotas.admit(key, None, 1):
+            pass
+    with pytest.raises(RateLimitedError) as refused, second.admit(key, None, 1):
+        pass
+    assert 1 <= refused.value.retry_after_s <= 60
+    memory = Quotas("4/minute", None)  # the default: counts in this process only
+    for _ in range(4):
+        with memory.admit(key, None, 1):
+            pass
