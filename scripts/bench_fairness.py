@@ -3,6 +3,7 @@
     .venv/bin/python scripts/bench_fairness.py                         # this tree's server
     .venv/bin/python scripts/bench_fairness.py --rev 07519e3 --home var/bench-home-before   # an older build
     .venv/bin/python scripts/bench_fairness.py --heavy-clients 1,4 --short 300 --doc-chars 99000
+    .venv/bin/python scripts/bench_fairness.py --costs     # model runs of real documents (what the budget admits)
 
 A real `lightguard serve` (the shipped settings) on loopback. One sequential client sends short prompts (~30
 tokens) and measures each answer; alongside it 0, 1 or 4 heavy clients each send one large request after another:
@@ -125,6 +126,23 @@ def freeze_request(port: int, doc: str) -> dict[str, Any]:
     return {"status": status, "seconds": round(time.perf_counter() - t, 2), "detail": detail[:300]}
 
 
+def document_costs(full: str) -> list[dict[str, Any]]:
+    """Model runs of real documents (this repository's docs: English prose with tables and code) and of the bench's
+    long document, under the shipped scoring configuration: what LIGHTGUARD_MAX_REQUEST_COST must admit."""
+    from index import OnnxEncoder, load_guard_config
+    from index.units import plan_units
+
+    encoder = OnnxEncoder(REPO / "models" / "base")
+    config = load_guard_config()
+    docs = {p.relative_to(REPO).as_posix(): p.read_text(encoding="utf-8") for p in sorted((REPO / "docs").glob("*.md"))}
+    docs |= {"README.md": (REPO / "README.md").read_text(encoding="utf-8"), "bench document": full[:99_000]}
+    rows = []
+    for name, text in docs.items():
+        plan = plan_units(encoder, config, [text[:100_000]])
+        rows.append({"document": name, "chars": len(text[:100_000]), "windows": len(plan.windows), "runs": plan.cost})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", type=Path, default=Path(os.environ.get("LIGHTGUARD_HOME", REPO / "var" / "bench-home")))
@@ -135,11 +153,20 @@ def main() -> None:
     ap.add_argument("--doc-texts", type=int, default=1)
     ap.add_argument("--skip-freeze", action="store_true", help="do not send the 100 x 99,000-character request")
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "bench_fairness.json")
+    ap.add_argument("--costs", action="store_true", help="only print the model runs of real documents and exit")
     ap.add_argument("--heavy-worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.heavy_worker:
         port, body, stop = args.heavy_worker
         heavy_worker(int(port), Path(body), Path(stop))
+        return
+    if args.costs:
+        print("| document | characters | windows | model runs (at most) | characters per run |\n|---|---|---|---|---|")
+        for row in document_costs(long_prompt(20_000)):
+            print(
+                f"| {row['document']} | {row['chars']} | {row['windows']} | {row['runs']} "
+                f"| {row['chars'] / row['runs']:.0f} |"
+            )
         return
     tree = checkout(args.rev)
     env = os.environ | {"LIGHTGUARD_HOME": str(args.home)}

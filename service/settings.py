@@ -46,8 +46,9 @@ class Settings(BaseSettings):
         ge=16,
         description="Most model runs one classify or moderation request may take (a run reads one window of up to 128"
         " tokens, ~400 characters of English; long texts in sentence mode add up to 8 short runs each); a request"
-        " above it gets 413 and the advice to split it. 1024: a 100,000-character document costs 260-350 runs, so"
-        " about three fit; ~5 s of the encoder on 2 cores (docs/reliability.md)",
+        " above it gets 413 and the advice to split it. 1024: a 100,000-character document (the per-text limit) costs"
+        " 250 runs as plain prose and ~400 as technical text with tables and code (200-280 characters per run), so"
+        " two or more fit (docs/reliability.md, `scripts/bench_fairness.py --costs`)",
     )
     slice_runs: int = Field(
         default=4,
