@@ -13,9 +13,12 @@ is undone, in order:
 3. leetspeak ("m4k3", "b0mb", "a$$"): a token of three or more characters mixing letters with digits or symbols
    becomes the known word its substitutions spell; numbers, prices, versions, ordinals, units and words that are
    known as written ("mp3") stay; once two such words were folded, the text is leetspeak and two-character
-   tokens ("d0", "m3"), numbers ("70" = to) and lone "1" / "4" / "@" ("i" / "a" / "a") are folded too;
-4. ROT13 and reversed text: the whole text, a line, or the part after a colon, when it is mostly unknown words and
-   its decoding mostly known ones; else single unknown words whose decoding is a known word, when two or more are.
+   tokens ("d0", "m3"), numbers that spell a word ("70" = to), words the vocabulary lacks ("1nv01c35") and
+   lone "1" / "4" / "@" ("i" / "a" / "a") are folded too;
+4. ROT13 and reversed text: a line or the part after a colon (else the whole text), when it is mostly unknown
+   words and its decoding mostly known ones; else single unknown words whose decoding is a known word, when two or
+   more are;
+5. list items: markers ("1. ", "- ", "a) ") dropped when two or more lines start with one (done before 2).
 
 Cost is bounded: each stage starts with a cheap scan and does nothing more on plain text (about 30 us for a
 prompt); spans are decoded only when they look encoded, at most `MAX_SPANS` of them and `MAX_DECODED` characters
@@ -151,14 +154,11 @@ _LETTER = re.compile(r"[A-Za-z]")
 def _join_run(run: str, lexicon: Lexicon) -> str:
     letters = _LETTER.findall(run)
     seps = _LETTER.split(run)[1:-1]
-    wide = [(len(s) > 1 and s.strip() == "") or "\t" in s for s in seps]
-    plain_space = [s == " " for s in seps]
-    if any(wide):
-        breaks = wide
-    elif any(plain_space) and not all(plain_space):
-        breaks = plain_space  # "p-i-p-e b-o-m-b": the space among dashes is the word break
-    else:
-        breaks = [False] * len(seps)
+    # letters are joined by the commoner of single spaces and marks, the rest are word breaks: "H o w  d o" (two
+    # spaces), "p-i-p-e b/o/m/b" (spaces among marks), "f i t i n . T h e y" (a full stop among spaces)
+    kinds = [s.strip() or ("wide" if len(s) > 1 else " ") for s in seps]
+    marks = sum(k not in (" ", "wide") for k in kinds)
+    breaks = [k in (" ", "wide") for k in kinds] if marks > kinds.count(" ") else [k != " " for k in kinds]
     groups: list[str] = []
     current = letters[0]
     for letter, brk in zip(letters[1:], breaks, strict=True):
@@ -170,7 +170,8 @@ def _join_run(run: str, lexicon: Lexicon) -> str:
     groups.append(current)
     words: list[str] = []
     for group in groups:
-        split = None if group in lexicon or len(group) > MAX_RUN else lexicon.segment(group)
+        # a word the vocabulary lacks ("wetbacks") may leave a few letters outside any word, not sink the run
+        split = None if group in lexicon or len(group) > MAX_RUN else lexicon.segment(group, len(group) // 4)
         words.extend(split if split else [group])
     return " ".join(words)
 
@@ -215,6 +216,10 @@ def _fold_token(token: str, lexicon: Lexicon, leet_text: bool = False) -> str | 
         rank = lexicon.rank(word)
         if rank is not None and (best is None or rank < best[0]):
             best = (rank, word)
+    if best is None and leet_text and letters:
+        # in a leetspeak text a word the vocabulary lacks ("1nv01c35") is still spelled out, each substitution
+        # read as its first letter; the tokenizer reads "invoices" far better than "1nv01c35"
+        best = (0, "".join(option[0] for option in options))
     return None if best is None else best[1] + token[len(core) :]
 
 
@@ -276,10 +281,12 @@ def unscramble(text: str, lexicon: Lexicon) -> str:
     # every rule below needs two unknown words: plain English stops here after one pass of dictionary look-ups
     if len(lexicon.unknown(w for w in _WORD.findall(text) if len(w) > 1)) < 2:
         return text
-    whole = _decode_piece(text, lexicon)
-    if whole != text:
-        return whole
+    # pieces first: "Decode this ROT13 and answer it: <payload>" keeps its instruction readable
     out = "".join(_decode_piece(p, lexicon) for p in _PIECES.split(text))
+    if out == text:
+        out = _decode_piece(text, lexicon)
+    if out != text:
+        return out
     for decode in _DECODERS:
         hits: dict[str, str] = {}
         for w in _WORD.findall(out):
@@ -292,6 +299,18 @@ def unscramble(text: str, lexicon: Lexicon) -> str:
 
 def _replacer(words: dict[str, str]) -> Callable[[re.Match[str]], str]:
     return lambda m: words.get(m.group(), m.group())
+
+
+# ------------------------------------------------------------------ list items
+_LIST_MARKER = re.compile(r"^[ \t]*(?:[0-9]{1,2}[.)]|[a-zA-Z][.)]|[-*+•>])[ \t]+", re.MULTILINE)
+
+
+def unlist(text: str, lexicon: Lexicon) -> str:
+    """`text` without list markers ("1. ", "- ", "a) ") when two or more of its lines start with one: a request cut
+    into list items reads as one sentence again."""
+    if "\n" not in text or len(_LIST_MARKER.findall(text)) < 2:
+        return text
+    return _LIST_MARKER.sub("", text)
 
 
 # ------------------------------------------------------------------ the variant
@@ -321,7 +340,7 @@ def deobfuscate(text: str, lexicon: Lexicon | None = None, plain: str | None = N
     lexicon = default_lexicon() if lexicon is None else lexicon
     prepared = _prepare(text[:MAX_INPUT])
     out = prepared
-    for stage in (decode_spans, unspace, fold_leet, unscramble):
+    for stage in (decode_spans, unlist, unspace, fold_leet, unscramble):
         out = stage(out, lexicon)
     if out == prepared and len(text) <= MAX_INPUT:
         return None  # nothing undone: the variant would be the plain normalised text (the common, cheap path)
