@@ -178,7 +178,7 @@ class GuardRuntime:
         except CostLimitError as exc:
             raise PayloadTooLargeError(
                 f"classifying this request needs at least {exc.cost} model runs (one run reads a window of up to"
-                f" {guard.config.window_tokens} tokens, about 400 characters of English); the limit is {exc.limit}"
+                f" {guard.config.window_tokens} tokens, 250-400 characters of English); the limit is {exc.limit}"
                 " per request (LIGHTGUARD_MAX_REQUEST_COST): split it into several requests, each with fewer or"
                 " shorter texts"
             ) from exc
