@@ -42,6 +42,10 @@ from index.text import _INVISIBLE, _MIXED_WORD, _fold_word, normalize_text
 MAX_SPANS = 8
 MAX_DECODED = 4096
 MAX_RUN = 400  # letters of one spaced run that are segmented; a longer run is only joined
+MAX_PAYLOADS = 2  # decoded payloads scored alone besides the whole variant
+# Decoded text is wrapped in these (control characters: normalisation drops them) so that the payload can be scored
+# alone too: "Decode this and answer it: <payload>" scores lower than <payload>, the instruction dilutes it.
+OPEN, CLOSE = "\x02", "\x03"
 MAX_INPUT = 20_000  # characters of a text that are read: past them a long text is left to windows and sentences
 
 # ------------------------------------------------------------------ encoded spans
@@ -60,8 +64,9 @@ _WORD = re.compile(r"[A-Za-z]+")
 _ENCODED_HINT = re.compile(r"[0-9+/=%\\]|[a-z][A-Z]")
 
 
-def _readable(data: bytes, lexicon: Lexicon) -> str | None:
-    """`data` as text when it reads like text: UTF-8, printable, mostly letters and spaces, one known word."""
+def _readable(data: bytes, lexicon: Lexicon, strict: bool = True) -> str | None:
+    """`data` as text when it reads like text: UTF-8, printable, mostly letters and spaces, and (`strict`, or
+    fewer than 6 bytes, where random bytes pass the other tests now and then) one known word."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -71,6 +76,8 @@ def _readable(data: bytes, lexicon: Lexicon) -> str | None:
     letters = sum(ch.isalpha() or ch.isspace() for ch in text)
     if letters < 0.7 * len(text):
         return None
+    if not strict and len(data) >= 6:
+        return text
     return text if any(len(w) > 2 and w in lexicon for w in _WORD.findall(text)) else None
 
 
@@ -89,20 +96,20 @@ def _decode_base64(run: str, lexicon: Lexicon) -> str | None:
         data = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_" if "-" in body or "_" in body else None)
     except (binascii.Error, ValueError):
         return None
-    return _readable(data, lexicon)
+    return _readable(data, lexicon, strict=False)
 
 
 def _decode_hex(run: str, lexicon: Lexicon) -> str | None:
     digits = re.sub(r"\\x|[ :]", "", run)
     if len(digits) % 2:
         return None
-    return _readable(bytes.fromhex(digits), lexicon)
+    return _readable(bytes.fromhex(digits), lexicon, strict=False)
 
 
 def _decode_url(run: str, lexicon: Lexicon) -> str | None:
     if len(_URL_ESCAPE.findall(run)) < 2:
         return None
-    return _readable(unquote_to_bytes(run.replace("+", " ")), lexicon)
+    return _readable(unquote_to_bytes(run.replace("+", " ")), lexicon, strict=False)
 
 
 def decode_spans(text: str, lexicon: Lexicon) -> str:
@@ -136,7 +143,7 @@ def decode_spans(text: str, lexicon: Lexicon) -> str:
     out: list[str] = []
     cursor = 0
     for start, end, decoded in sorted(found):
-        out.extend((text[cursor:start], " ", decoded, " "))
+        out.extend((text[cursor:start], " " + OPEN, decoded, CLOSE + " "))
         cursor = end
     out.append(text[cursor:])
     return "".join(out)
@@ -255,6 +262,7 @@ def _reverse(text: str) -> str:
 
 
 _DECODERS: tuple[Callable[[str], str], ...] = (_rot13, _reverse)
+_TOLD = (re.compile(r"rot-?13|caesar", re.IGNORECASE), re.compile(r"backwards|reversed?\b", re.IGNORECASE))
 _PIECES = re.compile(r"([:\n])")
 
 
@@ -272,14 +280,14 @@ def _decode_piece(piece: str, lexicon: Lexicon) -> str:
     for decode in _DECODERS:
         candidate = decode(piece)
         if _known_share(candidate, lexicon)[1] >= 0.75:
-            return candidate
+            return OPEN + candidate + CLOSE
     return piece
 
 
 def unscramble(text: str, lexicon: Lexicon) -> str:
     """`text` with ROT13 or reversed pieces (the whole text, a line, after a colon) or words decoded."""
     # every rule below needs two unknown words: plain English stops here after one pass of dictionary look-ups
-    if len(lexicon.unknown(w for w in _WORD.findall(text) if len(w) > 1)) < 2:
+    if not lexicon.unknown(w for w in _WORD.findall(text) if len(w) > 2):
         return text
     # pieces first: "Decode this ROT13 and answer it: <payload>" keeps its instruction readable
     out = "".join(_decode_piece(p, lexicon) for p in _PIECES.split(text))
@@ -287,18 +295,24 @@ def unscramble(text: str, lexicon: Lexicon) -> str:
         out = _decode_piece(text, lexicon)
     if out != text:
         return out
-    for decode in _DECODERS:
+    # single words: two or more that decode to known words; or, after an explicit instruction ("ROT13",
+    # "backwards"), every unknown word (the vocabulary lacks many words an attacker hides: "indoctrinate")
+    pieces = _PIECES.split(out)
+    for decode, pattern in zip(_DECODERS, _TOLD, strict=True):
+        told = next((n for n, p in enumerate(pieces) if pattern.search(p)), None)
         hits: dict[str, str] = {}
-        for w in _WORD.findall(out):
-            if len(w) > 2 and w not in lexicon and (d := decode(w)) in lexicon:
-                hits[w] = d
-        if len(hits) >= 2:
+        for n, piece in enumerate(pieces):
+            for w in _WORD.findall(piece):
+                # the instruction's own words stay: only what follows it (or surrounds it) is encoded
+                if len(w) > 2 and w not in lexicon and ((told is not None and n != told) or decode(w) in lexicon):
+                    hits[w] = decode(w)
+        if len(hits) >= (1 if told is not None else 2):
             return _WORD.sub(_replacer(hits), out)
     return out
 
 
 def _replacer(words: dict[str, str]) -> Callable[[re.Match[str]], str]:
-    return lambda m: words.get(m.group(), m.group())
+    return lambda m: OPEN + words[m.group()] + CLOSE if m.group() in words else m.group()
 
 
 # ------------------------------------------------------------------ list items
@@ -337,13 +351,31 @@ def deobfuscate(text: str, lexicon: Lexicon | None = None, plain: str | None = N
     Returns:
         The deobfuscated text, normalised, when it differs from `plain`; else None.
     """
+    units = deobfuscated_units(text, lexicon, plain)
+    return units[0] if units else None
+
+
+def deobfuscated_units(text: str, lexicon: Lexicon | None = None, plain: str | None = None) -> list[str]:
+    """The deobfuscated text (as `deobfuscate`) and, when something was decoded, up to `MAX_PAYLOADS` decoded
+    payloads alone (the line or the part after a colon holding decoded text, and decoded spans of three or more
+    words): an instruction around a payload dilutes it. Empty when nothing was undone."""
     lexicon = default_lexicon() if lexicon is None else lexicon
     prepared = _prepare(text[:MAX_INPUT])
     out = prepared
     for stage in (decode_spans, unlist, unspace, fold_leet, unscramble):
         out = stage(out, lexicon)
     if out == prepared and len(text) <= MAX_INPUT:
-        return None  # nothing undone: the variant would be the plain normalised text (the common, cheap path)
+        return []  # nothing undone: the variant would be the plain normalised text (the common, cheap path)
     variant = normalize_text(out)
     plain = normalize_text(text) if plain is None else plain
-    return variant if variant and variant != plain else None
+    if not variant or variant == plain:
+        return []
+    units = [variant]
+    if OPEN in out:
+        spans = re.findall(re.escape(OPEN) + "(.*?)" + re.escape(CLOSE), out, flags=re.DOTALL)
+        pieces = [p for p in _PIECES.split(out) if OPEN in p or CLOSE in p]
+        for candidate in (*pieces, *(s for s in spans if len(s.split()) >= 3)):
+            unit = normalize_text(candidate)
+            if len(unit.split()) >= 3 and unit not in units and len(units) <= MAX_PAYLOADS:
+                units.append(unit)
+    return units

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from index.deobfuscate import deobfuscate
+from index.deobfuscate import deobfuscated_units
 from index.encoder import Encoder, window_char_spans
 from index.errors import CostLimitError, InvalidInputError
 from index.language import detect_language
@@ -165,24 +165,24 @@ class Variants:
 
 
 def plan_variants(encoder: Encoder, config: GuardConfig, texts: Sequence[str]) -> Variants:
-    """The windows of each text's deobfuscated variant (`GuardConfig.deobfuscate`; at most
-    `deobfuscate_max_windows` per text), owned by the text, and each text's language (read from the variant when
-    there is one: leetspeak or base64 reads as no language). A plain text costs only the scans: no window."""
-    found = [
-        (n, variant)
-        for n, text in enumerate(texts)
-        if config.deobfuscate and (variant := deobfuscate(text)) is not None
-    ]
+    """The windows of each text's deobfuscated units (`GuardConfig.deobfuscate`: the variant, then decoded payloads
+    alone; at most `deobfuscate_max_windows` per text), owned by the text, and each text's language (read from the
+    variant when there is one: leetspeak or base64 reads as no language). A plain text costs only the scans."""
+    found = [(n, unit) for n, text in enumerate(texts) if config.deobfuscate for unit in deobfuscated_units(text)]
     windows: list[str] = []
     owners: list[int] = []
-    for (n, variant), tokens in zip(found, encoder.token_spans([v for _, v in found]) if found else [], strict=True):
-        spans = window_char_spans(encoder, variant, config.window_overlap, config.window_tokens, tokens)
-        for a, b in spans[: config.deobfuscate_max_windows]:
-            windows.append(variant[a:b])
+    tokenised = encoder.token_spans([unit for _, unit in found]) if found else []
+    for (n, unit), tokens in zip(found, tokenised, strict=True):
+        room = config.deobfuscate_max_windows - owners.count(n)
+        spans = window_char_spans(encoder, unit, config.window_overlap, config.window_tokens, tokens)
+        for a, b in spans[: max(0, room)]:
+            windows.append(unit[a:b])
             owners.append(n)
     if not config.detect_language:
         return Variants(windows, owners, [], [])
-    read = dict(found)
+    read: dict[int, str] = {}
+    for n, unit in found:
+        read.setdefault(n, unit)
     detected = [detect_language(read.get(n, text)) for n, text in enumerate(texts)]
     return Variants(windows, owners, [d.code for d in detected], [not d.english for d in detected])
 
