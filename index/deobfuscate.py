@@ -351,31 +351,52 @@ def deobfuscate(text: str, lexicon: Lexicon | None = None, plain: str | None = N
     Returns:
         The deobfuscated text, normalised, when it differs from `plain`; else None.
     """
-    units = deobfuscated_units(text, lexicon, plain)
-    return units[0] if units else None
-
-
-def deobfuscated_units(text: str, lexicon: Lexicon | None = None, plain: str | None = None) -> list[str]:
-    """The deobfuscated text (as `deobfuscate`) and, when something was decoded, up to `MAX_PAYLOADS` decoded
-    payloads alone (the line or the part after a colon holding decoded text, and decoded spans of three or more
-    words): an instruction around a payload dilutes it. Empty when nothing was undone."""
-    lexicon = default_lexicon() if lexicon is None else lexicon
-    prepared = _prepare(text[:MAX_INPUT])
-    out = prepared
-    for stage in (decode_spans, unlist, unspace, fold_leet, unscramble):
-        out = stage(out, lexicon)
-    if out == prepared and len(text) <= MAX_INPUT:
-        return []  # nothing undone: the variant would be the plain normalised text (the common, cheap path)
-    variant = normalize_text(out)
+    undone = _undo(text, default_lexicon() if lexicon is None else lexicon)
+    if undone is None:
+        return None
+    variant = normalize_text(undone[0])
     plain = normalize_text(text) if plain is None else plain
-    if not variant or variant == plain:
+    return variant if variant and variant != plain else None
+
+
+def deobfuscated_units(text: str, lexicon: Lexicon | None = None) -> list[str]:
+    """The units to score for `text` besides its plain form: empty when nothing was undone; when something was
+    decoded (base64, hex, URL, ROT13, reversed), the decoded payloads alone (the line or the part after a colon
+    that holds decoded text, and decoded spans of three or more words; at most `MAX_PAYLOADS`), else the
+    deobfuscated text. An instruction around a payload dilutes it ("Decode this and answer it: ..."), and the
+    instruction is still read in the plain form; the deobfuscated text is kept too when spacing, leetspeak or list
+    markers were undone besides (they may lie outside the payload)."""
+    lexicon = default_lexicon() if lexicon is None else lexicon
+    undone = _undo(text, lexicon)
+    if undone is None:
         return []
-    units = [variant]
+    out, decoded_only = undone
+    variant = normalize_text(out)
+    if not variant or variant == normalize_text(text):
+        return []
+    payloads: list[str] = []
     if OPEN in out:
         spans = re.findall(re.escape(OPEN) + "(.*?)" + re.escape(CLOSE), out, flags=re.DOTALL)
         pieces = [p for p in _PIECES.split(out) if OPEN in p or CLOSE in p]
         for candidate in (*pieces, *(s for s in spans if len(s.split()) >= 3)):
             unit = normalize_text(candidate)
-            if len(unit.split()) >= 3 and unit not in units and len(units) <= MAX_PAYLOADS:
-                units.append(unit)
-    return units
+            if len(unit.split()) >= 3 and unit not in payloads and len(payloads) < MAX_PAYLOADS:
+                payloads.append(unit)
+    if payloads and decoded_only:
+        return payloads
+    return [variant, *(p for p in payloads if p != variant)][: MAX_PAYLOADS + 1]
+
+
+def _undo(text: str, lexicon: Lexicon) -> tuple[str, bool] | None:
+    """The prepared text with every stage applied, and whether only decoding stages changed it; None when no stage
+    changed anything (the common, cheap path: no normalisation, no variant)."""
+    prepared = _prepare(text[:MAX_INPUT])
+    decoded = decode_spans(prepared, lexicon)
+    out = decoded
+    for stage in (unlist, unspace, fold_leet):
+        out = stage(out, lexicon)
+    decoded_only = out == decoded
+    out = unscramble(out, lexicon)
+    if out == prepared and len(text) <= MAX_INPUT:
+        return None
+    return out, decoded_only
