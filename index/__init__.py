@@ -19,7 +19,7 @@ from index.errors import (
     UnknownLabelError,
 )
 from index.evaluation import BinaryMetrics, binary_metrics, plot_pr_curves
-from index.guard import Guard, GuardConfig, load_guard_config
+from index.guard import Guard, GuardConfig, Scores, load_guard_config
 from index.models import ModelManifest, default_models_dir, read_manifest, verify_model_dir
 from index.onnx_encoder import OnnxEncoder
 from index.store import VectorStore
@@ -67,6 +67,7 @@ __all__ = [
     "OnnxEncoder",
     "Platt",
     "Role",
+    "Scores",
     "Taxonomy",
     "TrainConfig",
     "TrainingError",

@@ -129,12 +129,27 @@ class _Topic:
 
 
 @dataclass(frozen=True, slots=True)
-class _WindowScores:
+class Scores:
+    """What the guard's scorers make of query vectors, row by row (`Guard.score`)."""
+
     unsafe: NDArray[np.float64]  # (n,) calibrated unsafe score
     builtin: Matrix  # (n, n_builtin) fused distribution
     topics: dict[str, NDArray[np.float32]]
     neighbour_sims: Matrix
     neighbour_ids: NDArray[np.int64]
+
+    @classmethod
+    def concat(cls, parts: Sequence[Scores]) -> Scores:
+        """The rows of `parts` in order, as if scored at once (parts must come from one state of one guard)."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            np.concatenate([p.unsafe for p in parts]),
+            np.concatenate([p.builtin for p in parts]),
+            {name: np.concatenate([p.topics[name] for p in parts]) for name in parts[0].topics},
+            np.concatenate([p.neighbour_sims for p in parts]),
+            np.concatenate([p.neighbour_ids for p in parts]),
+        )
 
 
 class Guard:
@@ -441,40 +456,69 @@ class Guard:
         )
 
     def decide(self, plan: ClassifyPlan, vectors: Vectors, unit_vectors: Sequence[Vectors]) -> list[Verdict]:
-        """Verdicts from a plan and all its window (and in-context sentence) vectors, by this guard's encoder."""
-        cfg = self.config
+        """Verdicts from a plan and all its window (and in-context sentence) vectors, by this guard's encoder.
+
+        The same as `verdicts(plan, score(all), suspects)` with the suspects picked by `suspects` from
+        `score(in_context(unit_vectors))` and encoded alone, all under one hold of the lock. A scheduler may run
+        those steps apart, scoring a few rows at a time, as long as the guard does not change in between.
+        """
         if not plan.windows:
             return []
-        units, unit_texts, owners = plan.units, plan.unit_texts, plan.owners
-        unit_owner = np.repeat(np.asarray(owners, dtype=np.int64), [len(u) for u in units])
         with self._lock:
-            suspects = np.zeros(0, dtype=np.int64)
-            if unit_texts and cfg.sentence_threshold is not None:
-                # stage 1, no extra model run: each sentence read in its context (pooled from its window's run);
-                # a unit without tokens is a zero vector and never a suspect
-                in_context = np.concatenate(unit_vectors, axis=0)
-                read = self._score(in_context)
-                # how far each sentence is past its bar (the built-in one, or the nearest topic's threshold)
-                margin = read.unsafe - cfg.sentence_threshold
-                if cfg.sentence_topics:
-                    for name, in_topic in read.topics.items():
-                        bar = self._topic_threshold(self._labels[name]) - cfg.sentence_topic_margin
-                        margin = np.maximum(margin, in_topic - bar)
-                live = np.linalg.norm(in_context, axis=1) > 0.5
-                suspects = top_per_owner(
-                    np.flatnonzero(live & (margin >= 0)), margin, unit_owner, cfg.sentence_max_suspects
-                )
+            # stage 1, no extra model run: each sentence read in its context (pooled from its window's run)
+            in_context = self.in_context(unit_vectors)
+            unit_scores = self._score(in_context) if self.reads_sentences(plan) else None
+            suspects = self.suspects(plan, in_context, unit_scores)
             # stage 2, only for suspects: the sentence encoded alone, as exemplars are, so it scores and is
             # categorised like its plain form; it then counts as one more unit of its text. Encoded under the lock
             # so that both stages read one state of the guard (a suspect costs one short run, ~2-3 ms).
             if len(suspects):
-                alone = self.encoder.encode([unit_texts[i] for i in suspects], batch_size=cfg.batch_size)
+                alone = self.encoder.encode([plan.unit_texts[i] for i in suspects], batch_size=self.config.batch_size)
                 vectors = np.concatenate([vectors, alone], axis=0)
-            scores = self._score(vectors)
-            window_owner = np.asarray(owners)
+            return self.verdicts(plan, self._score(vectors), suspects)
+
+    def in_context(self, unit_vectors: Sequence[Vectors]) -> Vectors:
+        """The in-context sentence vectors of a plan's windows (`encode_plan`) as one matrix, in `unit_texts` order."""
+        if not len(unit_vectors):
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return np.concatenate(unit_vectors, axis=0)
+
+    def reads_sentences(self, plan: ClassifyPlan) -> bool:
+        """Whether the plan's sentences are scored in context to pick suspects (else `suspects` needs no scores)."""
+        return bool(plan.unit_texts) and self.config.sentence_threshold is not None
+
+    def score(self, vectors: Vectors) -> Scores:
+        """Scores of query vectors against the guard's current state (rows may be scored in chunks and joined with
+        `Scores.concat`, if the guard does not change in between)."""
+        with self._lock:
+            return self._score(vectors)
+
+    def suspects(self, plan: ClassifyPlan, in_context: Vectors, unit_scores: Scores | None) -> NDArray[np.intp]:
+        """The sentences (indices into `plan.unit_texts`) to encode alone: those whose in-context score reaches
+        their bar (the built-in one, or the nearest topic's threshold), at most `sentence_max_suspects` per text;
+        a unit without tokens is a zero vector and never a suspect."""
+        cfg = self.config
+        if unit_scores is None or not self.reads_sentences(plan):
+            return np.zeros(0, dtype=np.intp)
+        assert cfg.sentence_threshold is not None
+        with self._lock:
+            margin = unit_scores.unsafe - cfg.sentence_threshold
+            if cfg.sentence_topics:
+                for name, in_topic in unit_scores.topics.items():
+                    bar = self._topic_threshold(self._labels[name]) - cfg.sentence_topic_margin
+                    margin = np.maximum(margin, in_topic - bar)
+        live = np.linalg.norm(in_context, axis=1) > 0.5
+        return top_per_owner(
+            np.flatnonzero(live & (margin >= 0)), margin, plan.unit_owners(), cfg.sentence_max_suspects
+        )
+
+    def verdicts(self, plan: ClassifyPlan, scores: Scores, suspects: NDArray[np.intp]) -> list[Verdict]:
+        """One verdict per text from the scores of all the plan's windows followed by its suspects read alone."""
+        with self._lock:
+            window_owner = np.asarray(plan.owners)
             variant = plan.is_variant()
             suspect_rows = len(plan.windows) + np.arange(len(suspects))
-            suspect_owner = unit_owner[suspects]
+            suspect_owner = plan.unit_owners()[suspects]
             # a deobfuscated variant's windows are extra units, like suspect sentences: they decide, uncounted
             verdicts = [
                 self._verdict(
@@ -589,7 +633,7 @@ class Guard:
             out["head"] = self.head.predict(vectors)
         return out
 
-    def _score(self, vectors: Vectors) -> _WindowScores:
+    def _score(self, vectors: Vectors) -> Scores:
         cfg = self.config
         dists = self._distributions(vectors)
         parts = [(cfg.weight_knn, dists["knn"]), (cfg.weight_centroid, dists["centroid"])]
@@ -600,9 +644,9 @@ class Guard:
         raw = fused[:, enabled].sum(axis=1) if enabled.any() else np.zeros(len(vectors))
         matrix = topic_score_matrix(vectors, self._topic_bank, cfg.topic_top_m, cfg.topic_knn_weight)
         topics = {name: matrix[:, i] for i, name in enumerate(self._topic_bank.names) if self._labels[name].enabled}
-        return _WindowScores(cfg.platt.apply(raw), fused, topics, dists["_sims"], dists["_ids"].astype(np.int64))
+        return Scores(cfg.platt.apply(raw), fused, topics, dists["_sims"], dists["_ids"].astype(np.int64))
 
-    def _verdict(self, s: _WindowScores, rows: NDArray[np.intp], units: NDArray[np.intp] | None = None) -> Verdict:
+    def _verdict(self, s: Scores, rows: NDArray[np.intp], units: NDArray[np.intp] | None = None) -> Verdict:
         """The verdict of one text from its window rows and its sentence-unit rows (which decide built-ins, and
         custom topics unless `sentence_topics` is off)."""
         cfg = self.config
@@ -656,7 +700,7 @@ class Guard:
         """`topic_threshold` for callers that hold the lock and the label already (classify, per topic and text)."""
         return self.config.topic_threshold_floor if label.threshold is None else label.threshold
 
-    def _evidence(self, s: _WindowScores, row: int) -> list[Evidence]:
+    def _evidence(self, s: Scores, row: int) -> list[Evidence]:
         out: list[Evidence] = []
         for sim, i in zip(s.neighbour_sims[row], s.neighbour_ids[row], strict=True):
             e = self._exemplars.get(int(i))

@@ -75,6 +75,10 @@ class ClassifyPlan:
             per_owner[owner] = per_owner.get(owner, 0) + len(units)
         return sum(min(n, self.max_suspects) for n in per_owner.values())
 
+    def unit_owners(self) -> NDArray[np.int64]:
+        """Per sentence unit (in `unit_texts` order), the text it belongs to."""
+        return np.repeat(np.asarray(self.owners, dtype=np.int64), [len(u) for u in self.units])
+
     def text_costs(self) -> list[int]:
         """Windows per text, in text order (the share of the model work each text brings)."""
         out = [0] * self.n_texts

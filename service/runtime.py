@@ -21,7 +21,7 @@ from typing import Literal, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from index import ClassifyPlan, CostLimitError, Encoder, Guard, Verdict
+from index import ClassifyPlan, CostLimitError, Encoder, Guard, Scores, Verdict
 from service.batching import MicroBatcher, SchedulerObserver
 from service.errors import IndexNotReadyError, PayloadTooLargeError
 from service.models import utcnow
@@ -184,14 +184,20 @@ class GuardRuntime:
             ) from exc
         return SlicedClassify(self, guard, plan, texts)
 
-    def _decide(self, job: SlicedClassify) -> tuple[list[Verdict], int] | None:
-        """The verdicts of a fully encoded job on the live guard, under the read lock; None if the guard was
-        replaced since the job was planned (a rebuild): the job then starts again on the new one."""
+    def _on_live_guard(self, job: SlicedClassify, read: Callable[[Guard], T]) -> tuple[T, int] | None:
+        """`read(guard)` under the read lock and the index version it saw, if the live state is the one the job's
+        earlier scoring steps saw; else None, and the job rewinds: to scoring (an edit bumped the version: its
+        vectors still hold) or to planning (a rebuild replaced the guard, perhaps with another encoder)."""
         with self._rw.read():
             snap = self.require()
-            if snap.guard is job.guard:
-                return snap.guard.decide(job.plan, job.vectors, job.unit_vectors), snap.version
-        job.restart(snap.guard)
+            if snap.guard is job.guard and job.version in (None, snap.version):
+                job.version = snap.version
+                return read(snap.guard), snap.version
+            replaced = snap.guard is not job.guard
+        if replaced:
+            job.restart(snap.guard)
+        else:
+            job.rescore()
         return None
 
     def _classify_sync(self, texts: list[str]) -> tuple[list[Verdict], int]:
@@ -237,9 +243,24 @@ class GuardRuntime:
         self._planner.shutdown(wait=False, cancel_futures=True)
 
 
+SCORE_ROWS = 64
+"""Rows (windows, sentences) scored per step of a sliced request: one search of 64 queries, a few milliseconds, so
+that a long document's scoring (a 100,000-character one has ~250 windows and ~900 sentences) does not hold up short
+prompts any more than its encoding does."""
+
+
 class SlicedClassify:
-    """A large classify request as a `SlicedJob`: `slice_runs` windows encoded per step (no lock: vectors depend
-    only on the guard's encoder), then one step that decides on the live guard (`GuardRuntime._decide`)."""
+    """A large classify request as a `SlicedJob`, in steps of bounded work:
+
+    1. encode `slice_runs` windows per step (no lock: vectors depend only on the guard's encoder);
+    2. score the in-context sentences `SCORE_ROWS` at a time and pick the suspects (`Guard.suspects`);
+    3. encode the suspects alone, `slice_runs` per step;
+    4. score the windows and suspects `SCORE_ROWS` at a time; 5. the verdicts (`Guard.verdicts`).
+
+    Steps 2, 4 and 5 read the live guard under the runtime's read lock (`GuardRuntime._on_live_guard`) and must all
+    see one index version: if an edit lands in between, scoring starts again at step 2; if a rebuild replaced the
+    guard, the job starts again from its plan. The verdicts equal `Guard.classify` on that state.
+    """
 
     def __init__(self, runtime: GuardRuntime, guard: Guard, plan: ClassifyPlan, texts: list[str]) -> None:
         self._runtime = runtime
@@ -249,26 +270,70 @@ class SlicedClassify:
     def restart(self, guard: Guard, plan: ClassifyPlan | None = None) -> None:
         self.guard = guard
         self.plan = plan if plan is not None else guard.plan(self._texts)
-        self.vectors: NDArray[np.float32] = np.zeros((len(self.plan.windows), guard.encoder.dim), dtype=np.float32)
-        self.unit_vectors: list[NDArray[np.float32]] = [np.zeros((0, guard.encoder.dim), dtype=np.float32)] * len(
-            self.plan.units
-        )
-        self._next = 0
+        dim = guard.encoder.dim
+        self._vectors: NDArray[np.float32] = np.zeros((len(self.plan.windows), dim), dtype=np.float32)
+        self._unit_vectors: list[NDArray[np.float32]] = [np.zeros((0, dim), dtype=np.float32)] * len(self.plan.units)
+        self._encoded = 0
+        self._in_context: NDArray[np.float32] | None = None
+        self.rescore()
+
+    def rescore(self) -> None:
+        """Forget every score (they were read from an index state that is gone); the vectors stay."""
+        self.version: int | None = None
+        self._unit_parts: list[Scores] = []
+        self._suspects: NDArray[np.intp] | None = None
+        self._alone: list[NDArray[np.float32]] = []
+        self._rows: NDArray[np.float32] | None = None  # the windows' and the suspects' vectors, once all are in
+        self._window_parts: list[Scores] = []
 
     @property
     def remaining(self) -> int:
-        return self.plan.cost - self._next
+        """Model runs not done yet (windows, then the suspects' bound until they are picked)."""
+        windows = len(self.plan.windows) - self._encoded
+        if self._suspects is None:
+            return windows + self.plan.suspect_bound
+        return windows + len(self._suspects) - sum(len(a) for a in self._alone)
 
     def step(self) -> tuple[list[Verdict], int] | None:
-        total = len(self.plan.windows)
-        if self._next >= total:
-            return self._runtime._decide(self)
-        stop = min(self._next + self._runtime.slice_runs, total)
-        vectors, units = self.guard.encode_plan(self.plan, self._next, stop)
-        self.vectors[self._next : stop] = vectors
-        self.unit_vectors[self._next : stop] = units
-        self._next = stop
-        return None
+        plan, runs = self.plan, self._runtime.slice_runs
+        if self._encoded < len(plan.windows):  # 1
+            stop = min(self._encoded + runs, len(plan.windows))
+            vectors, units = self.guard.encode_plan(plan, self._encoded, stop)
+            self._vectors[self._encoded : stop] = vectors
+            self._unit_vectors[self._encoded : stop] = units
+            self._encoded = stop
+            return None
+        if self._suspects is None:  # 2
+            if self._in_context is None:
+                self._in_context = self.guard.in_context(self._unit_vectors)
+            in_context = self._in_context
+            scored = sum(len(p.unsafe) for p in self._unit_parts)
+            if self.guard.reads_sentences(plan) and scored < len(in_context):
+                part = self._runtime._on_live_guard(self, lambda g: g.score(in_context[scored : scored + SCORE_ROWS]))
+                if part is not None:
+                    self._unit_parts.append(part[0])
+                return None
+            unit_scores = Scores.concat(self._unit_parts) if self._unit_parts else None
+            picked = self._runtime._on_live_guard(self, lambda g: g.suspects(plan, in_context, unit_scores))
+            if picked is not None:
+                self._suspects = picked[0]
+            return None
+        done = sum(len(a) for a in self._alone)
+        if done < len(self._suspects):  # 3
+            texts = [plan.unit_texts[i] for i in self._suspects[done : done + runs]]
+            self._alone.append(self.guard.encoder.encode(texts, batch_size=self.guard.config.batch_size))
+            return None
+        if self._rows is None:
+            self._rows = np.concatenate([self._vectors, *self._alone], axis=0)
+        rows = self._rows
+        scored = sum(len(p.unsafe) for p in self._window_parts)
+        if scored < len(rows):  # 4
+            part = self._runtime._on_live_guard(self, lambda g: g.score(rows[scored : scored + SCORE_ROWS]))
+            if part is not None:
+                self._window_parts.append(part[0])
+            return None
+        suspects, scores = self._suspects, Scores.concat(self._window_parts)
+        return self._runtime._on_live_guard(self, lambda g: g.verdicts(plan, scores, suspects))  # 5
 
 
 def window_bound(texts: Sequence[str], guard: Guard) -> int:

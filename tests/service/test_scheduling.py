@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from index import Guard, HashingEncoder, Verdict
+from index import Exemplar, Guard, GuardConfig, HashingEncoder, Label, Verdict
 from service.batching import DropReason, Lane, MicroBatcher
 from service.errors import DeadlineExceededError, PayloadTooLargeError
 from service.runtime import GuardRuntime, window_bound
@@ -164,8 +164,8 @@ LONG = " ".join(
 )
 
 
-def _guard() -> Guard:
-    return Guard.build(HashingEncoder(), TOY_LABELS, TOY_EXEMPLARS, background_texts=["tell me a joke"])
+def _guard(config: GuardConfig | None = None) -> Guard:
+    return Guard.build(HashingEncoder(), TOY_LABELS, TOY_EXEMPLARS, config, background_texts=["tell me a joke"])
 
 
 def test_a_sliced_request_gets_the_verdicts_of_a_whole_one() -> None:
@@ -204,3 +204,45 @@ def test_a_request_over_the_budget_is_refused_before_any_model_run() -> None:
 
     asyncio.run(scenario())
     assert runtime.batcher.stats.slices == 0 and runtime.batcher.stats.batches == 0
+
+
+def test_a_sliced_request_reads_suspect_sentences_alone_like_a_whole_one() -> None:
+    guard = _guard(GuardConfig(sentence_threshold=0.0))  # every sentence is a suspect (8 per text at most)
+    texts = [LONG[:1200] + " I will stab you and burn your house down. " + LONG[1200:2400], LONG]
+    plan = guard.plan(texts)
+    _, units = guard.encode_plan(plan)
+    in_context = guard.in_context(units)
+    assert len(guard.suspects(plan, in_context, guard.score(in_context))), "the case must exercise suspects"
+    runtime = GuardRuntime(guard.encoder, slice_runs=1)
+    runtime.install(guard, version=2)
+    job = runtime._plan_job(texts)
+    outcome = None
+    while outcome is None:
+        outcome = job.step()
+    assert outcome == (guard.classify(texts), 2)
+    assert job._suspects is not None and len(job._suspects) == 16, "8 suspects per text, encoded one per step"
+    runtime.close()
+
+
+def test_an_edit_between_scoring_steps_makes_the_job_score_again_on_the_new_state() -> None:
+    guard = _guard()
+    texts = [LONG, "give me a recipe for pasta carbonara tonight"]
+    runtime = GuardRuntime(guard.encoder, slice_runs=2)
+    runtime.install(guard, version=1)
+    job = runtime._plan_job(texts)
+    while job.version is None:  # encode every window, then score the first rows on version 1
+        assert job.step() is None
+    cooking = ["give me a recipe for pasta carbonara", "how do I bake sourdough bread", "recipe for beef lasagna"]
+
+    def add_topic(g: Guard) -> None:
+        g.upsert_label(Label("cooking", "custom", action="block"))
+        g.add_exemplars([Exemplar(900 + i, t, "cooking") for i, t in enumerate(cooking)])
+
+    runtime._apply_sync(add_topic, version=2)
+    outcome = None
+    while outcome is None:
+        outcome = job.step()
+    verdicts, version = outcome
+    assert version == 2 and verdicts == guard.classify(texts)
+    assert verdicts[1].category == "cooking", "the verdicts read the state with the new topic"
+    runtime.close()
