@@ -71,10 +71,17 @@ def _join_letters(match: re.Match[str]) -> str:
 
 def _drop_controls(text: str) -> str:
     """NFKC; zero-width, control and format characters dropped, line and tab breaks turned into spaces."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    return "".join(
-        [ch if not unicodedata.category(ch).startswith("C") else (" " if ch in "\n\r\t\v\f" else "") for ch in text]
-    )
+    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).translate(_ASCII_CONTROLS)
+    # Only non-ASCII characters need the per-character category look-up (ASCII's controls went in the translate):
+    # a 99,000-character text with a few curly quotes took 0.26 s in a per-character scan of the whole text.
+    return _NON_ASCII_RUN.sub(_drop_category_c, text)
+
+
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
+def _drop_category_c(match: re.Match[str]) -> str:
+    return "".join([ch for ch in match.group() if not unicodedata.category(ch).startswith("C")])
 
 
 def normalize_text(text: str) -> str:
