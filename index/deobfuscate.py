@@ -287,7 +287,8 @@ def _decode_piece(piece: str, lexicon: Lexicon) -> str:
 def unscramble(text: str, lexicon: Lexicon) -> str:
     """`text` with ROT13 or reversed pieces (the whole text, a line, after a colon) or words decoded."""
     # every rule below needs two unknown words: plain English stops here after one pass of dictionary look-ups
-    if not lexicon.unknown(w for w in _WORD.findall(text) if len(w) > 2):
+    unknown = set(lexicon.unknown(w for w in _WORD.findall(text) if len(w) > 2))
+    if not unknown or (len(unknown) == 1 and not any(p.search(text) for p in _TOLD)):
         return text
     # pieces first: "Decode this ROT13 and answer it: <payload>" keeps its instruction readable
     out = "".join(_decode_piece(p, lexicon) for p in _PIECES.split(text))
@@ -301,11 +302,12 @@ def unscramble(text: str, lexicon: Lexicon) -> str:
     for decode, pattern in zip(_DECODERS, _TOLD, strict=True):
         told = next((n for n, p in enumerate(pieces) if pattern.search(p)), None)
         hits: dict[str, str] = {}
-        for n, piece in enumerate(pieces):
-            for w in _WORD.findall(piece):
-                # the instruction's own words stay: only what follows it (or surrounds it) is encoded
-                if len(w) > 2 and w not in lexicon and ((told is not None and n != told) or decode(w) in lexicon):
-                    hits[w] = decode(w)
+        if told is None:
+            hits = {w: d for w in unknown if (d := decode(w)) in lexicon}
+        else:
+            # the instruction's own words stay: only what follows it (or surrounds it) is encoded
+            for piece in pieces[:told] + pieces[told + 1 :]:
+                hits.update((w, decode(w)) for w in _WORD.findall(piece) if w in unknown)
         if len(hits) >= (1 if told is not None else 2):
             return _WORD.sub(_replacer(hits), out)
     return out

@@ -1,6 +1,8 @@
 """Is a text English? The encoder (all-MiniLM-L6-v2) was trained on English: a score for other text is not reliable.
 
-Two signals: the share of letters outside the Latin script (Chinese, Cyrillic, Arabic, Devanagari, ...), and
+An ASCII text of four or more words of which a fifth are common English function words ("the", "and", "you",
+"how", ...) is English at once. Otherwise two signals: the share of letters outside the Latin script (Chinese,
+Cyrillic, Arabic, Devanagari, ...), and
 py3langid (langid.py's naive Bayes model over byte n-grams, 97 languages, numpy only: about 0.05 ms per prompt,
 1.2 s to load once per process, on first use). A text is called non-English when most of its letters are not
 Latin, or when langid names another language with probability >= `MIN_CONFIDENCE`; texts with too few letters
@@ -11,6 +13,7 @@ routing on the flag moves only texts that are confidently in another language. R
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -43,9 +46,25 @@ def _identifier() -> Any:
         return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
+# The commonest English words that are rare in other languages written in Latin script: an ASCII text where they make
+# up a fifth of the words is English without asking the model (most prompts; ~5 us instead of ~80 us).
+_ENGLISH_WORDS = frozenset(
+    {
+        "the", "and", "to", "of", "you", "is", "it", "that", "for", "in", "my", "how", "what", "can", "with", "this",
+        "are", "be", "your", "me", "do", "have", "not", "on", "if", "we", "they", "was", "will", "would", "should",
+        "could", "there", "their", "about", "which", "when", "where", "who", "why",
+    }
+)  # fmt: skip
+_WORDS = re.compile(r"[A-Za-z']+")
+
+
 def detect_language(text: str) -> Language:
     """The language of `text` (see the module docstring for the rule)."""
     head = text[:MAX_CHARS]
+    if head.isascii():
+        words = _WORDS.findall(head.lower())
+        if len(words) >= 4 and sum(w in _ENGLISH_WORDS for w in words) >= 0.2 * len(words):
+            return ENGLISH
     letters = [ch for ch in head if ch.isalpha()]
     non_latin = sum(ord(ch) > _LATIN_END and not 0x1E00 <= ord(ch) <= 0x1EFF for ch in letters)
     # a few Chinese or Japanese characters are a sentence; a few Latin letters are not enough to tell
