@@ -444,16 +444,30 @@ class Guard:
         """
         return plan_units(self.encoder, self.config, texts, max_cost)
 
-    def encode_plan(self, plan: ClassifyPlan, start: int = 0, stop: int | None = None) -> tuple[Vectors, list[Vectors]]:
+    def encode_plan(
+        self, plan: ClassifyPlan, start: int = 0, stop: int | None = None, encoder: Encoder | None = None
+    ) -> tuple[Vectors, list[Vectors]]:
         """The vectors of windows `start:stop` of `plan` and of the sentences pooled from their runs.
 
         Needs no lock: the encoder of a guard never changes, and a window's vector does not depend on the other
-        windows it is encoded with (int8 runs one text at a time), so slices concatenate to the whole.
+        windows it is encoded with (int8 runs one text at a time), so slices concatenate to the whole. `encoder`:
+        another instance of the same model (e.g. one running on one thread, beside latency-sensitive work).
+
+        Raises:
+            InvalidInputError: `encoder` is another model than the guard's.
         """
         stop = len(plan.windows) if stop is None else stop
-        return self.encoder.encode_spans(
+        return self.same_model(encoder).encode_spans(
             plan.windows[start:stop], plan.units[start:stop], batch_size=self.config.batch_size
         )
+
+    def same_model(self, encoder: Encoder | None) -> Encoder:
+        """`encoder` if it runs this guard's model (its vectors are interchangeable), the guard's own if None."""
+        if encoder is None:
+            return self.encoder
+        if encoder.model_id != self.encoder.model_id:
+            raise InvalidInputError(f"encoder {encoder.model_id!r} is not this guard's {self.encoder.model_id!r}")
+        return encoder
 
     def decide(self, plan: ClassifyPlan, vectors: Vectors, unit_vectors: Sequence[Vectors]) -> list[Verdict]:
         """Verdicts from a plan and all its window (and in-context sentence) vectors, by this guard's encoder.

@@ -1,27 +1,27 @@
-"""Fair scheduling of classify work: small requests are micro-batched, large ones run in slices between them.
+"""Fair scheduling of classify work: small requests are micro-batched, large ones run in slices beside them.
 
-One consumer task owns the encoder. Two lanes feed it:
+Two consumer tasks, one per lane, each runs one step at a time on the executor, so a small batch and a slice of a
+large request run side by side (on two cores: the runtime gives large requests an encoder of their own on one
+thread):
 
-- **Small requests** (a few model runs) are gathered into one guard call, as before: the consumer takes whatever
-  small requests are queued when the previous step finishes, so an idle server adds no wait to a lone request, and
-  under load a request waits at most one step. `max_wait_s` > 0 additionally lingers that long for more requests,
-  but only while traffic is concurrent (the previous batch held more than one request), so a sequential client
-  never pays it. The linger also ends once the batch holds as many requests as the largest of the last
-  `RECENT_BATCHES` batches: N clients that each wait for their answer before sending again return within a
-  millisecond or two of each other, and once all N are in, waiting out the rest of `max_wait_s` only idles the
-  encoder (8 such clients: 492 vs 451 prompts/s, medians of six alternating runs, docs/performance.md). A request
-  is never split across batches; a batch stops growing once it holds `max_texts` model runs (one per short text).
-- **Large requests** (a long document, a big batch) are `SlicedJob`s: each step encodes a bounded slice of their
-  windows. While small requests wait, small batches and large slices alternate, and the large jobs take turns
-  (round robin), so a short prompt waits for at most one slice, never for a whole document, and a large request
-  still gets every step that no small one needs: throughput, not priority.
+- **Small requests** (a few model runs) are gathered into one guard call: the consumer takes whatever small
+  requests are queued when the previous batch finishes, so an idle server adds no wait to a lone request, and under
+  load a request waits at most one batch. `max_wait_s` > 0 additionally lingers that long for more requests, but
+  only while traffic is concurrent (the previous batch held more than one request), so a sequential client never
+  pays it. The linger also ends once the batch holds as many requests as the largest of the last `RECENT_BATCHES`
+  batches: N clients that each wait for their answer before sending again return within a millisecond or two of
+  each other, and once all N are in, waiting out the rest of `max_wait_s` only idles the encoder (8 such clients:
+  492 vs 451 prompts/s, medians of six alternating runs, docs/performance.md). A request is never split across
+  batches; a batch stops growing once it holds `max_texts` model runs (one per short text).
+- **Large requests** (a long document, a big batch) are `SlicedJob`s run one bounded step at a time, the jobs
+  taking turns (round robin): a short prompt never waits for a document, and documents share their lane fairly.
 
 Work whose client went away (its future was cancelled) or whose deadline passed is dropped before its next step;
 `SchedulerObserver` hears about queue waits and dropped work (the service's /metrics).
 
-Consistency: a small batch runs in one `run` call, and a sliced job decides in one step, each of which (see
-service/runtime.py) reads one guard snapshot under the read lock, so every verdict reports the index version of the
-state that produced it.
+Consistency: a small batch runs in one `run` call, which (see service/runtime.py) reads one guard snapshot under the
+read lock, so every verdict reports the index version of the state that produced it; a sliced job checks that all
+its scoring steps saw one version (service/runtime.py, `SlicedClassify`).
 """
 
 from __future__ import annotations
@@ -118,10 +118,9 @@ class MicroBatcher(Generic[R]):
         self.stats = BatchStats()
         self._small: asyncio.Queue[_Pending[R]] | None = None
         self._large: deque[_Pending[R]] = deque()
-        self._wake: asyncio.Event | None = None
-        self._consumer: asyncio.Task[None] | None = None
+        self._large_waiting: asyncio.Event | None = None
+        self._consumers: list[asyncio.Task[None]] = []
         self._concurrent = False
-        self._large_turn = False  # a large slice goes next when small requests are waiting too
         self._recent: deque[int] = deque(maxlen=RECENT_BATCHES)  # requests per batch, newest last
 
     async def submit(
@@ -147,39 +146,44 @@ class MicroBatcher(Generic[R]):
 
     def _enqueue(self, texts: list[str], deadline: float | None, job: SlicedJob[R] | None, cost: int) -> _Pending[R]:
         loop = asyncio.get_running_loop()
-        if self._small is None or self._wake is None or self._consumer is None or self._consumer.done():
-            self._small, self._wake = asyncio.Queue(), asyncio.Event()
+        if self._small is None or self._large_waiting is None or any(c.done() for c in self._consumers):
+            for consumer in self._consumers:
+                consumer.cancel()
+            self._small, self._large_waiting = asyncio.Queue(), asyncio.Event()
             self._large.clear()
-            self._consumer = loop.create_task(self._consume(self._small, self._wake), name="lightguard-scheduler")
-        self._wake.set()
+            self._consumers = [
+                loop.create_task(self._consume_small(self._small), name="lightguard-small-requests"),
+                loop.create_task(self._consume_large(self._large_waiting), name="lightguard-large-requests"),
+            ]
+        if job is not None:
+            self._large_waiting.set()
         return _Pending(texts, loop.create_future(), loop.time(), deadline, cost, job)
 
     async def close(self) -> None:
-        """Stop the consumer; requests still queued fail with CancelledError."""
-        if self._consumer is not None:
-            self._consumer.cancel()
+        """Stop the consumers; requests still queued fail with CancelledError."""
+        for consumer in self._consumers:
+            consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._consumer
+                await consumer
         if self._small is not None:
             while not self._small.empty():
                 self._small.get_nowait().future.cancel()
         while self._large:
             self._large.popleft().future.cancel()
 
-    async def _consume(self, small: asyncio.Queue[_Pending[R]], wake: asyncio.Event) -> None:
+    async def _consume_small(self, small: asyncio.Queue[_Pending[R]]) -> None:
         while True:
-            if small.empty() and not self._large:
-                wake.clear()
-                await wake.wait()
+            batch = await self._gather(small)
+            if batch:
+                await self._run_small(batch)
+
+    async def _consume_large(self, waiting: asyncio.Event) -> None:
+        while True:
+            if not self._large:
+                waiting.clear()
+                await waiting.wait()
                 continue
-            if self._large and (small.empty() or self._large_turn):
-                self._large_turn = False
-                await self._slice(self._large.popleft())
-            else:
-                self._large_turn = bool(self._large)
-                batch = await self._gather(small)
-                if batch:
-                    await self._run_small(batch)
+            await self._slice(self._large.popleft())
 
     def _abandoned(self, pending: _Pending[R], now: float) -> bool:
         """True (and the request settled) if its client went away or its deadline passed; work left is dropped."""
@@ -240,11 +244,19 @@ class MicroBatcher(Generic[R]):
 
     async def _gather(self, queue: asyncio.Queue[_Pending[R]]) -> list[_Pending[R]]:
         loop = asyncio.get_running_loop()
+        pending = await queue.get()
         batch: list[_Pending[R]] = []
         size = 0
-        linger_end = loop.time() + (self.max_wait_s if self._concurrent and not self._large else 0.0)
+        linger_end = loop.time() + (self.max_wait_s if self._concurrent else 0.0)
         expected = max(self._recent, default=1)
-        while size < self.max_texts:
+        while True:
+            now = loop.time()
+            if not self._abandoned(pending, now):
+                self._start(pending, "small", now)
+                batch.append(pending)
+                size += pending.cost
+            if size >= self.max_texts:
+                break
             try:
                 pending = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -255,12 +267,6 @@ class MicroBatcher(Generic[R]):
                     pending = await asyncio.wait_for(queue.get(), remaining)
                 except TimeoutError:
                     break
-            now = loop.time()
-            if self._abandoned(pending, now):
-                continue
-            self._start(pending, "small", now)
-            batch.append(pending)
-            size += pending.cost
         if not batch:
             return batch
         self._concurrent = len(batch) > 1 or not queue.empty()

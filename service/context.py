@@ -43,6 +43,7 @@ class ServiceContext:
     quotas: Quotas
 
     def close(self) -> None:
+        self.quotas.close()
         self.decision_log.close()
         self.runtime.close()
         self.engine.dispose()
@@ -67,6 +68,9 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
         ) from exc
     if metrics is None:
         metrics = Metrics()
+    # Large requests encode on one thread of their own (the same model: identical vectors), so that a short prompt
+    # runs beside a long document on the other core instead of waiting for its slices (docs/reliability.md).
+    background = build_encoder(settings, threads=1) if encoder is None else None
     runtime = GuardRuntime(
         encoder or build_encoder(settings),
         settings.workers,
@@ -74,6 +78,7 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
         max_request_cost=settings.max_request_cost,
         slice_runs=settings.slice_runs,
         observer=metrics,
+        background_encoder=background,
     )
     indexing = IndexService(
         runtime,

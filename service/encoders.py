@@ -6,8 +6,9 @@ from index import Encoder, HashingEncoder, ModelNotFoundError, OnnxEncoder
 from service.settings import Settings
 
 
-def build_encoder(settings: Settings) -> Encoder:
-    """`hashing` → the deterministic test encoder; `onnx` → the ONNX Runtime encoder on LIGHTGUARD_MODEL_DIR."""
+def build_encoder(settings: Settings, threads: int | None = None) -> Encoder:
+    """`hashing` → the deterministic test encoder; `onnx` → the ONNX Runtime encoder on LIGHTGUARD_MODEL_DIR, on
+    `threads` threads (default LIGHTGUARD_THREADS or the CPU count)."""
     if settings.encoder == "hashing":
         return HashingEncoder()
     model_dir = settings.resolved_model_dir
@@ -15,4 +16,4 @@ def build_encoder(settings: Settings) -> Encoder:
         raise ModelNotFoundError(
             f"no model directory at {model_dir}; export the model first (see README) or set LIGHTGUARD_MODEL_DIR"
         )
-    return OnnxEncoder(model_dir, variant=settings.onnx_variant)
+    return OnnxEncoder(model_dir, variant=settings.onnx_variant, threads=threads)

@@ -98,10 +98,13 @@ class GuardRuntime:
         max_request_cost: int = 1024,
         slice_runs: int = 4,
         observer: SchedulerObserver | None = None,
+        background_encoder: Encoder | None = None,
     ) -> None:
         """`max_request_cost`: most model runs one classify call may take (see `classify`); `slice_runs`: model runs
-        per step of a large request, and the most a request may cost to be micro-batched whole."""
+        per step of a large request, and the most a request may cost to be micro-batched whole;
+        `background_encoder`: the same model on one thread, for large requests (default: `encoder`)."""
         self.encoder = encoder
+        self.background_encoder = background_encoder or encoder
         self.status = RuntimeStatus()
         self.edit_lock = asyncio.Lock()
         self.max_request_cost = max(1, max_request_cost)
@@ -298,7 +301,7 @@ class SlicedClassify:
         plan, runs = self.plan, self._runtime.slice_runs
         if self._encoded < len(plan.windows):  # 1
             stop = min(self._encoded + runs, len(plan.windows))
-            vectors, units = self.guard.encode_plan(plan, self._encoded, stop)
+            vectors, units = self.guard.encode_plan(plan, self._encoded, stop, self._runtime.background_encoder)
             self._vectors[self._encoded : stop] = vectors
             self._unit_vectors[self._encoded : stop] = units
             self._encoded = stop
@@ -321,7 +324,8 @@ class SlicedClassify:
         done = sum(len(a) for a in self._alone)
         if done < len(self._suspects):  # 3
             texts = [plan.unit_texts[i] for i in self._suspects[done : done + runs]]
-            self._alone.append(self.guard.encoder.encode(texts, batch_size=self.guard.config.batch_size))
+            encoder = self.guard.same_model(self._runtime.background_encoder)
+            self._alone.append(encoder.encode(texts, batch_size=self.guard.config.batch_size))
             return None
         if self._rows is None:
             self._rows = np.concatenate([self._vectors, *self._alone], axis=0)

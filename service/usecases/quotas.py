@@ -69,9 +69,17 @@ class Quotas:
     ) -> None:
         self._default_rate = parse_rate(default_rate or UNLIMITED)
         self._default_concurrency = default_concurrency
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._storage = storage_from_string(storage_uri)
+        self._limiter = MovingWindowRateLimiter(self._storage)
         self._metrics = metrics
         self._inflight: dict[str, int] = {}
+
+    def close(self) -> None:
+        """Close the storage's connections (a Redis client; memory storage holds none)."""
+        client = getattr(self._storage, "storage", None)  # limits keeps its Redis client there
+        close = getattr(client, "close", None)
+        if callable(close):
+            close()
 
     @contextmanager
     def admit(self, key_id: int | None, limits: KeyLimits | None, texts: int) -> Iterator[None]:

@@ -91,7 +91,7 @@ def test_a_short_prompt_sent_after_a_long_document_completes_first() -> None:
     assert run.calls == [["hi"]]
 
 
-def test_large_jobs_take_turns_and_alternate_with_waiting_small_batches() -> None:
+def test_large_jobs_take_turns_and_small_batches_still_run() -> None:
     log: list[str] = []
     gate = threading.Event()
     run = GatedRun()
