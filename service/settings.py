@@ -54,9 +54,9 @@ class Settings(BaseSettings):
         default=4,
         ge=1,
         le=64,
-        description="Model runs per scheduling step of a large request, between which waiting small requests run: a"
-        " short prompt waits for at most one slice (~20-30 ms on 2 cores). Requests of at most this many windows (by"
-        " length) are micro-batched whole",
+        description="Model runs per scheduling step of a large request (large requests take turns step by step, on a"
+        " thread of their own beside the micro-batches of small ones; a deadline or a disconnect stops a request"
+        " between steps). Requests of at most this many windows (by length) are micro-batched whole",
     )
     request_timeout_s: float = Field(
         default=60.0,
