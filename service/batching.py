@@ -15,6 +15,8 @@ thread):
   batches; a batch stops growing once it holds `max_texts` model runs (one per short text).
 - **Large requests** (a long document, a big batch) are `SlicedJob`s run one bounded step at a time, the jobs
   taking turns (round robin): a short prompt never waits for a document, and documents share their lane fairly.
+  A step keeps to one core while small requests are being served (`shared`), and takes both when none came for
+  `SHARED_FOR_S`: a batch of 64 prompts alone on the server runs as fast as before.
 
 Work whose client went away (its future was cancelled) or whose deadline passed is dropped before its next step;
 `SchedulerObserver` hears about queue waits and dropped work (the service's /metrics).
@@ -38,6 +40,9 @@ from service.errors import DeadlineExceededError
 
 R = TypeVar("R")
 RECENT_BATCHES = 8  # the linger expects as many requests as the largest of this many previous batches
+SHARED_FOR_S = 0.1
+"""Large requests keep to one core while a small batch ran this recently: a sequential client's next prompt comes a
+few milliseconds after its last answer, and should not find both cores taken."""
 BatchRun = Callable[[list[str]], tuple[list[R], int]]
 Lane = Literal["small", "large"]
 DropReason = Literal["disconnected", "deadline"]
@@ -51,8 +56,10 @@ class SlicedJob(Protocol[R]):
         """Model runs still to do (what is dropped if the job is abandoned now)."""
         ...
 
-    def step(self) -> tuple[list[R], int] | None:
-        """Do the next slice of work; the results and index version once the job is complete, else None."""
+    def step(self, shared: bool) -> tuple[list[R], int] | None:
+        """Do the next slice of work; the results and index version once the job is complete, else None.
+
+        `shared`: small requests are being served too, so the step should keep to one core."""
         ...
 
 
@@ -121,6 +128,7 @@ class MicroBatcher(Generic[R]):
         self._large_waiting: asyncio.Event | None = None
         self._consumers: list[asyncio.Task[None]] = []
         self._concurrent = False
+        self._small_seen = -SHARED_FOR_S  # loop time a small batch last started or ended
         self._recent: deque[int] = deque(maxlen=RECENT_BATCHES)  # requests per batch, newest last
 
     async def submit(
@@ -172,10 +180,15 @@ class MicroBatcher(Generic[R]):
             self._large.popleft().future.cancel()
 
     async def _consume_small(self, small: asyncio.Queue[_Pending[R]]) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             batch = await self._gather(small)
             if batch:
-                await self._run_small(batch)
+                self._small_seen = float("inf")  # running: shared until it ends
+                try:
+                    await self._run_small(batch)
+                finally:
+                    self._small_seen = loop.time()
 
     async def _consume_large(self, waiting: asyncio.Event) -> None:
         while True:
@@ -212,7 +225,8 @@ class MicroBatcher(Generic[R]):
         self._start(pending, "large", now)
         self.stats.slices += 1
         try:
-            outcome = await loop.run_in_executor(self._executor, pending.job.step)
+            shared = now - self._small_seen < SHARED_FOR_S or bool(self._small is not None and self._small.qsize())
+            outcome = await loop.run_in_executor(self._executor, pending.job.step, shared)
         except asyncio.CancelledError:
             pending.future.cancel()
             raise

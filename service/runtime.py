@@ -297,11 +297,13 @@ class SlicedClassify:
             return windows + self.plan.suspect_bound
         return windows + len(self._suspects) - sum(len(a) for a in self._alone)
 
-    def step(self) -> tuple[list[Verdict], int] | None:
+    def step(self, shared: bool = False) -> tuple[list[Verdict], int] | None:
+        """One step; `shared`: encode on the runtime's one-thread encoder, leaving the other core to small requests."""
         plan, runs = self.plan, self._runtime.slice_runs
+        encoder = self.guard.same_model(self._runtime.background_encoder if shared else None)
         if self._encoded < len(plan.windows):  # 1
             stop = min(self._encoded + runs, len(plan.windows))
-            vectors, units = self.guard.encode_plan(plan, self._encoded, stop, self._runtime.background_encoder)
+            vectors, units = self.guard.encode_plan(plan, self._encoded, stop, encoder)
             self._vectors[self._encoded : stop] = vectors
             self._unit_vectors[self._encoded : stop] = units
             self._encoded = stop
@@ -324,7 +326,6 @@ class SlicedClassify:
         done = sum(len(a) for a in self._alone)
         if done < len(self._suspects):  # 3
             texts = [plan.unit_texts[i] for i in self._suspects[done : done + runs]]
-            encoder = self.guard.same_model(self._runtime.background_encoder)
             self._alone.append(encoder.encode(texts, batch_size=self.guard.config.batch_size))
             return None
         if self._rows is None:

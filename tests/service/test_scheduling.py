@@ -26,12 +26,14 @@ class FakeJob:
         self.log = log
         self.gate = gate
         self.entered = threading.Event()
+        self.shared: list[bool] = []
 
     @property
     def remaining(self) -> int:
         return self.left
 
-    def step(self) -> tuple[list[str], int] | None:
+    def step(self, shared: bool) -> tuple[list[str], int] | None:
+        self.shared.append(shared)
         self.entered.set()
         if self.gate is not None:
             self.gate.wait(10)
@@ -68,12 +70,12 @@ def test_a_short_prompt_sent_after_a_long_document_completes_first() -> None:
     gate = threading.Event()
     run = GatedRun()
     run.gate.set()
+    document = FakeJob("doc", slices=5, log=log, gate=gate)
 
     async def scenario() -> list[str]:
         done: list[str] = []
         with ThreadPoolExecutor(1) as pool:
             batcher: MicroBatcher[str] = MicroBatcher(run, pool)
-            document = FakeJob("doc", slices=5, log=log, gate=gate)
             long = asyncio.create_task(batcher.submit_job(document))
             long.add_done_callback(lambda _: done.append("doc"))
             await asyncio.to_thread(document.entered.wait, 10)  # the document's first slice is running
@@ -88,6 +90,8 @@ def test_a_short_prompt_sent_after_a_long_document_completes_first() -> None:
 
     assert asyncio.run(scenario()) == ["short", "doc"]
     assert log == ["doc"] * 5, "the document still got every slice"
+    assert document.shared[0] is False, "alone on the server, a document's step may take both cores"
+    assert document.shared[1] is True, "with a short prompt just served, the next step keeps to one core"
     assert run.calls == [["hi"]]
 
 
