@@ -39,52 +39,114 @@ FOLDS: dict[str, tuple[str, ...]] = {
     "toxicity": ("toxicity",),
     "instructions": ("harmful-instructions", "benign-instructions", "lookalike"),
     "self-harm-posts": ("self-harm-posts",),
+    # injections with their benign look-alikes (trigger words, finance questions, clean carrier documents)
+    "prompt-injection": ("prompt-injection", "injection-lookalike"),
+    "contrast": ("contrast",),
+    "adversarial": ("adversarial",),
 }
 LOOKALIKE_FAMILIES = ("lookalike",)
+# Random-split rows reported per family at the decision threshold: FPR for benign look-alikes, recall for attacks.
+BENIGN_FAMILIES = ("lookalike", "contrast", "injection-lookalike")
+UNSAFE_FAMILIES = ("harmful-instructions", "prompt-injection", "adversarial", "jailbreak")
+INJECTION_FOLD = "prompt-injection"
+AUPRC_TIE = 0.005
+LOOKALIKE_CHOICE_FAMILIES = ("lookalike", "contrast")  # benign look-alikes of harmful requests (random split, dev)
+MAX_LOOKALIKE_FPR = 0.08
+# The shipped build before issue 18 (data/scoring.json of 07519e3) recalled 0.795 of the random split's dev written
+# harmful requests: a threshold raised for look-alikes may not go below that (scripts/evaluate.py on that data).
+MIN_INSTRUCTION_RECALL = 0.795
+# ... and 0.604 of the out-of-source instructions fold's dev harmful requests (same run): new sources must not lose
+# what a look-alike rule buys in source. A floor only stops a raise; where a fusion's F1 threshold is already below it
+# (every tied fusion on the issue-18 data: 0.43-0.49), the threshold stays the F1 one.
+MIN_OOS_INSTRUCTION_RECALL = 0.604
+MAX_INJECTION_FPR = 0.03
+OPERATING_PREVALENCE = {"strict": 0.5, "balanced": None, "permissive": 0.05}  # None: --prevalence
 KS = (8, 16, 32)
 TEMPERATURES = (0.02, 0.05, 0.1)
 STEP = 0.1
 
 
 class Embeddings:
-    """Exemplar vectors (whole text, as indexed) and window vectors (as classified) for every row, cached on disk."""
+    """Exemplar vectors (whole text, as indexed) and window vectors (as classified) for every row, cached on disk.
+
+    The cache is per text (keyed by SHA-256 of the raw text, per model and window setting), so a rebuilt dataset
+    re-encodes only its new rows.
+    """
 
     def __init__(self, encoder: Encoder, rows: Sequence[DatasetRow], config: GuardConfig, cache_dir: Path) -> None:
-        key = hashlib.sha256(
-            "\n".join(
-                [encoder.model_id, str(config.window_tokens), str(config.window_overlap)] + [r.text for r in rows]
-            ).encode()
-        ).hexdigest()[:16]
-        path = cache_dir / f"emb-{key}.npz"
-        if path.exists():
-            data = np.load(path)
-            self.exemplars, self.windows, self.owners = data["exemplars"], data["windows"], data["owners"]
-            return
-        t0 = time.perf_counter()
-        probe = Guard(encoder, [], config)
-        self.exemplars = probe.embed([r.text for r in rows], progress=_progress("exemplars"))
-        # A row that fits one window is classified exactly as it is indexed: reuse its exemplar vector.
-        pieces: list[np.ndarray] = []
-        owners: list[int] = []
-        long_windows: list[str] = []
-        long_owners: list[int] = []
-        for n, row in enumerate(rows):
-            parts = split_windows(encoder, normalize_text(row.text), config.window_overlap, config.window_tokens)
-            if len(parts) == 1:
-                owners.append(n)
-            else:
-                long_windows.extend(parts)
-                long_owners.extend([n] * len(parts))
-        pieces.append(self.exemplars[owners])
-        pieces.append(probe.embed(long_windows, progress=_progress("windows")))
-        self.windows = np.concatenate(pieces, axis=0)
-        self.owners = np.asarray(owners + long_owners, dtype=np.int64)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(path, exemplars=self.exemplars, windows=self.windows, owners=self.owners)
-        print(
-            f"embedded {len(rows)} rows + {len(long_windows)} windows in {time.perf_counter() - t0:.0f}s",
-            file=sys.stderr,
+        setting = f"{encoder.model_id}|{config.window_tokens}|{config.window_overlap}"
+        path = cache_dir / f"vectors-{hashlib.sha256(setting.encode()).hexdigest()[:16]}.npz"
+        cache = TextVectorCache.load(path, encoder.dim)
+        texts = [r.text for r in rows]
+        missing = [t for t in dict.fromkeys(texts) if cache.key(t) not in cache.index]
+        if missing:
+            t0 = time.perf_counter()
+            probe = Guard(encoder, [], config)
+            exemplars = probe.embed(missing, progress=_progress("exemplars"))
+            # A text that fits one window is classified exactly as it is indexed: it stores no window vectors.
+            parts = [
+                split_windows(encoder, normalize_text(t), config.window_overlap, config.window_tokens) for t in missing
+            ]
+            long_windows = [w for p in parts if len(p) > 1 for w in p]
+            windows = probe.embed(long_windows, progress=_progress("windows"))
+            counts = [len(p) if len(p) > 1 else 0 for p in parts]
+            cache.add(missing, exemplars, windows, counts)
+            cache.save(path)
+            print(
+                f"embedded {len(missing)} new texts + {len(long_windows)} windows in {time.perf_counter() - t0:.0f}s",
+                file=sys.stderr,
+            )
+        self.exemplars, self.windows, self.owners = cache.lookup(texts)
+
+
+class TextVectorCache:
+    """Per-text exemplar vectors plus the window vectors of texts longer than one window."""
+
+    def __init__(self, keys: list[str], exemplars: np.ndarray, windows: np.ndarray, counts: np.ndarray) -> None:
+        self.keys, self.exemplars, self.windows, self.counts = keys, exemplars, windows, counts
+        self.index = {k: i for i, k in enumerate(keys)}
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if len(counts) else counts
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    @classmethod
+    def load(cls, path: Path, dim: int) -> TextVectorCache:
+        if not path.exists():
+            empty = np.zeros((0, dim), dtype=np.float32)
+            return cls([], empty, empty, np.zeros(0, dtype=np.int64))
+        data = np.load(path)
+        return cls(data["keys"].tolist(), data["exemplars"], data["windows"], data["counts"])
+
+    def add(self, texts: list[str], exemplars: np.ndarray, windows: np.ndarray, counts: list[int]) -> None:
+        self.__init__(  # type: ignore[misc]
+            self.keys + [self.key(t) for t in texts],
+            np.concatenate([self.exemplars, exemplars]),
+            np.concatenate([self.windows, windows]),
+            np.concatenate([self.counts, np.asarray(counts, dtype=np.int64)]),
         )
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.asarray(self.keys), exemplars=self.exemplars, windows=self.windows, counts=self.counts)
+        tmp.replace(path)
+
+    def lookup(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(exemplar vectors, window vectors, owner row of each window) for `texts`, as the evaluation reads them."""
+        rows = np.asarray([self.index[self.key(t)] for t in texts], dtype=np.int64)
+        exemplars = self.exemplars[rows]
+        counts = self.counts[rows]
+        short = np.flatnonzero(counts == 0)
+        long_rows = np.flatnonzero(counts > 0)
+        pieces = [exemplars[short]]
+        owners = [short]
+        for n in long_rows:
+            start = self.starts[rows[n]]
+            pieces.append(self.windows[start : start + counts[n]])
+            owners.append(np.full(counts[n], n, dtype=np.int64))
+        return exemplars, np.concatenate(pieces, axis=0), np.concatenate(owners).astype(np.int64)
 
 
 def _progress(what: str):  # type: ignore[no-untyped-def]
@@ -196,22 +258,59 @@ def evaluate(args: argparse.Namespace) -> None:
             res.append(binary_metrics(s, fold["y"][keep], 0.5).auprc)
         return res
 
-    ranked = sorted(candidates, key=lambda c: -float(np.nanmean(fold_auprc(c, "dev"))))
-    best = ranked[0]
-    pooled_raw = np.concatenate([f["scores"].fused(best)[f["split"] == "dev"] for f in oos.values()])
-    pooled_y = np.concatenate([f["y"][f["split"] == "dev"] for f in oos.values()])
-    platt = fit_platt(pooled_raw, pooled_y)
-    # One threshold for all traffic: the best mean F1 over the dev sets, each out-of-source fold and the random split
-    # counted once (pooling would let the biggest fold decide; the random split stands for in-source traffic). F1 is
-    # taken at the deployment prevalence (--prevalence): our dev sets are 50-70 % unsafe, real traffic is mostly
-    # benign, and an F1 cut chosen at 60 % prevalence flags benign look-alikes far too often.
-    dev_sets = [
-        (platt.apply(f["scores"].fused(best)[f["split"] == "dev"]), f["y"][f["split"] == "dev"]) for f in oos.values()
-    ]
-    dev_sets.append((platt.apply(rnd.fused(best)[rnd_split == "dev"]), rnd_y[rnd_split == "dev"]))
+    shipped = shipped_scoring(default_data_dir() / "scoring.json", rnd.windows)
+    dev_auprc = {json.dumps(c, sort_keys=True): float(np.nanmean(fold_auprc(c, "dev"))) for c in candidates}
+    top = max(dev_auprc.values())
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
-    mean_f1 = [np.mean([f1_at_prevalence(s, y, t, args.prevalence) for s, y in dev_sets]) for t in grid]
-    threshold = float(grid[int(np.argmax(mean_f1))])
+    rnd_dev = rnd_split == "dev"
+    benign_look = rnd_dev & ~rnd_y & np.isin(rnd_family, LOOKALIKE_CHOICE_FAMILIES)
+    instructions = rnd_dev & rnd_y & (rnd_family == "harmful-instructions")
+
+    def decide(combo: dict[str, float]) -> tuple[Platt, list[tuple[np.ndarray, np.ndarray]], float, float]:
+        """Platt scaling, the dev sets, the threshold and the dev look-alike FPR at it, for one fusion."""
+        pooled_raw = np.concatenate([f["scores"].fused(combo)[f["split"] == "dev"] for f in oos.values()])
+        pooled_y = np.concatenate([f["y"][f["split"] == "dev"] for f in oos.values()])
+        platt = fit_platt(pooled_raw, pooled_y)
+        # One threshold for all traffic: the best mean F1 over the dev sets, each out-of-source fold and the random
+        # split counted once (pooling would let the biggest fold decide; the random split stands for in-source
+        # traffic). F1 is taken at the deployment prevalence (--prevalence): our dev sets are 50-70 % unsafe, real
+        # traffic is mostly benign, and an F1 cut chosen at 60 % prevalence flags benign look-alikes far too often.
+        dev_sets = [
+            (platt.apply(f["scores"].fused(combo)[f["split"] == "dev"]), f["y"][f["split"] == "dev"])
+            for f in oos.values()
+        ]
+        dev_sets.append((platt.apply(rnd.fused(combo)[rnd_dev]), rnd_y[rnd_dev]))
+        mean_f1 = [np.mean([f1_at_prevalence(s, y, t, args.prevalence) for s, y in dev_sets]) for t in grid]
+        rnd_scores = platt.apply(rnd.fused(combo))
+        floors = [(rnd_scores[instructions], args.min_instruction_recall)]
+        if "instructions" in oos:
+            fold = oos["instructions"]
+            keep = fold["split"] == "dev"
+            unseen = platt.apply(fold["scores"].fused(combo))[keep][fold["y"][keep]]
+            floors.append((unseen, args.min_oos_instruction_recall))
+        threshold = lookalike_threshold(rnd_scores[benign_look], floors, grid, float(grid[int(np.argmax(mean_f1))]))
+        return platt, dev_sets, threshold, float(np.mean(rnd_scores[benign_look] >= threshold))
+
+    # Fusions within AUPRC_TIE of the best mean out-of-source dev AUPRC are a tie (runs of this search have moved
+    # that much); among them the one whose threshold flags the fewest benign dev look-alikes wins. The look-alikes'
+    # unsafe twins are their nearest neighbours, and the head-heavy fusions that win on AUPRC by a hair flag them
+    # far more often (docs/results.md, "Why look-alikes were flagged").
+    tied = [c for c in candidates if dev_auprc[json.dumps(c, sort_keys=True)] >= top - AUPRC_TIE]
+    decisions = {json.dumps(c, sort_keys=True): decide(c) for c in tied}
+    best = min(
+        tied,
+        key=lambda c: (
+            round(decisions[json.dumps(c, sort_keys=True)][3], 3),
+            -dev_auprc[json.dumps(c, sort_keys=True)],
+        ),
+    )
+    platt, dev_sets, threshold, look_fpr = decisions[json.dumps(best, sort_keys=True)]
+    print(
+        f"{len(tied)} fusions within {AUPRC_TIE} of the best dev AUPRC {top:.4f}; chosen {best} "
+        f"(dev AUPRC {dev_auprc[json.dumps(best, sort_keys=True)]:.4f}), threshold {threshold:.2f}, "
+        f"dev look-alike FPR {look_fpr:.3f}",
+        file=sys.stderr,
+    )
     category_thresholds = fit_category_thresholds(
         [(f["scores"], f["split"] == "dev", f["y"]) for f in oos.values()] + [(rnd, rnd_split == "dev", rnd_y)],
         best,
@@ -282,6 +381,24 @@ def evaluate(args: argparse.Namespace) -> None:
     print("\n".join(mean_lines))
     print()
     print("\n".join(lines))
+    chosen = ("fused (chosen)", best, platt, threshold, category_thresholds)
+    family_lines = family_table(
+        [chosen] + ([("shipped scoring.json", *shipped, {})] if shipped else []), rnd, rnd_split, rnd_y, rnd_family, oos
+    )
+    print()
+    print("\n".join(family_lines))
+    points = operating_points(dev_sets, grid, mean_f1_at(dev_sets, grid), args.prevalence)
+    # balanced is what ships (after the look-alike rule); the others stay on their side of it
+    points = {
+        "strict": min(points["strict"], threshold),
+        "balanced": threshold,
+        "permissive": max(points["permissive"], threshold),
+    }
+    point_lines = operating_point_table(points, dev_sets, rnd, rnd_split, rnd_y, rnd_family, best, platt)
+    print()
+    print("\n".join(point_lines))
+    report["family"] = family_lines
+    report["operating_points"] = points
     print(f"\nchosen: {best}  platt={platt}  threshold={threshold:.3f}")
     out_dir = REPO / "reports"
     out_dir.mkdir(exist_ok=True)
@@ -298,6 +415,162 @@ def evaluate(args: argparse.Namespace) -> None:
     )
     if args.write_config:
         write_scoring_config(best, platt, threshold, category_thresholds, encoder.model_id)
+        write_operating_points(points, encoder.model_id)
+
+
+def shipped_scoring(path: Path, names: dict[str, np.ndarray]) -> tuple[dict[str, float], Platt, float] | None:
+    """The fusion, Platt scaling and threshold of an existing scoring.json, as this script names its scorers."""
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text())
+    parts = {
+        f"knn k={raw['k']} T={raw['knn_temperature']}": raw.get("weight_knn", 0.0),
+        f"centroid T={raw['centroid_temperature']}": raw.get("weight_centroid", 0.0),
+        "head": raw.get("weight_head", 0.0),
+    }
+    combo = {name: float(w) for name, w in parts.items() if w}
+    if not set(combo) <= set(names):
+        print(f"{path}: scorer settings outside this script's grid, not reported", file=sys.stderr)
+        return None
+    return combo, Platt(**raw["platt"]), float(raw["threshold"])
+
+
+def flags(
+    fold: FoldScores, combo: dict[str, float], platt: Platt, threshold: float, category_thresholds: dict[str, float]
+) -> np.ndarray:
+    """Per row: flagged as the product decides (per-category thresholds where there are any)."""
+    scores = platt.apply(fold.fused(combo))
+    if not category_thresholds:
+        return np.asarray(scores >= threshold)
+    cuts = np.asarray([category_thresholds.get(c, threshold) for c in fold.top_category(combo)])
+    return np.asarray(scores >= cuts)
+
+
+def recall_at_fpr(scores: np.ndarray, unsafe: np.ndarray, max_fpr: float) -> tuple[float, float]:
+    """(recall, threshold) at the lowest cut that flags at most `max_fpr` of the benign rows."""
+    neg = np.sort(scores[~unsafe])[::-1]
+    allowed = int(np.floor(max_fpr * len(neg)))
+    cut = float(np.nextafter(neg[allowed], np.inf)) if allowed < len(neg) else float(neg.min())
+    return float(np.mean(scores[unsafe] >= cut)), cut
+
+
+def family_table(
+    configs: list[tuple[str, dict[str, float], Platt, float, dict[str, float]]],
+    rnd: FoldScores,
+    rnd_split: np.ndarray,
+    rnd_y: np.ndarray,
+    rnd_family: np.ndarray,
+    oos: dict[str, dict[str, Any]],
+) -> list[str]:
+    """Random split per family (FPR of benign look-alikes, recall of attacks) and the held-out injection fold."""
+    lines = [
+        "| scoring | split | family | n | flagged (FPR for benign, recall for unsafe) |",
+        "|---|---|---|---|---|",
+    ]
+    for title, combo, platt, threshold, cuts in configs:
+        flagged = flags(rnd, combo, platt, threshold, cuts)
+        for which in ("dev", "test"):
+            for fam in BENIGN_FAMILIES + UNSAFE_FAMILIES:
+                want_unsafe = fam in UNSAFE_FAMILIES
+                keep = (rnd_split == which) & (rnd_family == fam) & (rnd_y == want_unsafe)
+                if keep.any():
+                    kind = "recall" if want_unsafe else "FPR"
+                    lines.append(
+                        f"| {title} | random {which} | {fam} ({kind}) | {int(keep.sum())} | "
+                        f"{float(flagged[keep].mean()):.3f} |"
+                    )
+        fold = oos.get(INJECTION_FOLD)
+        if fold is None:
+            continue
+        scores = platt.apply(fold["scores"].fused(combo))
+        held = flags(fold["scores"], combo, platt, threshold, cuts)
+        for which in ("dev", "test"):
+            keep = fold["split"] == which
+            y = fold["y"][keep]
+            recall, cut = recall_at_fpr(scores[keep], y, MAX_INJECTION_FPR)
+            lines.append(
+                f"| {title} | held-out {INJECTION_FOLD} {which} | at the threshold: recall / look-alike FPR | "
+                f"{int(keep.sum())} | {float(held[keep][y].mean()):.3f} / {float(held[keep][~y].mean()):.3f} |"
+            )
+            lines.append(
+                f"| {title} | held-out {INJECTION_FOLD} {which} | recall at <= {MAX_INJECTION_FPR:.0%} look-alike FPR "
+                f"(cut {cut:.3f}) | {int(keep.sum())} | {recall:.3f} |"
+            )
+    return lines
+
+
+def mean_f1_at(dev_sets: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray) -> dict[float, list[float]]:
+    """Per candidate prevalence: mean prevalence-weighted F1 over the dev sets at each threshold of `grid`."""
+    return {p: [float(np.mean([f1_at_prevalence(s, y, t, p) for s, y in dev_sets])) for t in grid] for p in {0.5, 0.05}}
+
+
+def operating_points(
+    dev_sets: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray, f1: dict[float, list[float]], prevalence: float
+) -> dict[str, float]:
+    """Thresholds an operator can pick by name: each maximises the mean dev F1 at the prevalence it assumes
+    (strict: half the traffic unsafe, flags more; permissive: one prompt in twenty, flags less)."""
+    out: dict[str, float] = {}
+    for name, p in OPERATING_PREVALENCE.items():
+        p = prevalence if p is None else p
+        scores = f1[p] if p in f1 else [np.mean([f1_at_prevalence(s, y, t, p) for s, y in dev_sets]) for t in grid]
+        out[name] = float(grid[int(np.argmax(scores))])
+    return out
+
+
+def operating_point_table(
+    points: dict[str, float],
+    dev_sets: list[tuple[np.ndarray, np.ndarray]],
+    rnd: FoldScores,
+    rnd_split: np.ndarray,
+    rnd_y: np.ndarray,
+    rnd_family: np.ndarray,
+    combo: dict[str, float],
+    platt: Platt,
+) -> list[str]:
+    """What each operating point costs on dev: pooled FPR / recall over the dev sets, and look-alike FPR."""
+    scores = np.concatenate([s for s, _ in dev_sets])
+    y = np.concatenate([y for _, y in dev_sets])
+    rnd_scores = platt.apply(rnd.fused(combo))
+    lines = [
+        "| operating point | threshold | dev FPR (pooled) | dev recall (pooled) | random dev look-alike FPR "
+        "(lookalike / contrast / injection-lookalike) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, t in points.items():
+        look = []
+        for fam in BENIGN_FAMILIES:
+            keep = (rnd_split == "dev") & (rnd_family == fam) & ~rnd_y
+            look.append(f"{float(np.mean(rnd_scores[keep] >= t)):.3f}" if keep.any() else "-")
+        lines.append(
+            f"| {name} | {t:.2f} | {float(np.mean(scores[~y] >= t)):.3f} | {float(np.mean(scores[y] >= t)):.3f} | "
+            f"{' / '.join(look)} |"
+        )
+    return lines
+
+
+def write_operating_points(points: dict[str, float], model_id: str) -> None:
+    path = default_data_dir() / "operating_points.json"
+    body = {
+        "_note": "LIGHTGUARD_OPERATING_POINT picks one of these thresholds (docs/results.md: what each costs on dev)",
+        "_chosen_with": model_id,
+        "points": {name: round(t, 4) for name, t in points.items()},
+    }
+    path.write_text(json.dumps(body, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+def lookalike_threshold(
+    benign: np.ndarray, floors: list[tuple[np.ndarray, float]], grid: np.ndarray, threshold: float
+) -> float:
+    """The F1 threshold, raised while more than MAX_LOOKALIKE_FPR of the `benign` look-alike scores reach it, never
+    past the cut where the share of some `floors` scores (unsafe rows) reaching it would fall below its minimum."""
+    for t in grid[grid > threshold]:
+        if float(np.mean(benign >= threshold)) <= MAX_LOOKALIKE_FPR:
+            break
+        if any(float(np.mean(scores >= t)) < floor for scores, floor in floors):
+            break
+        threshold = float(t)
+    return threshold
 
 
 MIN_CATEGORY_ROWS = 150
@@ -455,6 +728,18 @@ def main() -> None:
     parser.add_argument("--data", default=None)
     parser.add_argument(
         "--prevalence", type=float, default=0.2, help="share of unsafe prompts assumed when choosing the threshold"
+    )
+    parser.add_argument(
+        "--min-instruction-recall",
+        type=float,
+        default=MIN_INSTRUCTION_RECALL,
+        help="dev recall of written harmful requests a threshold raised for look-alikes must keep",
+    )
+    parser.add_argument(
+        "--min-oos-instruction-recall",
+        type=float,
+        default=MIN_OOS_INSTRUCTION_RECALL,
+        help="the same floor on the out-of-source instructions fold's dev harmful requests",
     )
     parser.add_argument("--limit", type=int, default=0, help="evaluate on about this many rows (smoke runs)")
     parser.add_argument("--write-config", action="store_true", help="write the chosen scoring to data/scoring.json")
