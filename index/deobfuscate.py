@@ -177,8 +177,11 @@ def _join_run(run: str, lexicon: Lexicon) -> str:
     groups.append(current)
     words: list[str] = []
     for group in groups:
-        # a word the vocabulary lacks ("wetbacks") may leave a few letters outside any word, not sink the run
-        split = None if group in lexicon or len(group) > MAX_RUN else lexicon.segment(group, len(group) // 4)
+        # only a run without word breaks is segmented: where the writer marked the breaks, each group is one word
+        # as written ("r e p u l s i v e", not "rep ul si ve"); a word the vocabulary lacks ("wetbacks") may leave a
+        # few letters outside any word rather than sink the run
+        whole = any(breaks) or group in lexicon or len(group) > MAX_RUN
+        split = None if whole else lexicon.segment(group, len(group) // 4)
         words.extend(split if split else [group])
     return " ".join(words)
 
