@@ -76,8 +76,6 @@ class WindowEmbeddings:
             ).encode()
         ).hexdigest()[:16]
         path = REPO / "var" / "cache" / f"ablation-{key}.npz"
-        shared = REPO / "var" / "cache" / f"emb-{key}.npz"  # scripts/evaluate.py's cache for the same rows
-        path = shared if shared.exists() and not path.exists() else path
         if path.exists():
             data = np.load(path)
             self.exemplars, self.windows, self.owners = data["exemplars"], data["windows"], data["owners"]
