@@ -165,7 +165,11 @@ def _join_run(run: str, lexicon: Lexicon) -> str:
     # spaces), "p-i-p-e b/o/m/b" (spaces among marks), "f i t i n . T h e y" (a full stop among spaces)
     kinds = [s.strip() or ("wide" if len(s) > 1 else " ") for s in seps]
     marks = sum(k not in (" ", "wide") for k in kinds)
-    breaks = [k in (" ", "wide") for k in kinds] if marks > kinds.count(" ") else [k != " " for k in kinds]
+    marks_within = marks > kinds.count(" ")
+    breaks = [k in (" ", "wide") for k in kinds] if marks_within else [k != " " for k in kinds]
+    # the writer marked the word breaks with wide gaps, or with spaces among marks; a full stop among single spaces
+    # ends a sentence, and the words inside it still need finding
+    words_marked = marks_within or "wide" in kinds
     groups: list[str] = []
     current = letters[0]
     for letter, brk in zip(letters[1:], breaks, strict=True):
@@ -177,10 +181,10 @@ def _join_run(run: str, lexicon: Lexicon) -> str:
     groups.append(current)
     words: list[str] = []
     for group in groups:
-        # only a run without word breaks is segmented: where the writer marked the breaks, each group is one word
+        # only a run without marked word breaks is segmented: where the writer marked them, each group is one word
         # as written ("r e p u l s i v e", not "rep ul si ve"); a word the vocabulary lacks ("wetbacks") may leave a
         # few letters outside any word rather than sink the run
-        whole = any(breaks) or group in lexicon or len(group) > MAX_RUN
+        whole = words_marked or group in lexicon or len(group) > MAX_RUN
         split = None if whole else lexicon.segment(group, len(group) // 4)
         words.extend(split if split else [group])
     return " ".join(words)
