@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.context import ServiceContext
 from service.db import session_scope
 from service.models import ApiKey
+from service.schemas import MAX_TIMEOUT_S, TIMEOUT_DOC, TIMEOUT_SCHEMA
 from service.usecases.classify import ClassifyService
 from service.usecases.keys import KeyIdentity, KeyService
 from service.usecases.topics import TopicService
@@ -37,14 +38,8 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 AuthorizationHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
 RequestTimeoutHeader = Annotated[
     float | None,
-    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 3600}),  # absent, never `null`
-    Header(
-        alias="X-Request-Timeout",
-        gt=0,
-        le=3600,
-        description="Seconds this request may take at most (never more than LIGHTGUARD_REQUEST_TIMEOUT_S); past it"
-        " the work left is dropped and the answer is 504",
-    ),
+    WithJsonSchema(TIMEOUT_SCHEMA),  # absent, never `null`
+    Header(alias="X-Request-Timeout", gt=0, le=MAX_TIMEOUT_S, description=TIMEOUT_DOC),
 ]
 
 

@@ -226,6 +226,14 @@ class TopicEvaluation(BaseModel):
 
 
 # ---------------------------------------------------------------------- classify
+MAX_TIMEOUT_S = 3600
+TIMEOUT_SCHEMA = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT_S}
+TIMEOUT_DOC = (
+    "Seconds this request may take at most (never more than LIGHTGUARD_REQUEST_TIMEOUT_S); past it the work left is"
+    " dropped and the answer is 408"
+)
+
+
 class ClassifyRequest(BaseModel):
     """Exactly one of `text` or `texts`."""
 
@@ -238,13 +246,8 @@ class ClassifyRequest(BaseModel):
     texts: Annotated[list[str] | None, _absent_or(_TEXTS_SCHEMA)] = None
     timeout: Annotated[
         float | None,
-        _absent_or({"type": "number", "exclusiveMinimum": 0, "maximum": 3600}),
-        Field(
-            gt=0,
-            le=3600,
-            description="Seconds this request may take at most (never more than LIGHTGUARD_REQUEST_TIMEOUT_S); past"
-            " it the work left is dropped and the answer is 504. Also accepted as the X-Request-Timeout header",
-        ),
+        _absent_or(TIMEOUT_SCHEMA),
+        Field(gt=0, le=MAX_TIMEOUT_S, description=TIMEOUT_DOC + ". Also accepted as the X-Request-Timeout header"),
     ] = None
 
     @model_validator(mode="after")
