@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_transforms.py [--home var/bench-home] [--unsafe 400 --benign 400 --seed 0]
     .venv/bin/python scripts/bench_transforms.py --languages        # non-English dev rows and the language flag
+    .venv/bin/python scripts/bench_transforms.py --timing           # added cost per plain prompt
 
 Rows: the dev split of data/safety.jsonl (never train or test), English requests of at most `--max-words` words
 (language by `index.language`), `--unsafe` unsafe and `--benign` benign rows drawn with `--seed`. Every transform
@@ -275,33 +276,78 @@ def transform_table(guard: Guard, unsafe: Sequence[str], benign: Sequence[str], 
         )
 
 
-def language_table(guard: Guard, rows: Sequence[DatasetRow], max_words: int) -> None:
-    """The guard on non-English dev rows, and how often the language flag fires on English and non-English ones."""
+def language_table(guard: Guard, rows: Sequence[DatasetRow], max_words: int, english: int, seed: int) -> None:
+    """The guard on the dev rows called non-English, next to `english` English ones of each class (seeded), and how
+    often each dev source is called non-English (the multilingual sources: xsafety, rtp-lx, notinject's and
+    purplellama's other-language rows; all others are English)."""
     import time
 
     dev = [r for r in rows if r.split == "dev" and len(r.text.split()) <= max_words]
+    detect_language("warm the language model up")
     start = time.perf_counter()
     detected = [detect_language(r.text) for r in dev]
-    per_text_ms = (time.perf_counter() - start) * 1e3 / max(1, len(dev))
-    groups: dict[str, list[DatasetRow]] = {}
-    for r, lang in zip(dev, detected, strict=True):
-        groups.setdefault("English" if lang.english else "non-English", []).append(r)
-    print(f"language detection: {per_text_ms:.3f} ms per dev text ({len(dev)} texts, after loading)")
-    print(f"\n| dev rows (<= {max_words} words), by detected language | unsafe | recall | benign | FPR |")
+    per_text_us = (time.perf_counter() - start) * 1e6 / max(1, len(dev))
+    print(f"language detection: {per_text_us:.0f} us per dev text ({len(dev)} texts)")
+    other = [r for r, lang in zip(dev, detected, strict=True) if not lang.english]
+    unsafe_en, benign_en = sample_rows(rows, english, english, seed, max_words)
+    print(f"\n| dev rows (<= {max_words} words) | unsafe | recall | benign | FPR |")
     print("|---|---:|---:|---:|---:|")
-    for name, members in sorted(groups.items()):
-        unsafe = [r.text for r in members if r.category != "safe"]
-        benign = [r.text for r in members if r.category == "safe"]
+    groups = {
+        "English (sample)": (unsafe_en, benign_en),
+        "non-English": (
+            [r.text for r in other if r.category != "safe"],
+            [r.text for r in other if r.category == "safe"],
+        ),
+    }
+    for name, (unsafe, benign) in groups.items():
         recall, fpr = share(flagged(guard, unsafe)), share(flagged(guard, benign))
         print(f"| {name} | {len(unsafe)} | {recall:.3f} | {len(benign)} | {fpr:.3f} |")
+    codes: dict[str, int] = {}
+    for lang in detected:
+        if not lang.english:
+            codes[str(lang.code)] = codes.get(str(lang.code), 0) + 1
+    print("\nnon-English codes:", ", ".join(f"{c} {n}" for c, n in sorted(codes.items(), key=lambda kv: -kv[1])))
     by_source: dict[str, list[bool]] = {}
     for r, lang in zip(dev, detected, strict=True):
         by_source.setdefault(r.source, []).append(not lang.english)
-    print("\n| source (dev) | rows | flagged non-English |")
+    print("\n| source (dev) | rows | called non-English |")
     print("|---|---:|---:|")
     for source, flags in sorted(by_source.items(), key=lambda kv: -share(kv[1])):
-        if share(flags) >= 0.02:
+        if any(flags):
             print(f"| {source} | {len(flags)} | {share(flags):.3f} |")
+
+
+def timing_table(guard: Guard, texts: Sequence[str], rounds: int = 5) -> None:
+    """What deobfuscation and the language flag add per plain prompt: the scans alone, and classify p50 (one prompt
+    per call, as the server's small lane runs them) with both on and both off, alternating rounds."""
+    import statistics
+    import time
+
+    from index.deobfuscate import deobfuscated_units
+
+    detect_language("warm the language model up")
+    for name, fn in (("deobfuscation scans", deobfuscated_units), ("language detection", detect_language)):
+        start = time.perf_counter()
+        for text in texts:
+            fn(text)
+        print(f"{name}: {(time.perf_counter() - start) * 1e6 / len(texts):.1f} us per plain prompt", flush=True)
+    varied = sum(bool(deobfuscated_units(t)) for t in texts)
+    print(f"plain prompts with a variant (an extra model run): {varied} of {len(texts)}")
+    served = guard.config
+    configs = {"on": served, "off": dataclasses.replace(served, deobfuscate=False, detect_language=False)}
+    samples: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(rounds):
+        for name, config in configs.items():
+            guard.config = config
+            for text in texts:
+                start = time.perf_counter()
+                guard.classify([text])
+                samples[name].append(time.perf_counter() - start)
+    guard.config = served
+    for name, values in samples.items():
+        q = statistics.quantiles(values, n=100)
+        print(f"classify one plain prompt, deobfuscation + language {name}: p50 {q[49] * 1e3:.3f} ms, "
+              f"p90 {q[89] * 1e3:.3f} ms ({len(values)} calls)")  # fmt: skip
 
 
 def main() -> None:
@@ -315,13 +361,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-words", type=int, default=64)
     ap.add_argument("--languages", action="store_true", help="the non-English table instead of the transforms")
+    ap.add_argument("--timing", action="store_true", help="the added cost per plain prompt instead")
     args = ap.parse_args()
     guard = open_guard(Settings(home=args.home))
     rows = load_rows(splits={"dev"})
     if args.languages:
-        language_table(guard, rows, args.max_words)
+        language_table(guard, rows, args.max_words, args.unsafe, args.seed)
         return
     unsafe, benign = sample_rows(rows, args.unsafe, args.benign, args.seed, args.max_words)
+    if args.timing:
+        timing_table(guard, [*unsafe, *benign])
+        return
     transform_table(guard, unsafe, benign, args.seed)
 
 
