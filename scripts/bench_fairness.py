@@ -120,8 +120,12 @@ def freeze_request(port: int, doc: str) -> dict[str, Any]:
     body = json.dumps({"texts": [doc[:99_000]] * 100}).encode()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HEAVY_MAX_S)
     t = time.perf_counter()
-    status, data = post(conn, body)
-    conn.close()
+    try:
+        status, data = post(conn, body)
+    except TimeoutError:
+        return {"status": None, "seconds": round(time.perf_counter() - t, 2), "detail": "no answer (gave up)"}
+    finally:
+        conn.close()
     detail = json.loads(data).get("detail", "") if status != 200 else ""
     return {"status": status, "seconds": round(time.perf_counter() - t, 2), "detail": detail[:300]}
 
