@@ -425,16 +425,17 @@ class Guard:
                 progress(min(start + step, len(texts)), len(texts))
         return out
 
-    def classify(self, texts: Sequence[str]) -> list[Verdict]:
+    def classify(self, texts: Sequence[str], encoder: Encoder | None = None) -> list[Verdict]:
         """Verdicts for texts; long texts are scored as overlapping windows, and the sentences of a text over
         `GuardConfig.sentence_min_tokens` also one by one (see `sentence_threshold`); the worst unit decides.
 
         The same as `decide(plan, *encode_plan(plan))` with `plan = self.plan(texts)`: a scheduler may encode a
-        plan's windows in slices, interleaved with other work, and decide once they are all in.
+        plan's windows in slices, interleaved with other work, and decide once they are all in. `encoder`: another
+        instance of this guard's model to run on (see `encode_plan`).
         """
         plan = self.plan(texts)
-        vectors, unit_vectors = self.encode_plan(plan)
-        return self.decide(plan, vectors, unit_vectors)
+        vectors, unit_vectors = self.encode_plan(plan, encoder=encoder)
+        return self.decide(plan, vectors, unit_vectors, encoder)
 
     def plan(self, texts: Sequence[str], max_cost: int | None = None) -> ClassifyPlan:
         """The units of `texts` (windows, sentences) and their cost in model runs; no model work (tokenizer only).
@@ -469,7 +470,9 @@ class Guard:
             raise InvalidInputError(f"encoder {encoder.model_id!r} is not this guard's {self.encoder.model_id!r}")
         return encoder
 
-    def decide(self, plan: ClassifyPlan, vectors: Vectors, unit_vectors: Sequence[Vectors]) -> list[Verdict]:
+    def decide(
+        self, plan: ClassifyPlan, vectors: Vectors, unit_vectors: Sequence[Vectors], encoder: Encoder | None = None
+    ) -> list[Verdict]:
         """Verdicts from a plan and all its window (and in-context sentence) vectors, by this guard's encoder.
 
         The same as `verdicts(plan, score(all), suspects)` with the suspects picked by `suspects` from
@@ -487,7 +490,9 @@ class Guard:
             # categorised like its plain form; it then counts as one more unit of its text. Encoded under the lock
             # so that both stages read one state of the guard (a suspect costs one short run, ~2-3 ms).
             if len(suspects):
-                alone = self.encoder.encode([plan.unit_texts[i] for i in suspects], batch_size=self.config.batch_size)
+                alone = self.same_model(encoder).encode(
+                    [plan.unit_texts[i] for i in suspects], batch_size=self.config.batch_size
+                )
                 vectors = np.concatenate([vectors, alone], axis=0)
             return self.verdicts(plan, self._score(vectors), suspects)
 

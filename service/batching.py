@@ -129,6 +129,7 @@ class MicroBatcher(Generic[R]):
         self._consumers: list[asyncio.Task[None]] = []
         self._concurrent = False
         self._small_seen = -SHARED_FOR_S  # loop time a small batch last started or ended
+        self.large_running = False  # a large request's step is on the executor
         self._recent: deque[int] = deque(maxlen=RECENT_BATCHES)  # requests per batch, newest last
 
     async def submit(
@@ -226,7 +227,11 @@ class MicroBatcher(Generic[R]):
         self.stats.slices += 1
         try:
             shared = now - self._small_seen < SHARED_FOR_S or bool(self._small is not None and self._small.qsize())
-            outcome = await loop.run_in_executor(self._executor, pending.job.step, shared)
+            self.large_running = True
+            try:
+                outcome = await loop.run_in_executor(self._executor, pending.job.step, shared)
+            finally:
+                self.large_running = False
         except asyncio.CancelledError:
             pending.future.cancel()
             raise

@@ -204,9 +204,12 @@ class GuardRuntime:
         return None
 
     def _classify_sync(self, texts: list[str]) -> tuple[list[Verdict], int]:
+        # beside a large request's step (on the other core), a small batch keeps to one core too: a two-thread run
+        # would wait for its second thread on the core the large step holds
+        encoder = self.background_encoder if self.batcher.large_running else None
         with self._rw.read():
             snap = self.require()
-            return snap.guard.classify(texts), snap.version
+            return snap.guard.classify(texts, encoder), snap.version
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         guard = self.require().guard
