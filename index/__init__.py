@@ -35,7 +35,7 @@ from index.training import (
     train,
 )
 from index.types import SAFE, Action, Evidence, Exemplar, Label, LabelKind, Role, Verdict
-from index.units import ClassifyPlan
+from index.units import ClassifyPlan, warm_up
 
 __all__ = [
     "FINETUNED_NAME",
@@ -98,4 +98,5 @@ __all__ = [
     "text_digest",
     "train",
     "verify_model_dir",
+    "warm_up",
 ]
