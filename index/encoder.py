@@ -63,6 +63,14 @@ def split_windows(encoder: Encoder, text: str, overlap: float = 0.25, window_tok
     return [text[a:b] for a, b in window_char_spans(encoder, text, overlap, window_tokens)] or [text]
 
 
+def window_geometry(encoder: Encoder, overlap: float = 0.25, window_tokens: int | None = None) -> tuple[int, int]:
+    """Tokens per window and between window starts (see `window_char_spans`)."""
+    window = max(1, encoder.max_tokens - 2)
+    if window_tokens is not None:
+        window = max(1, min(window, window_tokens))
+    return window, max(1, int(window * (1.0 - overlap)))
+
+
 def window_char_spans(
     encoder: Encoder,
     text: str,
@@ -77,10 +85,7 @@ def window_char_spans(
     length so a sentence cut at one window's edge is whole in the next. A text without tokens is one span.
     `tokens`: `encoder.token_spans([text])[0]` when the caller already has it.
     """
-    window = max(1, encoder.max_tokens - 2)
-    if window_tokens is not None:
-        window = max(1, min(window, window_tokens))
-    stride = max(1, int(window * (1.0 - overlap)))
+    window, stride = window_geometry(encoder, overlap, window_tokens)
     tokens = encoder.token_spans([text])[0] if tokens is None else tokens
     return window_spans(tokens, window, stride) or [(0, len(text))]
 

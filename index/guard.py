@@ -20,7 +20,7 @@ from index.store import AnnParams, VectorStore
 from index.text import normalize_text
 from index.topic_head import GramStats, TopicHead, fit_topic_head
 from index.types import SAFE, Evidence, Exemplar, Label, Vectors, Verdict
-from index.units import ClassifyPlan, plan_units, top_per_owner
+from index.units import ClassifyPlan, plan_units, top_per_owner, window_bound
 
 Progress = Callable[[int, int], None]
 
@@ -444,6 +444,10 @@ class Guard:
             InvalidInputError: a text is empty after normalisation.
         """
         return plan_units(self.encoder, self.config, texts, max_cost)
+
+    def window_bound(self, texts: Sequence[str]) -> int:
+        """At most how many windows `texts` have, from their lengths alone (`index.units.window_bound`)."""
+        return window_bound(self.encoder, self.config, texts)
 
     def encode_plan(
         self, plan: ClassifyPlan, start: int = 0, stop: int | None = None, encoder: Encoder | None = None

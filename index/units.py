@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from index.deobfuscate import deobfuscated_units
-from index.encoder import Encoder, window_char_spans
+from index.encoder import Encoder, window_char_spans, window_geometry
 from index.errors import CostLimitError, InvalidInputError
 from index.language import detect_language
 from index.lexicon import default_lexicon
@@ -79,13 +79,6 @@ class ClassifyPlan:
     def unit_owners(self) -> NDArray[np.int64]:
         """Per sentence unit (in `unit_texts` order), the text it belongs to."""
         return np.repeat(np.asarray(self.owners, dtype=np.int64), [len(u) for u in self.units])
-
-    def text_costs(self) -> list[int]:
-        """Windows per text, in text order (the share of the model work each text brings)."""
-        out = [0] * self.n_texts
-        for owner in self.owners:
-            out[owner] += 1
-        return out
 
 
 PLAN_CHUNK_CHARS = 50_000  # texts are tokenised in groups of about this many characters (see `plan_units`)
@@ -190,6 +183,14 @@ def plan_variants(encoder: Encoder, config: GuardConfig, texts: Sequence[str]) -
         read.setdefault(n, unit)
     detected = [detect_language(read.get(n, text)) for n, text in enumerate(texts)]
     return Variants(windows, owners, [d.code for d in detected], [not d.english for d in detected])
+
+
+def window_bound(encoder: Encoder, config: GuardConfig, texts: Sequence[str]) -> int:
+    """An upper bound on the windows (model runs) of `texts` from their lengths alone, without tokenising: a token
+    covers at least one character, so a text of n characters has at most n tokens. A short prompt's bound is 1.
+    Sentence suspects and deobfuscated variants are left out (a few short runs per text, when they apply)."""
+    window, stride = window_geometry(encoder, config.window_overlap, config.window_tokens)
+    return sum(1 if len(text) <= window else 1 + -(-(len(text) - window) // stride) for text in texts)
 
 
 def warm_up() -> None:

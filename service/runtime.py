@@ -144,10 +144,10 @@ class GuardRuntime:
     async def classify(self, texts: Sequence[str], deadline: float | None = None) -> tuple[list[Verdict], int]:
         """Verdicts and the index version they were computed on (one consistent state).
 
-        A request that surely has at most `slice_runs` windows (by its length, without tokenising: `window_bound`) is
-        micro-batched with other small ones; any other is priced by tokenising it (off the event loop, beside the
-        encoder) and run in slices of `slice_runs` windows between other work. `deadline` is on the event loop's
-        clock.
+        A request that surely has at most `slice_runs` windows (by its length, without tokenising:
+        `Guard.window_bound`) is micro-batched with other small ones; any other is priced by tokenising it (off the
+        event loop, beside the encoder) and run as a `SlicedClassify` on the large-request lane, beside the small
+        batches. `deadline` is on the event loop's clock.
 
         Raises:
             PayloadTooLargeError: the request needs more than `max_request_cost` model runs.
@@ -155,7 +155,7 @@ class GuardRuntime:
         """
         snap = self.require()
         texts = list(texts)
-        bound = window_bound(texts, snap.guard)
+        bound = snap.guard.window_bound(texts)
         if bound <= self.slice_runs:
             return await self.batcher.submit(texts, deadline, bound)
         planning = self._planner.submit(self._plan_job, texts)
@@ -342,17 +342,6 @@ class SlicedClassify:
             return None
         suspects, scores = self._suspects, Scores.concat(self._window_parts)
         return self._runtime._on_live_guard(self, lambda g: g.verdicts(plan, scores, suspects))  # 5
-
-
-def window_bound(texts: Sequence[str], guard: Guard) -> int:
-    """An upper bound on the windows (model runs) of `texts`, from their lengths alone (no tokenising): a token
-    covers at least one character, so a text of n characters has at most n tokens. A short prompt's bound is 1.
-    Sentence suspects are left out: at most `sentence_max_suspects` short runs per text, only for texts that read
-    as unsafe in context."""
-    cfg = guard.config
-    window = max(1, min(guard.encoder.max_tokens - 2, cfg.window_tokens))
-    stride = max(1, int(window * (1.0 - cfg.window_overlap)))
-    return sum(1 if len(text) <= window else 1 + -(-(len(text) - window) // stride) for text in texts)
 
 
 # From this many queries on, FAISS's flat search uses one BLAS matrix product instead of one pass over the vectors

@@ -12,7 +12,7 @@ import pytest
 from index import Exemplar, Guard, GuardConfig, HashingEncoder, Label, Verdict
 from service.batching import DropReason, Lane, MicroBatcher
 from service.errors import DeadlineExceededError, PayloadTooLargeError
-from service.runtime import GuardRuntime, window_bound
+from service.runtime import GuardRuntime
 from tests.conftest import TOY_EXEMPLARS, TOY_LABELS
 from tests.service.test_batching import GatedRun
 
@@ -186,7 +186,7 @@ def test_a_sliced_request_gets_the_verdicts_of_a_whole_one() -> None:
             await runtime.aclose()
             runtime.close()
 
-    assert window_bound(texts, guard) > runtime.slice_runs
+    assert guard.window_bound(texts) > runtime.slice_runs
     verdicts, version = asyncio.run(scenario())
     assert version == 5
     assert verdicts == expected
