@@ -118,7 +118,7 @@ def proc_stats(pid: int) -> dict[str, float]:
 def micro(rows: list[Row], report: dict[str, Any], home: Path) -> None:
     from index import OnnxEncoder
     from service.context import open_guard
-    from service.runtime import configure_threads
+    from service.serving.runtime import configure_threads
     from service.settings import Settings
 
     configure_threads(1)
@@ -291,7 +291,7 @@ def stub_serve(port: int) -> None:
     path costs besides the model (HTTP, validation, batching, tokenising, search, scoring, the decision log).
     Verdicts are meaningless; for `--stub-encoder` only."""
     import index.onnx_encoder as onnx_encoder
-    from service.cli import app
+    from service.cli.main import app
 
     def fake_run(self: Any, batch: list[Any], session: Any = None) -> tuple[np.ndarray, np.ndarray]:
         width = max(len(e.ids) for e in batch)

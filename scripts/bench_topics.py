@@ -507,7 +507,7 @@ def latency(args: argparse.Namespace) -> None:
     take most of an hour on two shared cores.
     """
     from index import Exemplar, Guard, Label, load_guard_config, load_taxonomy
-    from service.runtime import configure_threads
+    from service.serving.runtime import configure_threads
 
     configure_threads(1)  # the thread settings `lightguard serve` runs with
     encoder = load_encoder(args.encoders[0])

@@ -27,7 +27,7 @@ def main() -> None:
     from index import Guard
     from index.evaluation import average_precision
     from service.context import open_guard
-    from service.runtime import configure_threads
+    from service.serving.runtime import configure_threads
     from service.settings import Settings
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -29,7 +29,7 @@ def main() -> None:
     from index import Guard, OnnxEncoder, load_rows
     from index.evaluation import average_precision
     from service.context import open_guard
-    from service.runtime import configure_threads
+    from service.serving.runtime import configure_threads
     from service.settings import Settings
     from service.usecases.seed import load_background
 

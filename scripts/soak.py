@@ -195,7 +195,7 @@ def start_server(home: Path, database_url: str | None, workers: int) -> tuple[su
     }
     if database_url:
         env["LIGHTGUARD_DATABASE_URL"] = database_url
-    cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--host", "127.0.0.1"]
+    cmd = [sys.executable, "-c", "from service.cli.main import main; main()", "serve", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     log = (home / "server.log").open("w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -18,11 +18,11 @@ from index import Encoder, warm_up
 from service.api import classify, health, index, keys, moderations, topics
 from service.context import ServiceContext, open_context
 from service.exception_handlers import add_exception_handlers
-from service.follower import IndexFollower
-from service.interprocess import FileLock
 from service.metrics import Metrics
 from service.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from service.runtime import GuardRuntime, configure_threads, search_executor
+from service.serving.follower import IndexFollower
+from service.serving.interprocess import FileLock
+from service.serving.runtime import GuardRuntime, configure_threads, search_executor
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         # Load or build in the background: /healthz answers at once, /readyz turns 200 when the index serves.
         # Beside it, load what a first classify would load lazily (language identifier, vocabulary: ~1.6 s).
         loader = asyncio.create_task(_load(ctx))
-        # Follow index versions committed by other processes (other workers, the CLI): see service.follower.
+        # Follow index versions committed by other processes (other workers, the CLI): see service.serving.follower.
         follower = IndexFollower(ctx.indexing, settings.follow_interval_s)
         app.state.follower = follower
         following = asyncio.create_task(follower.run()) if settings.follow_interval_s > 0 else None

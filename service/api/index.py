@@ -6,10 +6,10 @@ import os
 
 from fastapi import APIRouter
 
+from service.db.repositories import IndexBuildRepository
 from service.deps import AdminKeyDep, ContextDep, SessionDep
 from service.exception_handlers import error_responses
-from service.repositories import IndexBuildRepository
-from service.schemas import IndexBuildRead, IndexRead, IndexVerifyRead
+from service.schemas.common import IndexBuildRead, IndexRead, IndexVerifyRead
 
 router = APIRouter(prefix="/v1/index", tags=["index"], responses=error_responses(401, 403, 413, 422, 503))
 

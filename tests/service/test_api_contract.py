@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from index import HashingEncoder
 from service.app import create_app
-from service.repositories import TopicRepository
+from service.db.repositories import TopicRepository
 from tests.service.support import COOKING, ROOT, create_cooking, make_settings, wait_ready
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, Float, ForeignKey, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.db import Base
+from service.db.engine import Base
 
 TOPIC_KINDS = ("builtin", "custom", "safe")
 ACTIONS = ("block", "flag")

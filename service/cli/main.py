@@ -1,4 +1,4 @@
-"""`lightguard` command line: classify and evaluate (this module), serve/topics/index/keys (service.cli_admin)."""
+"""`lightguard` command line: classify and evaluate (this module), serve/topics/index/keys (service.cli.admin)."""
 
 from __future__ import annotations
 
@@ -186,8 +186,8 @@ def evaluate(
 
 
 def _register_subcommands() -> None:
-    from service.cli_admin import register as register_admin
-    from service.cli_train import register as register_train
+    from service.cli.admin import register as register_admin
+    from service.cli.train import register as register_train
 
     register_admin(app)
     register_train(app)

@@ -21,9 +21,9 @@ thread):
 Work whose client went away (its future was cancelled) or whose deadline passed is dropped before its next step;
 `SchedulerObserver` hears about queue waits and dropped work (the service's /metrics).
 
-Consistency: a small batch runs in one `run` call, which (see service/runtime.py) reads one guard snapshot under the
-read lock, so every verdict reports the index version of the state that produced it; a sliced job checks that all
-its scoring steps saw one version (service/runtime.py, `SlicedClassify`).
+Consistency: a small batch runs in one `run` call, which (see service/serving/runtime.py) reads one guard snapshot
+under the read lock, so every verdict reports the index version of the state that produced it; a sliced job checks
+that all its scoring steps saw one version (service/serving/runtime.py, `SlicedClassify`).
 """
 
 from __future__ import annotations

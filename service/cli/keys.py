@@ -35,7 +35,7 @@ ConcurrencyOption = Annotated[
 @contextmanager
 def _keys() -> Iterator[KeyService]:
     """A KeyService on the configured database (migrated first), committed on success; a ServiceError exits 1."""
-    from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
+    from service.db.engine import create_db_engine, make_sessionmaker, session_scope, upgrade_database
     from service.errors import ServiceError
     from service.usecases.keys import KeyService
 

@@ -23,11 +23,11 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.repositories import DecisionRepository
 from service.metrics import Metrics
-from service.repositories import DecisionRepository
 
 log = logging.getLogger(__name__)
-DecisionRow = Mapping[str, Any]  # columns of service.models.Decision → values
+DecisionRow = Mapping[str, Any]  # columns of service.db.models.Decision → values
 
 
 class DecisionLog:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.schemas import REQUEST
+from service.schemas.common import REQUEST
 
 RATE_LIMIT_DOC = (
     "Texts per period in the `limits` notation (`100/second`, `5000/minute;100000/day`), or `none` for unlimited;"

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from service.models import ApiKey, Decision, Exemplar, IndexBuild, IndexLock, Topic, utcnow
+from service.db.models import ApiKey, Decision, Exemplar, IndexBuild, IndexLock, Topic, utcnow
 
 
 class TopicRepository:

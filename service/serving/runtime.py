@@ -22,9 +22,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from index import ClassifyPlan, CostLimitError, Encoder, Guard, Scores, Verdict
-from service.batching import MicroBatcher, SchedulerObserver
+from service.db.models import utcnow
 from service.errors import IndexNotReadyError, PayloadTooLargeError
-from service.models import utcnow
+from service.serving.batching import MicroBatcher, SchedulerObserver
 
 T = TypeVar("T")
 Status = Literal["loading", "building", "ready", "failed"]

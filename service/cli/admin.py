@@ -13,12 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from service.cli_keys import keys_app
+from service.cli.keys import keys_app
 from service.settings import Settings
 
 if TYPE_CHECKING:
-    from service.models import Topic
-    from service.repositories import TopicRepository
+    from service.db.models import Topic
+    from service.db.repositories import TopicRepository
     from service.usecases.topics import TopicService
 
 T = TypeVar("T")
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(topics_app, name="topics")
     app.add_typer(index_app, name="index")
-    app.add_typer(keys_app, name="keys")  # service/cli_keys.py
+    app.add_typer(keys_app, name="keys")  # service/cli/keys.py
 
 
 def serve(
@@ -152,8 +152,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def topics_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List categories and custom topics."""
     from service.context import open_context
-    from service.db import session_scope
-    from service.repositories import TopicRepository
+    from service.db.engine import session_scope
+    from service.db.repositories import TopicRepository
 
     ctx = open_context(Settings())
     try:
@@ -203,7 +203,7 @@ def topics_add(
     threshold: Annotated[float | None, typer.Option(help="Fixed threshold; default: calibrated.")] = None,
 ) -> None:
     """Create a custom topic from example prompts (indexed and calibrated at once)."""
-    from service.schemas import TopicCreate
+    from service.schemas.common import TopicCreate
 
     async def create(topics: TopicService) -> tuple[int, float | None]:
         body = TopicCreate(
@@ -273,7 +273,7 @@ def topics_suggest_threshold(
     ] = None,
 ) -> None:
     """Precision / recall / F1 / false-match rate on labelled texts, and suggested thresholds (changes nothing)."""
-    from service.schemas import TopicEvaluate, TopicEvaluation
+    from service.schemas.common import TopicEvaluate, TopicEvaluation
 
     if not input_path.is_file():
         raise typer.BadParameter(f"--input {input_path} does not exist")
@@ -334,8 +334,8 @@ def index_verify() -> None:
     """Check that the saved index holds exactly the database's exemplars and labels (exit 1 if not)."""
     from index import IndexArtifactError, load_guard
     from service.context import open_context
-    from service.db import session_scope
-    from service.repositories import topics_with_exemplars
+    from service.db.engine import session_scope
+    from service.db.repositories import topics_with_exemplars
     from service.usecases.indexing import verify_guard
 
     settings = Settings()
