@@ -19,8 +19,9 @@ from index.errors import (
     UnknownLabelError,
 )
 from index.evaluation import BinaryMetrics, binary_metrics, plot_pr_curves
+from index.export import BASE_NAME, DEFAULT_MAX_TOKENS, ensure_base_model, export_onnx
 from index.guard import Guard, GuardConfig, Scores, load_guard_config
-from index.models import ModelManifest, default_models_dir, read_manifest, verify_model_dir
+from index.models import ModelManifest, base_model_dir, default_models_dir, read_manifest, verify_model_dir
 from index.onnx_encoder import OnnxEncoder
 from index.store import VectorStore
 from index.taxonomy import OPENAI_KEYS, Category, Taxonomy, load_taxonomy
@@ -38,6 +39,8 @@ from index.types import SAFE, Action, Evidence, Exemplar, Label, LabelKind, Role
 from index.units import ClassifyPlan, warm_up
 
 __all__ = [
+    "BASE_NAME",
+    "DEFAULT_MAX_TOKENS",
     "FINETUNED_NAME",
     "OPENAI_KEYS",
     "SAFE",
@@ -75,11 +78,14 @@ __all__ = [
     "UnknownLabelError",
     "VectorStore",
     "Verdict",
+    "base_model_dir",
     "best_f1_threshold",
     "binary_metrics",
     "data_digest",
     "default_data_dir",
     "default_models_dir",
+    "ensure_base_model",
+    "export_onnx",
     "fit_platt",
     "fmr_threshold",
     "load_guard",
