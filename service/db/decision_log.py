@@ -8,7 +8,7 @@ database gone) is logged and counted in `lightguard_decision_log_failures_total`
 the database cannot keep up, at most `max_pending` rows wait and newer ones are dropped and counted, so memory stays
 bounded. The writer has a thread of its own: on asyncio's default executor, writes waiting for SQLite's write lock
 once filled every thread while an edit held that lock, and the edit's own work never ran (a 30 s stall,
-scripts/soak.py).
+benchmarks/serving/soak.py).
 """
 
 from __future__ import annotations

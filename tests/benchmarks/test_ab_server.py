@@ -1,12 +1,10 @@
-"""scripts/ab_server.py: arms parse into revision + environment, and the summary compares rounds pairwise."""
+"""benchmarks.serving.ab_server: arms parse into revision + environment, and the summary compares rounds pairwise."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.script_loader import load_script
-
-ab = load_script("ab_server")
+from benchmarks.serving import ab_server as ab
 
 
 def test_an_arm_is_a_name_a_revision_and_environment_settings() -> None:

@@ -1,4 +1,4 @@
-"""scripts/evaluate.py helpers: the per-text vector cache, the look-alike threshold rule, recall at a bounded FPR."""
+"""benchmarks.evaluation.evaluate: the per-text vector cache, the look-alike threshold rule, recall at a bounded FPR."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from tests.script_loader import load_script
+from benchmarks.evaluation import evaluate as evaluate_module
 
 
 @pytest.fixture(scope="module")
 def evaluate() -> ModuleType:
-    return load_script("evaluate")
+    return evaluate_module
 
 
 def test_vector_cache_round_trip_keeps_windows_per_text(evaluate: ModuleType, tmp_path: Path) -> None:
