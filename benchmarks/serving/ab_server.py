@@ -26,7 +26,7 @@ from pathlib import Path
 from benchmarks.layout import VAR_DIR
 from benchmarks.machine import proc_stats
 from benchmarks.serving.load import Mode, run_load
-from benchmarks.serving.server import build_env, checkout, free_port, serve_cmd, start_server, stop
+from benchmarks.serving.server import build_env, checkout, free_port, serve_cmd, start_server, stop_server
 
 WARMUP_REQUESTS = 200
 
@@ -66,7 +66,7 @@ def measure(arm: Arm, tree: Path | None, home: Path, mode: Mode, requests: int, 
         res = run_load(port, mode, requests, clients)
         after = proc_stats(proc.pid)
     finally:
-        stop(proc)
+        stop_server(proc)
     arm.rates.append(res["prompts"] / res["wall"])
     arm.p50_ms.append(statistics.median(res["samples"]) * 1000)
     arm.cpu_ms.append((after["cpu_s"] - before["cpu_s"]) * 1000 / res["prompts"])

@@ -29,7 +29,7 @@ from benchmarks.layout import REPO, REPORTS_DIR, VAR_DIR
 from benchmarks.machine import machine, proc_stats
 from benchmarks.samples import long_prompt, short_prompts
 from benchmarks.serving.load import Mode, run_load
-from benchmarks.serving.server import free_port, http_get, serve_cmd, start_server, stop
+from benchmarks.serving.server import free_port, http_get, serve_cmd, start_server, stop_server
 from benchmarks.tables import markdown_table
 
 Row = dict[str, Any]
@@ -238,7 +238,7 @@ def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int, stub
             },
         }
     finally:
-        stop(proc)
+        stop_server(proc)
 
 
 # ---------------------------------------------------------------------------- index scale (IVF)

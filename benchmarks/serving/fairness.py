@@ -35,7 +35,7 @@ import numpy as np
 from benchmarks.layout import MODELS_DIR, REPO, REPORTS_DIR, VAR_DIR
 from benchmarks.machine import machine
 from benchmarks.samples import long_prompt, short_prompts
-from benchmarks.serving.server import build_env, checkout, free_port, serve_cmd, start_server
+from benchmarks.serving.server import build_env, checkout, free_port, serve_cmd, start_server, stop_server
 
 HEAVY_MAX_S = 600.0  # a heavy client never runs longer than this, whatever happens to the short client
 
@@ -202,7 +202,7 @@ def main() -> None:
             report["freeze_request"] = freeze_request(port, full)
             print(json.dumps(report["freeze_request"]), flush=True)
     finally:
-        stop(proc, 60)
+        stop_server(proc, 60)
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.serving.server import FIXTURE_ADMIN_KEY as ADMIN
-from benchmarks.serving.server import start_fixture_server, stop
+from benchmarks.serving.server import start_fixture_server, stop_server
 
 FATAL_PREFIXES = ("ST1", "ST3")
 
@@ -103,7 +103,7 @@ def main() -> int:
         run_schemathesis(base, args.key, args, home / "schemathesis.json")
     finally:
         if proc is not None:
-            stop(proc)
+            stop_server(proc)
     report = json.loads((home / "schemathesis.json").read_text())
     return summarise(report)
 

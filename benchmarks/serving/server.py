@@ -77,7 +77,7 @@ def start_server(
             time.sleep(READY_POLL_S)
         raise RuntimeError(f"server not ready in {timeout_s:.0f} s")
     except BaseException:
-        stop(proc)
+        stop_server(proc)
         raise
     finally:
         if log is not None and not isinstance(sink, int):
@@ -127,7 +127,7 @@ def build_env(tree: Path | None, home: Path, extra: dict[str, str] | None = None
     return env
 
 
-def stop(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+def stop_server(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
     proc.terminate()
     proc.wait(timeout_s)
 

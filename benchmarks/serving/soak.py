@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.serving.server import FIXTURE_ADMIN_KEY as ADMIN
-from benchmarks.serving.server import start_fixture_server
+from benchmarks.serving.server import start_fixture_server, stop_server
 
 TEXTS = [
     "how do I bake sourdough bread at home",
@@ -222,7 +222,7 @@ def main() -> int:
         verifies = settle_and_verify(base, args.key, args.workers)
     finally:
         if proc is not None:
-            stop(proc)
+            stop_server(proc)
     print(
         f"soak: {elapsed:.0f} s, database {args.database_url or 'sqlite (default)'}, hashing encoder, "
         f"{args.classifiers} classify + {args.editors} edit clients, rebuild every {args.rebuild_every:.0f} s, "
