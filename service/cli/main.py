@@ -187,9 +187,11 @@ def evaluate(
 
 def _register_subcommands() -> None:
     from service.cli.admin import register as register_admin
+    from service.cli.decisions import register as register_decisions
     from service.cli.train import register as register_train
 
     register_admin(app)
+    register_decisions(app)
     register_train(app)
 
 

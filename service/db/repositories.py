@@ -200,6 +200,65 @@ class DecisionRepository:
     def recent(self, limit: int = 50) -> list[Decision]:
         return list(self.session.scalars(select(Decision).order_by(Decision.id.desc()).limit(limit)))
 
+    def newest(self, limit: int, before_id: int | None = None, **conditions: Any) -> list[Decision]:
+        """Matching decisions with an id below `before_id`, newest first (keyset paging: no OFFSET scans)."""
+        query = select(Decision).where(*_decision_conditions(**conditions))
+        if before_id is not None:
+            query = query.where(Decision.id < before_id)
+        return list(self.session.scalars(query.order_by(Decision.id.desc()).limit(limit)))
+
+    def oldest(self, limit: int, after_id: int = 0, **conditions: Any) -> list[Decision]:
+        """Matching decisions with an id above `after_id`, oldest first (exports read a range in chunks)."""
+        query = select(Decision).where(Decision.id > after_id, *_decision_conditions(**conditions))
+        return list(self.session.scalars(query.order_by(Decision.id).limit(limit)))
+
+    def count_by_category(self, since: datetime, until: datetime) -> dict[str | None, int]:
+        """Decisions per category in [since, until); None counts those not flagged."""
+        query = (
+            select(Decision.category, func.count())
+            .where(Decision.created_at >= since, Decision.created_at < until)
+            .group_by(Decision.category)
+        )
+        return {category: int(n) for category, n in self.session.execute(query)}
+
+    def delete_older_than(self, cutoff: datetime, limit: int) -> int:
+        """Delete at most `limit` decisions made before `cutoff`; returns how many."""
+        batch = select(Decision.id).where(Decision.created_at < cutoff).limit(limit).scalar_subquery()
+        return _rowcount(self.session.execute(delete(Decision).where(Decision.id.in_(batch))))
+
+    def id_beyond_newest(self, keep: int) -> int | None:
+        """The id of the newest decision past the `keep` newest ones (it and older ones are beyond), if any."""
+        query = select(Decision.id).order_by(Decision.id.desc()).offset(keep).limit(1)
+        found = self.session.scalar(query)
+        return None if found is None else int(found)
+
+    def delete_up_to(self, max_id: int, limit: int) -> int:
+        """Delete at most `limit` decisions with an id up to `max_id`; returns how many."""
+        batch = select(Decision.id).where(Decision.id <= max_id).limit(limit).scalar_subquery()
+        return _rowcount(self.session.execute(delete(Decision).where(Decision.id.in_(batch))))
+
+
+def _decision_conditions(
+    category: str | None = None,
+    flagged: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Any]:
+    conditions: list[Any] = []
+    if category is not None:
+        conditions.append(Decision.category == category)
+    if flagged is not None:
+        conditions.append(Decision.flagged == flagged)
+    if since is not None:
+        conditions.append(Decision.created_at >= since)
+    if until is not None:
+        conditions.append(Decision.created_at < until)
+    return conditions
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
 
 def topics_with_exemplars(session: Session, names: Iterable[str] | None = None) -> list[Topic]:
     """Every topic (or those named) with its exemplars loaded in two queries (for builds, digests, catch-up)."""

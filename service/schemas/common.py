@@ -347,9 +347,17 @@ class IndexBuildRead(BaseModel):
     topic: str | None = Field(default=None, description="The topic an edit changed; null for a full build")
 
 
+class BuildProgress(BaseModel):
+    done: int = Field(description="Texts embedded so far")
+    total: int = Field(description="Texts the build embeds")
+
+
 class IndexRead(BaseModel):
     status: Literal["loading", "building", "ready", "failed"]
     rebuilding: bool
+    progress: BuildProgress | None = Field(
+        default=None, description="While a rebuild asked for with POST /v1/index/rebuild embeds: how far it is"
+    )
     version: int
     model: str
     count: int

@@ -82,6 +82,8 @@ class RuntimeStatus:
     state: Status = "loading"
     error: str | None = None
     rebuilding: bool = False
+    # (texts embedded, texts to embed) of a rebuild asked for through the API, while it embeds; None otherwise
+    build_progress: tuple[int, int] | None = None
     openai_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
