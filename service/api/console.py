@@ -21,7 +21,7 @@ CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 router = APIRouter(tags=["console"])
 
 
-@router.get("/v1/me", response_model=IdentityRead, responses=error_responses(401, 403, 503))
+@router.get("/v1/me", response_model=IdentityRead, responses=error_responses(401, 403, 422, 503))
 async def who_am_i(key: ClassifyKeyDep) -> IdentityRead:
     """The caller's role: any active key (or none on an open server); 401 without a key, 403 for an unknown one."""
     if key is None:
