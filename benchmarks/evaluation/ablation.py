@@ -31,7 +31,9 @@ from benchmarks.layout import REPO
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.evaluation.evaluate import FOLDS, LOOKALIKE_FAMILIES, FoldScores, best_single, candidate_fusions
+from benchmarks.evaluation.decisions import best_single, candidate_fusions
+from benchmarks.evaluation.evaluate import FOLDS, LOOKALIKE_FAMILIES
+from benchmarks.evaluation.vectors import FoldScores
 from index import SAFE, Guard, GuardConfig, Label, fit_platt, normalize_text, split_windows
 from index.calibration import best_f1_threshold
 from index.datasets import DatasetRow, load_rows
@@ -66,7 +68,7 @@ GRID: dict[str, TrainConfig] = {
 
 
 class WindowEmbeddings:
-    """evaluate.Embeddings, but a text that is a single window reuses its exemplar vector instead of re-encoding."""
+    """vectors.Embeddings, but a text that is a single window reuses its exemplar vector instead of re-encoding."""
 
     def __init__(self, encoder: Encoder, rows: list[DatasetRow], config: GuardConfig) -> None:
         key = hashlib.sha256(

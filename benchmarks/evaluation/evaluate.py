@@ -10,24 +10,36 @@ Run: `.venv/bin/python -m benchmarks.evaluation.evaluate [--write-config]` (`mak
 from __future__ import annotations
 
 import argparse
-import hashlib
-import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from benchmarks.evaluation.decisions import (
+    MIN_CATEGORY_GAIN,
+    best_single,
+    candidate_fusions,
+    category_threshold_gain,
+    decision_metrics,
+    f1_at_prevalence,
+    fit_category_thresholds,
+    flags,
+    lookalike_threshold,
+    mean_f1_at,
+    operating_points,
+    recall_at_fpr,
+    shipped_scoring,
+)
+from benchmarks.evaluation.vectors import Embeddings, FoldScores
 from benchmarks.layout import REPO
-from index import SAFE, Exemplar, Guard, GuardConfig, Label, fit_platt, normalize_text, split_windows
+from index import SAFE, GuardConfig, Label, fit_platt
 from index.calibration import Platt
-from index.datasets import DatasetRow, default_data_dir, load_rows
-from index.encoder import Encoder
+from index.datasets import default_data_dir, load_rows
 from index.evaluation import BinaryMetrics, binary_metrics, plot_pr_curves
 from index.taxonomy import load_taxonomy
 
@@ -50,7 +62,6 @@ UNSAFE_FAMILIES = ("harmful-instructions", "prompt-injection", "adversarial", "j
 INJECTION_FOLD = "prompt-injection"
 AUPRC_TIE = 0.005
 LOOKALIKE_CHOICE_FAMILIES = ("lookalike", "contrast")  # benign look-alikes of harmful requests (random split, dev)
-MAX_LOOKALIKE_FPR = 0.08
 # The shipped build before issue 18 (data/scoring.json of 07519e3) recalled 0.795 of the random split's dev written
 # harmful requests: a threshold raised for look-alikes may not go below that (this evaluation on that data).
 MIN_INSTRUCTION_RECALL = 0.795
@@ -59,178 +70,6 @@ MIN_INSTRUCTION_RECALL = 0.795
 # (every tied fusion on the issue-18 data: 0.43-0.49), the threshold stays the F1 one.
 MIN_OOS_INSTRUCTION_RECALL = 0.604
 MAX_INJECTION_FPR = 0.03
-OPERATING_PREVALENCE = {"strict": 0.5, "balanced": None, "permissive": 0.05}  # None: --prevalence
-KS = (8, 16, 32)
-TEMPERATURES = (0.02, 0.05, 0.1)
-STEP = 0.1
-
-
-class TextVectors(Protocol):
-    """Per row its exemplar vector; per window its vector and the row that owns it (Embeddings and its variants)."""
-
-    exemplars: np.ndarray
-    windows: np.ndarray
-    owners: np.ndarray
-
-
-def weighted_sum(parts: dict[str, np.ndarray], combo: dict[str, float]) -> np.ndarray:
-    """sum(w * parts[name]) over the combination's weights."""
-    total = np.zeros_like(parts[next(iter(combo))])
-    for name, w in combo.items():
-        total = total + w * parts[name]
-    return total
-
-
-class Embeddings:
-    """Exemplar vectors (whole text, as indexed) and window vectors (as classified) for every row, cached on disk.
-
-    The cache is per text (keyed by SHA-256 of the raw text, per model and window setting), so a rebuilt dataset
-    re-encodes only its new rows.
-    """
-
-    def __init__(self, encoder: Encoder, rows: Sequence[DatasetRow], config: GuardConfig, cache_dir: Path) -> None:
-        setting = f"{encoder.model_id}|{config.window_tokens}|{config.window_overlap}"
-        path = cache_dir / f"vectors-{hashlib.sha256(setting.encode()).hexdigest()[:16]}.npz"
-        cache = TextVectorCache.load(path, encoder.dim)
-        texts = [r.text for r in rows]
-        missing = [t for t in dict.fromkeys(texts) if cache.key(t) not in cache.index]
-        if missing:
-            t0 = time.perf_counter()
-            probe = Guard(encoder, [], config)
-            exemplars = probe.embed(missing, progress=_progress("exemplars"))
-            # A text that fits one window is classified exactly as it is indexed: it stores no window vectors.
-            parts = [
-                split_windows(encoder, normalize_text(t), config.window_overlap, config.window_tokens) for t in missing
-            ]
-            long_windows = [w for p in parts if len(p) > 1 for w in p]
-            windows = probe.embed(long_windows, progress=_progress("windows"))
-            counts = [len(p) if len(p) > 1 else 0 for p in parts]
-            cache.add(missing, exemplars, windows, counts)
-            cache.save(path)
-            print(
-                f"embedded {len(missing)} new texts + {len(long_windows)} windows in {time.perf_counter() - t0:.0f}s",
-                file=sys.stderr,
-            )
-        self.exemplars, self.windows, self.owners = cache.lookup(texts)
-
-
-class TextVectorCache:
-    """Per-text exemplar vectors plus the window vectors of texts longer than one window."""
-
-    def __init__(self, keys: list[str], exemplars: np.ndarray, windows: np.ndarray, counts: np.ndarray) -> None:
-        self.keys, self.exemplars, self.windows, self.counts = keys, exemplars, windows, counts
-        self.index = {k: i for i, k in enumerate(keys)}
-        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if len(counts) else counts
-
-    @staticmethod
-    def key(text: str) -> str:
-        return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-    @classmethod
-    def load(cls, path: Path, dim: int) -> TextVectorCache:
-        if not path.exists():
-            empty = np.zeros((0, dim), dtype=np.float32)
-            return cls([], empty, empty, np.zeros(0, dtype=np.int64))
-        data = np.load(path)
-        return cls(data["keys"].tolist(), data["exemplars"], data["windows"], data["counts"])
-
-    def add(self, texts: list[str], exemplars: np.ndarray, windows: np.ndarray, counts: list[int]) -> None:
-        self.__init__(  # type: ignore[misc]
-            self.keys + [self.key(t) for t in texts],
-            np.concatenate([self.exemplars, exemplars]),
-            np.concatenate([self.windows, windows]),
-            np.concatenate([self.counts, np.asarray(counts, dtype=np.int64)]),
-        )
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, keys=np.asarray(self.keys), exemplars=self.exemplars, windows=self.windows, counts=self.counts)
-        tmp.replace(path)
-
-    def lookup(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(exemplar vectors, window vectors, owner row of each window) for `texts`, as the evaluation reads them."""
-        rows = np.asarray([self.index[self.key(t)] for t in texts], dtype=np.int64)
-        exemplars = self.exemplars[rows]
-        counts = self.counts[rows]
-        short = np.flatnonzero(counts == 0)
-        long_rows = np.flatnonzero(counts > 0)
-        pieces = [exemplars[short]]
-        owners = [short]
-        for n in long_rows:
-            start = self.starts[rows[n]]
-            pieces.append(self.windows[start : start + counts[n]])
-            owners.append(np.full(counts[n], n, dtype=np.int64))
-        return exemplars, np.concatenate(pieces, axis=0), np.concatenate(owners).astype(np.int64)
-
-
-def _progress(what: str):  # type: ignore[no-untyped-def]
-    last = [0.0]
-
-    def report(done: int, total: int) -> None:
-        if time.perf_counter() - last[0] > 10 or done == total:
-            last[0] = time.perf_counter()
-            print(f"  {what}: {done}/{total}", file=sys.stderr)
-
-    return report
-
-
-class FoldScores:
-    """Unsafe score of each scorer variant for every window of the query rows; rows score as their worst window."""
-
-    def __init__(
-        self,
-        encoder: Encoder,
-        labels: list[Label],
-        rows: Sequence[DatasetRow],
-        emb: TextVectors,
-        index_mask: np.ndarray,
-        query_mask: np.ndarray,
-        config: GuardConfig,
-    ) -> None:
-        ids = np.flatnonzero(index_mask)
-        exemplars = [Exemplar(int(i), rows[int(i)].text, rows[int(i)].category) for i in ids]
-        guard = Guard.from_vectors(encoder, labels, exemplars, emb.exemplars[ids], config)
-        safe_col = guard.builtin_labels.index(SAFE)
-        win = np.flatnonzero(query_mask[emb.owners])
-        position = np.cumsum(query_mask) - 1  # row index -> position among query rows
-        self.owner = position[emb.owners[win]]
-        self.n = int(query_mask.sum())
-        vecs = emb.windows[win]
-        self.labels = guard.builtin_labels
-        self.safe_col = safe_col
-        self.dists: dict[str, np.ndarray] = {}
-        for k, t in itertools.product(KS, TEMPERATURES):
-            guard.config = replace(config, k=k, knn_temperature=t, centroid_temperature=t)
-            d = guard.builtin_distributions(vecs)
-            self.dists[f"knn k={k} T={t}"] = d["knn"]
-            if k == KS[0]:
-                self.dists[f"centroid T={t}"] = d["centroid"]
-            if k == KS[0] and t == TEMPERATURES[0] and "head" in d:
-                self.dists["head"] = d["head"]
-        self.windows = {name: 1.0 - dist[:, safe_col] for name, dist in self.dists.items()}
-
-    def top_category(self, combo: dict[str, float]) -> np.ndarray:
-        """Per row: the most probable unsafe category of its worst window (what a verdict reports)."""
-        dist = weighted_sum(self.dists, combo)
-        unsafe = 1.0 - dist[:, self.safe_col]
-        dist = dist.copy()
-        dist[:, self.safe_col] = -1.0
-        top = np.argmax(dist, axis=1)
-        worst = np.full(self.n, -1)
-        best = np.full(self.n, -np.inf)
-        for w, (row, score) in enumerate(zip(self.owner, unsafe, strict=True)):
-            if score > best[row]:
-                best[row], worst[row] = score, w
-        return np.asarray([self.labels[top[w]] for w in worst])
-
-    def fused(self, combo: dict[str, float]) -> np.ndarray:
-        """Per-row score: the weighted sum per window (as the product fuses), then the worst window."""
-        per_window = weighted_sum(self.windows, combo)
-        out = np.full(self.n, -np.inf)
-        np.maximum.at(out, self.owner, per_window)
-        clipped: np.ndarray = np.clip(out, 1e-6, 1 - 1e-6)
-        return clipped
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -434,42 +273,6 @@ def evaluate(args: argparse.Namespace) -> None:
         write_operating_points(points, encoder.model_id)
 
 
-def shipped_scoring(path: Path, names: dict[str, np.ndarray]) -> tuple[dict[str, float], Platt, float] | None:
-    """The fusion, Platt scaling and threshold of an existing scoring.json, as this script names its scorers."""
-    if not path.is_file():
-        return None
-    raw = json.loads(path.read_text())
-    parts = {
-        f"knn k={raw['k']} T={raw['knn_temperature']}": raw.get("weight_knn", 0.0),
-        f"centroid T={raw['centroid_temperature']}": raw.get("weight_centroid", 0.0),
-        "head": raw.get("weight_head", 0.0),
-    }
-    combo = {name: float(w) for name, w in parts.items() if w}
-    if not set(combo) <= set(names):
-        print(f"{path}: scorer settings outside this script's grid, not reported", file=sys.stderr)
-        return None
-    return combo, Platt(**raw["platt"]), float(raw["threshold"])
-
-
-def flags(
-    fold: FoldScores, combo: dict[str, float], platt: Platt, threshold: float, category_thresholds: dict[str, float]
-) -> np.ndarray:
-    """Per row: flagged as the product decides (per-category thresholds where there are any)."""
-    scores = platt.apply(fold.fused(combo))
-    if not category_thresholds:
-        return np.asarray(scores >= threshold)
-    cuts = np.asarray([category_thresholds.get(c, threshold) for c in fold.top_category(combo)])
-    return np.asarray(scores >= cuts)
-
-
-def recall_at_fpr(scores: np.ndarray, unsafe: np.ndarray, max_fpr: float) -> tuple[float, float]:
-    """(recall, threshold) at the lowest cut that flags at most `max_fpr` of the benign rows."""
-    neg = np.sort(scores[~unsafe])[::-1]
-    allowed = int(np.floor(max_fpr * len(neg)))
-    cut = float(np.nextafter(neg[allowed], np.inf)) if allowed < len(neg) else float(neg.min())
-    return float(np.mean(scores[unsafe] >= cut)), cut
-
-
 def family_table(
     configs: list[tuple[str, dict[str, float], Platt, float, dict[str, float]]],
     rnd: FoldScores,
@@ -515,24 +318,6 @@ def family_table(
     return lines
 
 
-def mean_f1_at(dev_sets: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray) -> dict[float, list[float]]:
-    """Per candidate prevalence: mean prevalence-weighted F1 over the dev sets at each threshold of `grid`."""
-    return {p: [float(np.mean([f1_at_prevalence(s, y, t, p) for s, y in dev_sets])) for t in grid] for p in {0.5, 0.05}}
-
-
-def operating_points(
-    dev_sets: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray, f1: dict[float, list[float]], prevalence: float
-) -> dict[str, float]:
-    """Thresholds an operator can pick by name: each maximises the mean dev F1 at the prevalence it assumes
-    (strict: half the traffic unsafe, flags more; permissive: one prompt in twenty, flags less)."""
-    out: dict[str, float] = {}
-    for name, p in OPERATING_PREVALENCE.items():
-        p = prevalence if p is None else p
-        scores = f1[p] if p in f1 else [np.mean([f1_at_prevalence(s, y, t, p) for s, y in dev_sets]) for t in grid]
-        out[name] = float(grid[int(np.argmax(scores))])
-    return out
-
-
 def operating_point_table(
     points: dict[str, float],
     dev_sets: list[tuple[np.ndarray, np.ndarray]],
@@ -575,131 +360,7 @@ def write_operating_points(points: dict[str, float], model_id: str) -> None:
     print(f"wrote {path}")
 
 
-def lookalike_threshold(
-    benign: np.ndarray, floors: list[tuple[np.ndarray, float]], grid: np.ndarray, threshold: float
-) -> float:
-    """The F1 threshold, raised while more than MAX_LOOKALIKE_FPR of the `benign` look-alike scores reach it, never
-    past the cut where the share of some `floors` scores (unsafe rows) reaching it would fall below its minimum."""
-    for t in grid[grid > threshold]:
-        if float(np.mean(benign >= threshold)) <= MAX_LOOKALIKE_FPR:
-            break
-        if any(float(np.mean(scores >= t)) < floor for scores, floor in floors):
-            break
-        threshold = float(t)
-    return threshold
-
-
-MIN_CATEGORY_ROWS = 150
-MIN_CATEGORY_GAIN = 0.01
-SHRINK_ROWS = 300
-
-
-def fit_category_thresholds(
-    sets: list[tuple[FoldScores, np.ndarray, np.ndarray]],
-    combo: dict[str, float],
-    platt: Platt,
-    global_threshold: float,
-    grid: np.ndarray,
-    prevalence: float,
-) -> dict[str, float]:
-    """A threshold per built-in category, for rows whose top category it is, on dev rows only.
-
-    Rows of every dev set are pooled by predicted category; a category needs MIN_CATEGORY_ROWS rows with both
-    classes, and its best prevalence-weighted F1 cut is shrunk towards the global threshold by n / (n + SHRINK_ROWS)
-    so that a small category cannot swing far on a few rows.
-    """
-    scores, cats, ys = [], [], []
-    for fold, keep, y in sets:
-        scores.append(platt.apply(fold.fused(combo))[keep])
-        cats.append(fold.top_category(combo)[keep])
-        ys.append(y[keep])
-    s, c, y = np.concatenate(scores), np.concatenate(cats), np.concatenate(ys)
-    out: dict[str, float] = {}
-    for category in sorted(set(c.tolist())):
-        rows = c == category
-        n, pos = int(rows.sum()), int(y[rows].sum())
-        if n < MIN_CATEGORY_ROWS or pos < 20 or n - pos < 20:
-            continue
-        f1 = [f1_at_prevalence(s[rows], y[rows], t, prevalence) for t in grid]
-        best = float(grid[int(np.argmax(f1))])
-        shrink = n / (n + SHRINK_ROWS)
-        out[category] = round(shrink * best + (1 - shrink) * global_threshold, 3)
-    return out
-
-
-def category_threshold_gain(
-    sets: list[tuple[FoldScores, np.ndarray, np.ndarray]],
-    combo: dict[str, float],
-    platt: Platt,
-    threshold: float,
-    category_thresholds: dict[str, float],
-    prevalence: float,
-) -> float:
-    """Mean over the dev sets of prevalence-weighted F1 with per-category thresholds minus without them."""
-    diffs = []
-    for fold, keep, y in sets:
-        scores = platt.apply(fold.fused(combo))[keep]
-        cuts = np.asarray([category_thresholds.get(c, threshold) for c in fold.top_category(combo)[keep]])
-        with_cuts = f1_at_prevalence(scores - cuts + threshold, y[keep], threshold, prevalence)
-        diffs.append(with_cuts - f1_at_prevalence(scores, y[keep], threshold, prevalence))
-    return float(np.nanmean(diffs))
-
-
-def decision_metrics(
-    fold: FoldScores,
-    keep: np.ndarray,
-    y: np.ndarray,
-    combo: dict[str, float],
-    platt: Platt,
-    threshold: float,
-    category_thresholds: dict[str, float],
-) -> BinaryMetrics:
-    """Ranking metrics of the calibrated score; decision metrics as the product decides (per-category thresholds)."""
-    scores = platt.apply(fold.fused(combo))[keep]
-    ranking = binary_metrics(scores, y, threshold)
-    if not category_thresholds:
-        return ranking
-    cuts = np.asarray([category_thresholds.get(c, threshold) for c in fold.top_category(combo)[keep]])
-    decided = binary_metrics(scores - cuts + threshold, y, threshold)
-    return replace(decided, auprc=ranking.auprc, roc_auc=ranking.roc_auc)
-
-
-def f1_at_prevalence(scores: np.ndarray, unsafe: np.ndarray, threshold: float, prevalence: float) -> float:
-    """F1 with the negatives re-weighted so that unsafe rows make up `prevalence` of the set."""
-    pos, neg = int(unsafe.sum()), int((~unsafe).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    weight = (pos / neg) * (1 - prevalence) / prevalence
-    pred = scores >= threshold
-    tp = float((pred & unsafe).sum())
-    fp = float((pred & ~unsafe).sum()) * weight
-    fn = float((~pred & unsafe).sum())
-    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-
-
-def candidate_fusions(scores: dict[str, np.ndarray]) -> list[dict[str, float]]:
-    knn_names = [n for n in scores if n.startswith("knn")]
-    cent_names = [n for n in scores if n.startswith("centroid")]
-    has_head = "head" in scores
-    grid = np.round(np.arange(0, 1 + 1e-9, STEP), 3)
-    out = []
-    for kn, cn in itertools.product(knn_names, cent_names):
-        for wk, wc in itertools.product(grid, grid):
-            wh = round(1 - wk - wc, 3)
-            if wh < -1e-9 or (wh > 0 and not has_head):
-                continue
-            combo = {kn: float(wk), cn: float(wc)} | ({"head": float(wh)} if has_head else {})
-            out.append({k: v for k, v in combo.items() if v > 0})
-    unique = {json.dumps(c, sort_keys=True) for c in out if c}
-    return [json.loads(c) for c in sorted(unique)]
-
-
-def best_single(candidates: list[dict[str, float]], prefix: str, fold_auprc) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    singles = [c for c in candidates if len(c) == 1 and next(iter(c)).startswith(prefix)]
-    return max(singles, key=lambda c: float(np.nanmean(fold_auprc(c, "dev"))))
-
-
-def row_md(title: str, where: str, m, look_fpr: float | None) -> str:  # type: ignore[no-untyped-def]
+def row_md(title: str, where: str, m: BinaryMetrics, look_fpr: float | None) -> str:
     look = "" if look_fpr is None else f"{look_fpr:.3f}"
     return (
         f"| {title} | {where} | {m.n} | {m.auprc:.3f} | {m.f1:.3f} | {m.precision:.3f} | {m.recall:.3f} | "

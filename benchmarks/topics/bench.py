@@ -18,22 +18,31 @@ benchmarks/topics/rules.py and score cached vectors through the library's own fu
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import random
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from benchmarks.data.topics import OOS, OOS_IN_DOMAIN, OOS_LABELS, TopicRow, load_splits
 from benchmarks.layout import REPO
+from benchmarks.topics.episodes import (
+    METRICS,
+    Embedded,
+    Vec,
+    draw_episode,
+    embed_background,
+    embed_dataset,
+    load_encoder,
+    markdown,
+    run_episode,
+    summarise,
+)
+from benchmarks.topics.latency import latency
 from benchmarks.topics.rules import (
     Background,
     Episode,
@@ -43,205 +52,13 @@ from benchmarks.topics.rules import (
     episode_metrics,
     fit_topics,
     labelled_rules,
-    oracle_thresholds,
     rule_thresholds,
     score_matrix,
     shipped_rule,
-    thresholds_for,
-    with_allows,
 )
-from index import Encoder, GuardConfig, load_rows
-from index.scoring import TopicBank, topic_score_matrix, topic_scores
-from index.topic_head import GramStats, fit_topic_head
+from index import GuardConfig
 
-Vec = NDArray[np.float32]
-TRAIN_CAP = 30  # train rows embedded per intent: K <= 20 plus room for different seeds
-ALLOW_CAP = 400
 DEFAULT_OUT = REPO / "var" / "bench_topics"
-SAFE_BACKGROUND = 1000  # safe exemplars added to data/background.jsonl (the guard adds up to 5000 of them)
-
-
-# ------------------------------------------------------------------------------------------------ embeddings
-@dataclass(slots=True)
-class Embedded:
-    """Vectors and labels of one dataset's rows, per split."""
-
-    vectors: dict[str, Vec]
-    labels: dict[str, list[str]]
-
-    def intents(self) -> list[str]:
-        return sorted(set(self.labels["train"]) - OOS_LABELS)
-
-
-def cap_per_label(rows: Sequence[TopicRow], cap: int, seed: int = 0) -> list[TopicRow]:
-    """At most `cap` rows per label, drawn at random (seeded)."""
-    rng = random.Random(seed)
-    shuffled = list(rows)
-    rng.shuffle(shuffled)
-    seen: dict[str, int] = {}
-    out = []
-    for r in shuffled:
-        if seen.get(r.label, 0) < cap:
-            seen[r.label] = seen.get(r.label, 0) + 1
-            out.append(r)
-    return out
-
-
-def _embed_cached(encoder: Encoder, texts: list[str], cache: Path, tag: str) -> Vec:
-    key = hashlib.sha256("\n".join([encoder.model_id, *texts]).encode()).hexdigest()[:16]
-    path = cache / f"topics-{tag}-{key}.npy"
-    if path.exists():
-        return np.asarray(np.load(path), dtype=np.float32)
-    from index import Guard
-
-    t0 = time.perf_counter()
-    vectors = Guard(encoder, []).embed(texts)
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
-    print(f"  embedded {tag}: {len(texts)} texts in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
-    return vectors
-
-
-def benchmark_splits(folder: Path) -> dict[str, list[TopicRow]]:
-    """The rows the benchmark embeds, in order: every split, train capped per intent and the allow pool per label."""
-    splits = load_splits(folder)
-    splits["train"] = cap_per_label(splits["train"], TRAIN_CAP)
-    if "allow" in splits:
-        splits["allow"] = cap_per_label(splits["allow"], ALLOW_CAP)
-    return splits
-
-
-def embed_dataset(encoder: Encoder, folder: Path, cache: Path) -> Embedded:
-    splits = benchmark_splits(folder)
-    vectors = {
-        s: _embed_cached(encoder, [r.text for r in rows], cache, f"{folder.name}-{s}") for s, rows in splits.items()
-    }
-    return Embedded(vectors, {s: [r.label for r in rows] for s, rows in splits.items()})
-
-
-def background_texts() -> tuple[list[str], list[str]]:
-    """The background's texts: data/background.jsonl (the heads' negatives) and a fixed sample of safe exemplars."""
-    generic = [json.loads(line)["text"] for line in (REPO / "data" / "background.jsonl").open(encoding="utf-8")]
-    safe = [r.text for r in load_rows(splits={"train"}) if r.category == "safe"]
-    return generic, random.Random(0).sample(safe, min(SAFE_BACKGROUND, len(safe)))
-
-
-def embed_background(encoder: Encoder, cache: Path) -> Background:
-    generic, safe = background_texts()
-    vectors = _embed_cached(encoder, generic + safe, cache, "background")
-    return Background(vectors, vectors[: len(generic)])
-
-
-# ------------------------------------------------------------------------------------------------ scoring
-def _truth(labels: list[str], topics: list[str]) -> tuple[NDArray[np.int64], NDArray[np.str_]]:
-    index = {t: i for i, t in enumerate(topics)}
-    truth = np.asarray([index.get(lab, -1) for lab in labels], dtype=np.int64)
-    group = np.asarray(
-        [
-            "pos" if lab in index else "ood" if lab == OOS else "near" if lab == OOS_IN_DOMAIN else "other"
-            for lab in labels
-        ]
-    )
-    return truth, group
-
-
-def draw_episode(data: Embedded, n_topics: int, k: int, seed: int) -> Episode | None:
-    intents = data.intents()
-    if n_topics >= len(intents):
-        return None
-    rng = random.Random(seed * 1000 + n_topics * 10 + k)
-    topics = sorted(rng.sample(intents, n_topics))
-    train_labels = np.asarray(data.labels["train"])
-    example_rows = []
-    for t in topics:
-        rows = np.flatnonzero(train_labels == t).tolist()
-        example_rows.append(sorted(rng.sample(rows, min(k, len(rows)))))
-    positives = [data.vectors["train"][rows] for rows in example_rows]
-    truth, group = _truth(data.labels["test"], topics)
-    valid_truth, valid_group = _truth(data.labels["valid"], topics)
-    allows: list[Vec | None] = [None] * len(topics)
-    return Episode(
-        topics,
-        positives,
-        allows,
-        data.vectors["test"],
-        truth,
-        group,
-        data.vectors["valid"],
-        valid_truth,
-        valid_group,
-        example_rows,
-    )
-
-
-# ------------------------------------------------------------------------------------------------ grid
-def run_episode(
-    ep: Episode,
-    background: Background,
-    negatives: GramStats,
-    rules: Sequence[Rule],
-    allow_pool: Vec | None,
-    split: str = "test",
-) -> dict[str, dict[str, float]]:
-    """Every rule on one episode's test (or valid) rows."""
-    out = {}
-    queries, truth, group = (
-        (ep.queries, ep.truth, ep.group) if split == "test" else (ep.valid_queries, ep.valid_truth, ep.valid_group)
-    )
-    for rule in rules:
-        if (rule.valid_f1 or rule.valid_fmr is not None) and split == "valid":
-            continue  # it would be fitted on the rows it is scored on
-        if rule.allows:
-            if allow_pool is None:
-                continue
-            ep_rule = replace(ep, allows=with_allows(ep, allow_pool, rule.allows))
-        else:
-            ep_rule = ep
-        topics = fit_topics(ep_rule, negatives, rule)
-        scores = score_matrix(queries, topics, rule)
-        if rule.oracle_fmr is not None:
-            thresholds = oracle_thresholds(scores, group, rule.oracle_fmr)
-        else:
-            thresholds = thresholds_for(ep_rule, topics, background, rule)
-        out[rule.name] = episode_metrics(scores, thresholds, truth, group)
-    return out
-
-
-def summarise(rows: list[dict[str, Any]], keys: Sequence[str], metrics: Sequence[str]) -> list[dict[str, Any]]:
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    out = []
-    for key, members in groups.items():
-        agg: dict[str, Any] = dict(zip(keys, key, strict=True))
-        agg["seeds"] = len(members)
-        for m in metrics:
-            vals = [float(r[m]) for r in members if m in r and not np.isnan(r[m])]
-            agg[m] = statistics.fmean(vals) if vals else float("nan")
-            agg[m + "_sd"] = statistics.pstdev(vals) if len(vals) > 1 else 0.0
-        out.append(agg)
-    return out
-
-
-METRICS = ("accuracy", "fmr_ood", "fmr_other", "fmr_near", "fmr_far", "auroc", "tpr@1%", "gap")
-
-
-def markdown(table: list[dict[str, Any]], keys: Sequence[str], metrics: Sequence[str] = METRICS) -> str:
-    head = "| " + " | ".join([*keys, *metrics]) + " |"
-    lines = [head, "|" + "---|" * (len(keys) + len(metrics))]
-    for r in table:
-        cells = [str(r[k]) for k in keys]
-        for m in metrics:
-            v = r[m]
-            cells.append("–" if np.isnan(v) else f"{v:.3f}" if m in ("auroc", "gap") else f"{100 * v:.1f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def load_encoder(name: str) -> Encoder:
-    from index import OnnxEncoder
-
-    return OnnxEncoder(REPO / "models" / name)
 
 
 def grid(args: argparse.Namespace) -> None:
@@ -487,143 +304,6 @@ def report(args: argparse.Namespace) -> None:
             row[m] = statistics.fmean(vals) if vals else float("nan")
         means.append(row)
     print(markdown(means, ("encoder", "rule", "rows")))
-
-
-# ------------------------------------------------------------------------------------------------ latency
-def _percentiles(samples: list[float]) -> str:
-    a = np.asarray(samples) * 1000
-    return f"p50 {np.percentile(a, 50):.0f} ms, p90 {np.percentile(a, 90):.0f} ms, max {a.max():.0f} ms (n={a.size})"
-
-
-def latency(args: argparse.Namespace) -> None:
-    """Time adding a 20-example topic to a guard holding the shipped exemplars (index + calibration, encode included).
-
-    The shipped train exemplars are indexed with *random* unit vectors except the background (embedded for real):
-    FAISS insert and calibration cost do not depend on what the vectors mean, and embedding 24k texts here would
-    take most of an hour on two shared cores.
-    """
-    from index import Exemplar, Guard, Label, load_guard_config, load_taxonomy
-    from service.serving.runtime import configure_threads
-
-    configure_threads(1)  # the thread settings `lightguard serve` runs with
-    encoder = load_encoder(args.encoders[0])
-    taxonomy = load_taxonomy()
-    labels = [Label(c.id, "safe" if c.id == "safe" else "builtin", action=c.action) for c in taxonomy.categories]
-    rows = load_rows(splits={"train"})
-    exemplars = [Exemplar(i + 1, r.text, r.category) for i, r in enumerate(rows)]
-    rng = np.random.default_rng(0)
-    vecs = rng.standard_normal((len(rows), encoder.dim)).astype(np.float32)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    background = embed_background(encoder, args.cache)
-    t0 = time.perf_counter()
-    config = load_guard_config(args.scoring_config) if args.scoring_config else GuardConfig()
-    guard = Guard.from_vectors(encoder, labels, exemplars, vecs, config, background.generic)
-    print(f"guard with {len(guard)} exemplars built in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
-    hwu = load_splits(args.data / "hwu64")["train"]
-    by_label: dict[str, list[str]] = {}
-    for r in hwu:
-        by_label.setdefault(r.label, []).append(r.text)
-    names = sorted(by_label)[: args.repeats]
-    library: list[float] = []
-    encode_only: list[float] = []
-    index_only: list[float] = []
-    topic_vectors: list[Vec] = []
-    next_id = len(rows) + 10
-    for n, name in enumerate(names):
-        texts = by_label[name][:20]
-        ex = [Exemplar(next_id + j, t, f"bench_{n}") for j, t in enumerate(texts)]
-        next_id += len(ex)
-        t0 = time.perf_counter()
-        v = guard.embed(texts)
-        t1 = time.perf_counter()
-        guard.upsert_label(Label(f"bench_{n}", "custom"))
-        guard.add_exemplars(ex, v)
-        t2 = time.perf_counter()
-        encode_only.append(t1 - t0)
-        index_only.append(t2 - t1)
-        library.append(t2 - t0)
-        topic_vectors.append(v)
-    print(f"library (embed + upsert_label + add_exemplars, {len(guard)} exemplars): {_percentiles(library)}")
-    print(f"  of which embedding 20 texts: {_percentiles(encode_only)}")
-    print(f"  of which upsert_label + add_exemplars (index, head, calibration): {_percentiles(index_only)}")
-    classify_cost(topic_vectors, background, encoder.dim)
-    api = api_latency(args, names, by_label)
-    if api:
-        print(f"POST /v1/topics (TestClient, SQLite, {api[1]} exemplars): {_percentiles(api[0])}")
-
-
-def classify_cost(topic_vectors: list[Vec], background: Background, dim: int, repeats: int = 200) -> None:
-    """Topic scoring of one query against N topics of 20 examples: all topics stacked (what `Guard` does) vs one
-    `topic_scores` call per topic (what it did before). The embedding of the query is not included."""
-    cfg = GuardConfig()
-    negatives = background.head_negatives()
-    query = topic_vectors[0][:1]
-    for n in (1, 20, 100):
-        topics = [topic_vectors[i % len(topic_vectors)] for i in range(n)]
-        heads = [fit_topic_head(p, negatives, cfg.topic_head_l2)[0] for p in topics]
-        bank = TopicBank.stack(
-            [f"t{i}" for i in range(n)],
-            topics,
-            [np.zeros((0, dim), dtype=np.float32)] * n,
-            [(h.weights, h.bias) for h in heads],
-            cfg.topic_head_weight,
-            dim,
-        )
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            topic_score_matrix(query, bank, cfg.topic_top_m, cfg.topic_knn_weight)
-        stacked = (time.perf_counter() - t0) / repeats
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            for p in topics:
-                topic_scores(query, p, None, cfg.topic_top_m, cfg.topic_knn_weight)
-        loop = (time.perf_counter() - t0) / repeats
-        print(f"topic scoring, 1 query x {n} topics: stacked {1000 * stacked:.2f} ms, loop {1000 * loop:.2f} ms")
-
-
-def api_latency(
-    args: argparse.Namespace, names: list[str], by_label: dict[str, list[str]]
-) -> tuple[list[float], int] | None:
-    """End-to-end POST /v1/topics (HTTP + DB + embed + index + calibration) on a TestClient app, real encoder.
-
-    `--home` points at a built lightguard home (the full shipped index); without it the app seeds the small test
-    fixtures (tests/service/fixtures) into a temporary home, so the index is small and the library timing above is the
-    one that covers a 24k-exemplar index.
-    """
-    import tempfile
-
-    from fastapi.testclient import TestClient
-
-    from service.app import create_app
-    from service.settings import Settings
-
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.home is not None:
-            settings = Settings(home=args.home, model_dir=REPO / "models" / args.encoders[0])
-        else:
-            settings = Settings(
-                home=Path(tmp),
-                data_dir=REPO / "tests" / "service" / "fixtures",
-                model_dir=REPO / "models" / args.encoders[0],
-                decision_log=False,
-            )
-        samples: list[float] = []
-        with TestClient(create_app(settings)) as client:
-            deadline = time.monotonic() + 1800
-            while client.get("/readyz").status_code != 200:
-                if time.monotonic() > deadline:
-                    raise SystemExit("index not ready after 30 minutes")
-                time.sleep(0.5)  # polling the readiness probe
-            count = int(client.get("/v1/index").json().get("count", 0))
-            for n, name in enumerate(names):
-                body = {"name": f"bench_api_{n}", "examples": by_label[name][:20]}
-                t0 = time.perf_counter()
-                r = client.post("/v1/topics", json=body)
-                samples.append(time.perf_counter() - t0)
-                if r.status_code != 201:
-                    raise SystemExit(f"POST /v1/topics failed: {r.status_code} {r.text}")
-                client.delete(f"/v1/topics/{r.json()['id']}")
-    return samples, count
 
 
 def main(argv: Sequence[str] | None = None) -> None:

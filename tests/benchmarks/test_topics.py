@@ -1,4 +1,4 @@
-"""benchmarks.data.topics converters, benchmarks.topics.rules rules and metrics, on tiny synthetic data."""
+"""benchmarks.data.topics converters, benchmarks.topics rules, episodes and metrics, on tiny synthetic data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks.data import topics as datasets
-from benchmarks.topics import bench, rules
+from benchmarks.topics import bench, episodes, rules
 from index import Exemplar, Guard, GuardConfig, HashingEncoder, Label, fmr_threshold
 
 
@@ -201,8 +201,8 @@ def test_episode_records_the_train_rows_of_its_examples() -> None:
     rng = np.random.default_rng(4)
     labels = [f"intent{i % 4}" for i in range(40)]
     vectors = {s: unit(rng.normal(size=(40, 8))) for s in ("train", "valid", "test")}
-    data = bench.Embedded(vectors, {s: labels for s in vectors})
-    ep = bench.draw_episode(data, 1, 5, seed=7)
+    data = episodes.Embedded(vectors, {s: labels for s in vectors})
+    ep = episodes.draw_episode(data, 1, 5, seed=7)
     rows = ep.example_rows[0]
     assert len(rows) == 5 and np.array_equal(vectors["train"][rows], ep.positives[0])
     assert {labels[r] for r in rows} == set(ep.topics)
@@ -211,9 +211,9 @@ def test_episode_records_the_train_rows_of_its_examples() -> None:
 def test_cap_per_label_keeps_at_most_the_cap_of_each_label_and_shuffles() -> None:
     pairs = [datasets.TopicRow(f"t{i}", f"intent{i % 10}") for i in range(60)]
     tuned_on = [f"intent{i}" for i in range(0, 10, 2)]
-    capped = bench.cap_per_label([p for p in pairs if p.label in tuned_on], 2)
+    capped = episodes.cap_per_label([p for p in pairs if p.label in tuned_on], 2)
     assert len(capped) == 10 and {p.label for p in capped} == set(tuned_on)
-    everything = bench.cap_per_label(pairs, 100)
+    everything = episodes.cap_per_label(pairs, 100)
     assert everything != pairs and sorted(everything, key=str) == sorted(pairs, key=str)  # shuffled, all
 
 
