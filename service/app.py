@@ -21,10 +21,10 @@ from service.context import ServiceContext, open_context
 from service.exception_handlers import add_exception_handlers
 from service.metrics import Metrics
 from service.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from service.serving.follower import IndexFollower
 from service.serving.interprocess import FileLock
 from service.serving.runtime import GuardRuntime, configure_threads, search_executor
 from service.settings import Settings
+from service.usecases.following import IndexFollower
 from service.usecases.retention import DecisionRetention, RetentionPolicy
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,8 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         # Load or build in the background: /healthz answers at once, /readyz turns 200 when the index serves.
         # Beside it, load what a first classify would load lazily (language identifier, vocabulary: ~1.6 s).
         loader = asyncio.create_task(_load(ctx))
-        # Follow index versions committed by other processes (other workers, the CLI): see service.serving.follower.
-        follower = IndexFollower(ctx.indexing, settings.follow_interval_s)
+        # Follow index versions committed by other processes (other workers, the CLI): see service.usecases.following.
+        follower = IndexFollower(ctx.following, settings.follow_interval_s)
         app.state.follower = follower
         following = asyncio.create_task(follower.run()) if settings.follow_interval_s > 0 else None
         # Decision-log retention deletes in small batches on a thread of its own (service.usecases.retention).
@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
 
 
 async def _load(ctx: ServiceContext) -> None:
-    await asyncio.gather(asyncio.to_thread(warm_up), ctx.indexing.load_or_build())
+    await asyncio.gather(asyncio.to_thread(warm_up), ctx.lifecycle.load_or_build())
 
 
 def _open_context_alone(settings: Settings, encoder: Encoder | None, metrics: Metrics) -> ServiceContext:

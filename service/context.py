@@ -20,8 +20,11 @@ from service.operating_points import apply_operating_point
 from service.serving.encoders import build_encoder
 from service.serving.runtime import GuardRuntime
 from service.settings import Settings
-from service.usecases.indexing import IndexService
+from service.usecases.artifacts import IndexArtifacts
+from service.usecases.edits import IndexEdits
+from service.usecases.following import IndexFollowing
 from service.usecases.keys import CREATE_HINT, KeyCache, KeyService
+from service.usecases.lifecycle import IndexLifecycle
 from service.usecases.limits import Limits
 from service.usecases.quotas import Quotas
 from service.usecases.seed import seed_database
@@ -35,7 +38,9 @@ class ServiceContext:
     engine: Engine
     sessions: sessionmaker[Session]
     runtime: GuardRuntime
-    indexing: IndexService
+    lifecycle: IndexLifecycle  # load / rebuild / verify
+    following: IndexFollowing  # catch up with other processes
+    edits: IndexEdits  # the one way to change the live index
     metrics: Metrics
     limits: Limits
     decision_log: DecisionLog
@@ -80,17 +85,15 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
         observer=metrics,
         background_encoder=background,
     )
-    indexing = IndexService(
-        runtime,
-        sessions,
-        settings.index_dir,
-        settings.resolved_data_dir,
-        apply_operating_point(
-            load_guard_config(settings.resolved_scoring_config),
-            settings.operating_point,
-            settings.resolved_data_dir / "operating_points.json",
-        ),
+    config = apply_operating_point(
+        load_guard_config(settings.resolved_scoring_config),
+        settings.operating_point,
+        settings.resolved_data_dir / "operating_points.json",
     )
+    artifacts = IndexArtifacts(settings.index_dir, sessions)
+    following = IndexFollowing(runtime, sessions, artifacts, config)
+    edits = IndexEdits(runtime, following, artifacts)
+    lifecycle = IndexLifecycle(runtime, sessions, settings.resolved_data_dir, config, artifacts, following, edits)
     metrics.bind_index(lambda: float(_size(runtime)), lambda: float(runtime.version))
     limits = Limits.from_settings(settings)
     return ServiceContext(
@@ -98,7 +101,9 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
         engine,
         sessions,
         runtime,
-        indexing,
+        lifecycle,
+        following,
+        edits,
         metrics,
         limits,
         DecisionLog(sessions, metrics),
@@ -135,7 +140,7 @@ def open_guard(
     """The guard the service would serve (database + artifact under LIGHTGUARD_HOME), built if needed (CLI use)."""
     ctx = open_context(settings, encoder)
     try:
-        asyncio.run(ctx.indexing.load_or_build(progress))
+        asyncio.run(ctx.lifecycle.load_or_build(progress))
         return ctx.runtime.require().guard
     finally:
         ctx.close()

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
 from service.db.engine import session_scope
-from service.db.models import ApiKey
 from service.schemas.common import MAX_TIMEOUT_S, TIMEOUT_DOC, TIMEOUT_SCHEMA
 from service.usecases.classify import ClassifyService
 from service.usecases.keys import KeyIdentity, KeyService
@@ -48,12 +47,12 @@ async def require_classify_key(ctx: ContextDep, authorization: AuthorizationHead
     return await ctx.key_cache.authenticate(authorization, "classify")
 
 
-def require_admin_key(session: SessionDep, authorization: AuthorizationHeader = None) -> ApiKey | None:
-    return KeyService(session).authenticate(authorization, "admin")
+def require_admin_key(session: SessionDep, authorization: AuthorizationHeader = None) -> KeyIdentity | None:
+    return KeyService(session).identify(authorization, "admin")
 
 
 ClassifyKeyDep = Annotated[KeyIdentity | None, Depends(require_classify_key)]
-AdminKeyDep = Annotated[ApiKey | None, Depends(require_admin_key)]
+AdminKeyDep = Annotated[KeyIdentity | None, Depends(require_admin_key)]
 
 
 async def get_classify_service(ctx: ContextDep, key: ClassifyKeyDep) -> ClassifyService:
@@ -71,7 +70,7 @@ async def get_classify_service(ctx: ContextDep, key: ClassifyKeyDep) -> Classify
 
 
 def get_topic_service(ctx: ContextDep, session: SessionDep, _key: AdminKeyDep) -> TopicService:
-    return TopicService(session, ctx.indexing, ctx.limits)
+    return TopicService(session, ctx.edits, ctx.limits)
 
 
 ClassifyServiceDep = Annotated[ClassifyService, Depends(get_classify_service)]

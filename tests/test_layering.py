@@ -41,7 +41,12 @@ def test_migrations_import_only_the_database_layer() -> None:
 
 def test_service_layers_point_down() -> None:
     # api -> use cases -> repositories -> models/db: lower layers never import higher ones
-    lower = {"usecases": ("service.api",), "db": ("service.api", "service.usecases", "service.cli")}
+    lower = {
+        "usecases": ("service.api", "service.cli"),
+        "db": ("service.api", "service.usecases", "service.cli", "service.serving"),
+        # the live index state and its scheduling know nothing of the database or the use cases that drive them
+        "serving": ("service.api", "service.usecases", "service.cli", "service.db"),
+    }
     bad = []
     for path, module in imports("service"):
         rel = path.relative_to(ROOT / "service")
@@ -50,3 +55,35 @@ def test_service_layers_point_down() -> None:
         if rel.parts[0] == "db" and rel.stem in ("models", "engine") and module.startswith("service.db.repositories"):
             bad.append((str(rel), module))
     assert not bad, f"a lower layer imports a higher one: {bad}"
+
+
+def test_routes_go_through_use_cases() -> None:
+    """Routes and their dependencies reach the database only through use cases (the request's session aside)."""
+    bad = [
+        (str(p.relative_to(ROOT)), m)
+        for p, m in imports("service")
+        if (p.parent.name == "api" or p.name == "deps.py") and m.startswith(("service.db.models", "service.db.repo"))
+    ]
+    assert not bad, f"route modules import ORM models or repositories; add a use case: {bad}"
+
+
+def test_use_cases_return_domain_types_not_http_schemas() -> None:
+    web = ("fastapi", "starlette", "service.schemas", "service.api")
+    bad = [(p.name, m) for p, m in imports("service") if p.parent.name == "usecases" and m.startswith(web)]
+    assert not bad, f"use cases build HTTP schemas; return a domain type and map it in service/api: {bad}"
+
+
+def test_service_asks_nothing_of_the_engines_under_index() -> None:
+    """FAISS, ONNX Runtime, tokenizers and torch are index's business: the service uses index's public API."""
+    engines = ("faiss", "onnxruntime", "tokenizers", "torch", "sentence_transformers", "transformers")
+    bad = [(str(p.relative_to(ROOT)), m) for p, m in imports("service") if m.split(".")[0] in engines]
+    assert not bad, f"go through `index` (add a thin public function there if one is missing): {bad}"
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    bad = []
+    for path in sorted((ROOT / "service").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("service", "index")):
+                bad.extend((path.name, node.module, a.name) for a in node.names if a.name.startswith("_"))
+    assert not bad, f"private names imported across modules: {bad}"

@@ -6,7 +6,6 @@ import os
 
 from fastapi import APIRouter
 
-from service.db.repositories import IndexBuildRepository
 from service.deps import AdminKeyDep, ContextDep, SessionDep
 from service.exception_handlers import error_responses
 from service.schemas.common import BuildProgress, IndexBuildRead, IndexRead, IndexVerifyRead
@@ -17,7 +16,7 @@ router = APIRouter(prefix="/v1/index", tags=["index"], responses=error_responses
 def index_read(ctx: ContextDep, session: SessionDep) -> IndexRead:
     snap = ctx.runtime.snapshot
     status = ctx.runtime.status
-    builds = [IndexBuildRead.model_validate(b) for b in IndexBuildRepository(session).recent(10)]
+    builds = [IndexBuildRead.model_validate(b) for b in ctx.lifecycle.recent_builds(session, 10)]
     progress = status.build_progress
     return IndexRead(
         status=status.state,
@@ -48,7 +47,7 @@ async def rebuild_index(ctx: ContextDep, session: SessionDep, _key: AdminKeyDep)
         status.build_progress = (done, total)
 
     try:
-        await ctx.indexing.rebuild("rebuild", track)
+        await ctx.lifecycle.rebuild("rebuild", track)
     finally:
         status.build_progress = None
     return index_read(ctx, session)
@@ -57,13 +56,12 @@ async def rebuild_index(ctx: ContextDep, session: SessionDep, _key: AdminKeyDep)
 @router.get("/verify", response_model=IndexVerifyRead)
 async def verify_index(ctx: ContextDep, _key: AdminKeyDep) -> IndexVerifyRead:
     """Does the live index hold exactly the database's exemplars and labels?"""
-    async with ctx.runtime.edit_lock:
-        report = await ctx.indexing.verify()
-        return IndexVerifyRead(
-            ok=report.ok,
-            problems=report.problems,
-            db_exemplars=report.db_exemplars,
-            index_exemplars=report.index_exemplars,
-            index_version=ctx.runtime.version,
-            worker=os.getpid(),
-        )
+    report, version = await ctx.lifecycle.verify()
+    return IndexVerifyRead(
+        ok=report.ok,
+        problems=report.problems,
+        db_exemplars=report.db_exemplars,
+        index_exemplars=report.index_exemplars,
+        index_version=version,
+        worker=os.getpid(),
+    )

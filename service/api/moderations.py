@@ -24,4 +24,5 @@ async def moderations(
         texts = [body.input]
     else:
         texts = [item if isinstance(item, str) else item.text for item in body.input]
-    return await cancel_on_disconnect(request, service.moderate(texts, body.model, request_timeout))
+    moderation = await cancel_on_disconnect(request, service.moderate(texts, body.model, request_timeout))
+    return ModerationResponse.model_validate(moderation, from_attributes=True)

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
-from service.db.models import Topic
 from service.deps import ContextDep, TopicServiceDep
 from service.exception_handlers import error_responses
 from service.schemas.common import (
@@ -21,6 +20,7 @@ from service.schemas.common import (
     TopicRead,
     TopicUpdate,
 )
+from service.usecases.topics import ExampleView, TopicPatch, TopicSpec, TopicView
 
 router = APIRouter(prefix="/v1/topics", tags=["topics"], responses=error_responses(401, 403, 413, 422, 503))
 
@@ -61,7 +61,11 @@ ADDED_EXAMPLES = _links(
 )
 
 
-def topic_read(topic: Topic, example_count: int, version: int) -> TopicRead:
+def example_read(example: ExampleView) -> ExemplarRead:
+    return ExemplarRead.model_validate(example, from_attributes=True)
+
+
+def topic_read(topic: TopicView, version: int) -> TopicRead:
     return TopicRead(
         id=topic.id,
         name=topic.name,
@@ -73,25 +77,22 @@ def topic_read(topic: Topic, example_count: int, version: int) -> TopicRead:
         threshold=topic.threshold,
         threshold_source=topic.threshold_source,
         openai_keys=list(topic.openai_keys),
-        example_count=example_count,
+        example_count=topic.example_count,
         created_at=topic.created_at,
         updated_at=topic.updated_at,
         index_version=version,
     )
 
 
-def topic_detail(topic: Topic, version: int) -> TopicDetail:
-    examples = [ExemplarRead.model_validate(e) for e in topic.exemplars]
-    return TopicDetail(**topic_read(topic, len(examples), version).model_dump(), examples=examples)
+def topic_detail(topic: TopicView, version: int) -> TopicDetail:
+    examples = [example_read(e) for e in topic.examples]
+    return TopicDetail(**topic_read(topic, version).model_dump(), examples=examples)
 
 
 @router.get("", response_model=TopicList)
 async def list_topics(service: TopicServiceDep, ctx: ContextDep) -> TopicList:
-    counts = service.example_counts()
     version = ctx.runtime.version
-    return TopicList(
-        topics=[topic_read(t, counts.get(t.id, 0), version) for t in service.all_topics()], index_version=version
-    )
+    return TopicList(topics=[topic_read(t, version) for t in service.all_topics()], index_version=version)
 
 
 @router.post(
@@ -100,22 +101,25 @@ async def list_topics(service: TopicServiceDep, ctx: ContextDep) -> TopicList:
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(400, 409) | CREATED_TOPIC,
 )
-async def create_topic(body: TopicCreate, service: TopicServiceDep, ctx: ContextDep) -> TopicDetail:
+async def create_topic(body: TopicCreate, service: TopicServiceDep) -> TopicDetail:
     """Create a custom topic from example prompts; it is indexed and calibrated before this returns."""
-    topic = await service.create(body)
-    return topic_detail(topic, ctx.runtime.version)
+    created = await service.create(TopicSpec(**body.model_dump()))
+    return topic_detail(created.topic, created.version)
 
 
 @router.get("/{topic_id}", response_model=TopicDetail, responses=error_responses(404))
 async def get_topic(topic_id: TopicId, service: TopicServiceDep, ctx: ContextDep) -> TopicDetail:
-    return topic_detail(service.get(topic_id), ctx.runtime.version)
+    return topic_detail(service.detail(topic_id), ctx.runtime.version)
 
 
 @router.patch("/{topic_id}", response_model=TopicDetail, responses=error_responses(400, 404))
-async def update_topic(topic_id: TopicId, body: TopicUpdate, service: TopicServiceDep, ctx: ContextDep) -> TopicDetail:
+async def update_topic(topic_id: TopicId, body: TopicUpdate, service: TopicServiceDep) -> TopicDetail:
     """Change description / action / enabled / threshold; `"threshold": null` recalibrates."""
-    topic = await service.update(topic_id, body)
-    return topic_detail(topic, ctx.runtime.version)
+    patch = TopicPatch(
+        body.description, body.action, body.enabled, body.threshold, "threshold" in body.model_fields_set
+    )
+    updated = await service.update(topic_id, patch)
+    return topic_detail(updated.topic, updated.version)
 
 
 @router.delete("/{topic_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))
@@ -130,15 +134,9 @@ async def delete_topic(topic_id: TopicId, service: TopicServiceDep) -> Response:
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(400, 404) | ADDED_EXAMPLES,
 )
-async def add_examples(
-    topic_id: TopicId, body: ExamplesCreate, service: TopicServiceDep, ctx: ContextDep
-) -> ExamplesAdded:
-    topic, rows = await service.add_examples(topic_id, body)
-    counts = service.example_counts()
-    return ExamplesAdded(
-        topic=topic_read(topic, counts.get(topic.id, 0), ctx.runtime.version),
-        added=[ExemplarRead.model_validate(r) for r in rows],
-    )
+async def add_examples(topic_id: TopicId, body: ExamplesCreate, service: TopicServiceDep) -> ExamplesAdded:
+    added = await service.add_examples(topic_id, body.examples, body.allow_examples)
+    return ExamplesAdded(topic=topic_read(added.topic, added.version), added=[example_read(e) for e in added.added])
 
 
 @router.delete(
@@ -152,4 +150,6 @@ async def remove_example(topic_id: TopicId, example_id: ExampleId, service: Topi
 @router.post("/{topic_id}/evaluate", response_model=TopicEvaluation, responses=error_responses(400, 404, 409))
 async def evaluate_topic(topic_id: TopicId, body: TopicEvaluate, service: TopicServiceDep) -> TopicEvaluation:
     """Precision / recall / F1 / false-match rate on labelled texts and suggested thresholds; changes nothing."""
-    return await service.evaluate(topic_id, body)
+    texts, labels = body.pairs()
+    report = await service.evaluate(topic_id, texts, labels, body.target_fmr)
+    return TopicEvaluation.model_validate(report, from_attributes=True)

@@ -19,6 +19,7 @@ from service.settings import Settings
 if TYPE_CHECKING:
     from service.db.models import Topic
     from service.db.repositories import TopicRepository
+    from service.usecases.lifecycle import IndexLifecycle
     from service.usecases.topics import TopicService
 
 T = TypeVar("T")
@@ -34,9 +35,9 @@ OFFLINE_NOTE = (
 )
 
 
-def _run_topics(action: Callable[[TopicService], Awaitable[T]]) -> T:
-    """`action` on a TopicService over one session of the configured database (the action loads the index when it
-    needs it); a request the schema rejects exits 2, a ServiceError exits 1, each with its message."""
+def _run_topics(action: Callable[[TopicService, IndexLifecycle], Awaitable[T]]) -> T:
+    """`action` on a TopicService over one session of the configured database (the action loads the index with the
+    lifecycle when it needs it); a request the schema rejects exits 2, a ServiceError exits 1, each with its message."""
     from pydantic import ValidationError
 
     from service.context import open_context
@@ -48,7 +49,7 @@ def _run_topics(action: Callable[[TopicService], Awaitable[T]]) -> T:
     async def run() -> T:
         session = ctx.sessions()
         try:
-            return await action(TopicService(session, ctx.indexing, ctx.limits))
+            return await action(TopicService(session, ctx.edits, ctx.limits), ctx.lifecycle)
         finally:
             session.close()
 
@@ -204,8 +205,9 @@ def topics_add(
 ) -> None:
     """Create a custom topic from example prompts (indexed and calibrated at once)."""
     from service.schemas.common import TopicCreate
+    from service.usecases.topics import TopicSpec
 
-    async def create(topics: TopicService) -> tuple[int, float | None]:
+    async def create(topics: TopicService, index: IndexLifecycle) -> tuple[int, float | None]:
         body = TopicCreate(
             name=name,
             description=description,
@@ -214,9 +216,9 @@ def topics_add(
             allow_examples=allow or [],
             threshold=threshold,
         )
-        await topics.indexing.load_or_build()
-        created = await topics.create(body)
-        return created.id, created.threshold  # read while the session is open
+        await index.load_or_build()
+        created = await topics.create(TopicSpec(**body.model_dump()))
+        return created.topic.id, created.topic.threshold
 
     topic_id, calibrated = _run_topics(create)
     out.print(f"topic {name!r} created (id {topic_id}, threshold {calibrated})")
@@ -227,9 +229,9 @@ def topics_add(
 def topics_remove(topic: Annotated[str, typer.Argument(help="Topic id or name.")]) -> None:
     """Delete a custom topic and its examples."""
 
-    async def delete(topics: TopicService) -> None:
+    async def delete(topics: TopicService, index: IndexLifecycle) -> None:
         found = _find_topic(topics.topics, topic)
-        await topics.indexing.load_or_build()
+        await index.load_or_build()
         await topics.delete(found.id)
 
     _run_topics(delete)
@@ -278,15 +280,17 @@ def topics_suggest_threshold(
     if not input_path.is_file():
         raise typer.BadParameter(f"--input {input_path} does not exist")
 
-    async def evaluate(topics: TopicService) -> TopicEvaluation:
+    async def evaluate(topics: TopicService, index: IndexLifecycle) -> TopicEvaluation:
         found = _find_topic(topics.topics, topic)
         texts, labels = read_labelled(input_path, found.name)
         # the schema checks the request as the API would (a left-out target_fmr means the index's), before the
         # index loads
         fields = {"texts": texts, "labels": labels} | ({} if target_fmr is None else {"target_fmr": target_fmr})
         body = TopicEvaluate.model_validate(fields)
-        await topics.indexing.load_or_build()
-        return await topics.evaluate(found.id, body)
+        await index.load_or_build()
+        texts, labels = body.pairs()
+        report = await topics.evaluate(found.id, texts, labels, body.target_fmr)
+        return TopicEvaluation.model_validate(report, from_attributes=True)
 
     report = _run_topics(evaluate)
     if as_json:
@@ -322,7 +326,7 @@ def index_rebuild() -> None:
 
     ctx = open_context(Settings())
     try:
-        build = asyncio.run(ctx.indexing.rebuild("cli"))
+        build = asyncio.run(ctx.lifecycle.rebuild("cli"))
     finally:
         ctx.close()
     out.print(f"index v{build.version}: {build.exemplar_count} exemplars, checksum {build.checksum}")
@@ -336,7 +340,7 @@ def index_verify() -> None:
     from service.context import open_context
     from service.db.engine import session_scope
     from service.db.repositories import topics_with_exemplars
-    from service.usecases.indexing import verify_guard
+    from service.usecases.catchup import verify_guard
 
     settings = Settings()
     ctx = open_context(settings)

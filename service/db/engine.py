@@ -66,11 +66,15 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error (for the CLI and start-up work)."""
+    """A session that commits on success and rolls back on error (the request's session, the CLI, start-up work).
+
+    A block whose work an index edit already committed (`service.usecases.edits`) has no transaction left to commit.
+    """
     session = factory()
     try:
         yield session
-        session.commit()
+        if session.in_transaction():
+            session.commit()
     except BaseException:
         session.rollback()
         raise

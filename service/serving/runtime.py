@@ -15,14 +15,22 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from index import ClassifyPlan, CostLimitError, Encoder, Guard, Scores, Verdict
-from service.db.models import utcnow
+from index import (
+    ClassifyPlan,
+    CostLimitError,
+    Encoder,
+    Guard,
+    Scores,
+    Verdict,
+    set_flat_search_blas_from,
+    set_search_threads,
+)
 from service.errors import IndexNotReadyError, PayloadTooLargeError
 from service.serving.batching import MicroBatcher, SchedulerObserver
 
@@ -234,7 +242,7 @@ class GuardRuntime:
     def install(self, guard: Guard, version: int, built_at: datetime | None = None) -> None:
         """Swap in a new guard (after a build or a load)."""
         with self._rw.write():
-            self._snapshot = GuardSnapshot(guard, version, built_at or utcnow(), guard.encoder.model_id)
+            self._snapshot = GuardSnapshot(guard, version, built_at or datetime.now(UTC), guard.encoder.model_id)
             self.status.state = "ready"
             self.status.error = None
         self._ready.set()
@@ -362,28 +370,16 @@ def configure_threads(search_threads: int) -> None:
     batch), and its spinning threads stalled behind ONNX Runtime's: one head fit took 1.4 s with them and 50 ms
     with one thread on the loaded 2-core machine (docs/topics.md, add-topic latency).
     """
-    import faiss
     from threadpoolctl import threadpool_limits
 
     set_search_threads(search_threads)
-    faiss.cvar.distance_compute_blas_threshold = FLAT_BLAS_MIN_QUERIES
+    set_flat_search_blas_from(FLAT_BLAS_MIN_QUERIES)
     threadpool_limits(limits=1, user_api="blas")
 
 
-def set_search_threads(search_threads: int) -> None:
-    """FAISS's OpenMP thread count for the calling thread.
-
-    OpenMP keeps this setting per thread: a thread started later (an executor's worker) begins with the default of
-    one OpenMP thread per core, whatever the main thread set. Every thread that searches must call this; the
-    executors below do it in their initializer.
-    """
-    import faiss
-
-    faiss.omp_set_num_threads(max(1, search_threads))
-
-
 def search_executor(workers: int, search_threads: int, name: str) -> ThreadPoolExecutor:
-    """A thread pool whose threads search with `search_threads` OpenMP threads (see `set_search_threads`)."""
+    """A thread pool whose threads search with `search_threads` OpenMP threads: OpenMP keeps that setting per
+    thread, and a thread started later begins with one OpenMP thread per core (`index.set_search_threads`)."""
     return ThreadPoolExecutor(
         max_workers=workers, thread_name_prefix=name, initializer=set_search_threads, initargs=(search_threads,)
     )

@@ -13,7 +13,6 @@ from service.db.decision_log import DecisionLog
 from service.db.models import utcnow
 from service.errors import ClientDeadlineExceededError, DeadlineExceededError, PayloadTooLargeError
 from service.metrics import Metrics
-from service.schemas.common import ModerationResponse, ModerationResult
 from service.serving.runtime import GuardRuntime
 from service.usecases.keys import KeyIdentity
 from service.usecases.limits import Limits
@@ -23,6 +22,23 @@ from service.usecases.quotas import Quotas
 EXTENSION_KEYS: dict[str, str] = {"prompt_injection": "prompt_injection"}
 """Built-in categories that no OpenAI key covers, reported under a key of their own (category id -> key) after
 OpenAI's keys in every result (docs/api.md); clients that read OpenAI's keys by name are not affected."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationResult:
+    """One text's moderation in OpenAI's shape: every key, flagged or not, with its score."""
+
+    flagged: bool
+    categories: dict[str, bool]
+    category_scores: dict[str, float]
+    category_applied_input_types: dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Moderation:
+    id: str
+    model: str
+    results: list[ModerationResult]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +121,11 @@ class ClassifyService:
             )
         return Classified(verdicts, version, round(latency, 3))
 
-    async def moderate(
-        self, texts: Sequence[str], model: str | None, timeout_s: float | None = None
-    ) -> ModerationResponse:
+    async def moderate(self, texts: Sequence[str], model: str | None, timeout_s: float | None = None) -> Moderation:
         classified = await self.classify("input", texts, endpoint="moderations", timeout_s=timeout_s)
         mapping = self.runtime.status.openai_keys
         results = [moderation_result(v, mapping) for v in classified.verdicts]
-        return ModerationResponse(id=f"modr-{uuid.uuid4().hex}", model=model or "lightguard", results=results)
+        return Moderation(id=f"modr-{uuid.uuid4().hex}", model=model or "lightguard", results=results)
 
 
 def _deadline_error(timeout: float, by_client: bool) -> DeadlineExceededError:

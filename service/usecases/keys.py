@@ -107,6 +107,13 @@ class KeyService:
         check_role(match.role, role)
         return match
 
+    def identify(self, authorization: str | None, role: KeyRole) -> KeyIdentity | None:
+        """`authenticate`, as the caller's identity rather than its database row."""
+        key = self.authenticate(authorization, role)
+        if key is None:
+            return None
+        return KeyIdentity(key.id, key.role, KeyLimits(key.rate_limit, key.max_concurrency))
+
 
 def checked_limits(limits: KeyLimits) -> KeyLimits:
     """`limits` with a valid rate (InvalidRequestError otherwise) and a positive concurrency."""

@@ -1,30 +1,114 @@
-"""Topic use cases: create, read, update, delete custom topics and their examples; live in the index at once."""
+"""Topic use cases: create, read, update, delete custom topics and their examples; live in the index at once.
+
+Every change goes through one index edit (`service.usecases.edits`): the edit owns the locks, the catch-up, the
+commit and the new version, which the result carries (`TopicChange.version`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import cast
 
-import numpy as np
 from sqlalchemy.orm import Session
 
-from index import Exemplar, Guard, Label, Role, best_f1_threshold, fmr_threshold
+from index import Exemplar, Guard, Label, Role
 from service.db.models import Exemplar as ExemplarRow
 from service.db.models import Topic
 from service.db.repositories import ExemplarRepository, TopicRepository
 from service.errors import ConflictError, InvalidRequestError, NotFoundError
-from service.schemas.common import (
-    ExamplesCreate,
-    ThresholdMetrics,
-    ThresholdSuggestion,
-    TopicCreate,
-    TopicEvaluate,
-    TopicEvaluation,
-    TopicUpdate,
-)
-from service.usecases.indexing import IndexService, label_for
+from service.serving.runtime import GuardRuntime
+from service.usecases.catchup import label_for
+from service.usecases.edits import IndexEdits
+from service.usecases.evaluation import TopicEvaluationReport, suggest_thresholds, threshold_metrics
 from service.usecases.limits import Limits
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A new custom topic; `threshold` None: calibrated from the examples."""
+
+    name: str
+    examples: Sequence[str]
+    allow_examples: Sequence[str] = ()
+    description: str = ""
+    action: str = "block"
+    threshold: float | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPatch:
+    """Fields to change (None: left as they are); `set_threshold` with `threshold` None recalibrates (custom) or
+    restores the default (built-in)."""
+
+    description: str | None = None
+    action: str | None = None
+    enabled: bool | None = None
+    threshold: float | None = None
+    set_threshold: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleView:
+    id: int
+    text: str
+    role: str
+    source: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TopicView:
+    """A topic as the database holds it (detached from the session); `examples` when they were read."""
+
+    id: int
+    name: str
+    title: str
+    description: str
+    kind: str
+    action: str
+    enabled: bool
+    threshold: float | None
+    threshold_source: str
+    openai_keys: tuple[str, ...]
+    example_count: int
+    created_at: datetime
+    updated_at: datetime
+    examples: tuple[ExampleView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TopicChange:
+    """A committed topic change: the topic after it, the examples it added, the index version that serves it."""
+
+    topic: TopicView
+    version: int
+    added: tuple[ExampleView, ...] = field(default_factory=tuple)
+
+
+def example_view(row: ExemplarRow) -> ExampleView:
+    return ExampleView(row.id, row.text, row.role, row.source, row.created_at)
+
+
+def topic_view(topic: Topic, example_count: int, examples: Sequence[ExemplarRow] = ()) -> TopicView:
+    return TopicView(
+        id=topic.id,
+        name=topic.name,
+        title=topic.title,
+        description=topic.description,
+        kind=topic.kind,
+        action=topic.action,
+        enabled=topic.enabled,
+        threshold=topic.threshold,
+        threshold_source=topic.threshold_source,
+        openai_keys=tuple(topic.openai_keys),
+        example_count=example_count,
+        created_at=topic.created_at,
+        updated_at=topic.updated_at,
+        examples=tuple(example_view(e) for e in examples),
+    )
 
 
 def _to_exemplars(rows: Sequence[ExemplarRow], name: str) -> list[Exemplar]:
@@ -33,34 +117,6 @@ def _to_exemplars(rows: Sequence[ExemplarRow], name: str) -> list[Exemplar]:
 
 def _dedupe(texts: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(t.strip() for t in texts))
-
-
-def threshold_metrics(scores: Sequence[float], labels: Sequence[bool], threshold: float) -> ThresholdMetrics:
-    """Precision, recall, F1 and false-match rate when an item matches at score >= threshold (empty sides give 0)."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=bool)
-    hit = s >= threshold
-    tp, fp = int((hit & y).sum()), int((hit & ~y).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / int(y.sum()) if y.any() else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    fmr = fp / int((~y).sum()) if (~y).any() else 0.0
-    return ThresholdMetrics(
-        threshold=round(threshold, 6),
-        precision=round(precision, 6),
-        recall=round(recall, 6),
-        f1=round(f1, 6),
-        false_match_rate=round(fmr, 6),
-    )
-
-
-def suggest_thresholds(scores: Sequence[float], labels: Sequence[bool], target_fmr: float) -> ThresholdSuggestion:
-    """The max-F1 threshold and the target-false-match-rate threshold on labelled scores, with their metrics."""
-    best, _ = best_f1_threshold(np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool))
-    return ThresholdSuggestion(
-        best_f1=threshold_metrics(scores, labels, best),
-        target_fmr=threshold_metrics(scores, labels, fmr_threshold(scores, labels, target_fmr)),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,58 +128,67 @@ class _Scored:
 
 
 class TopicService:
-    def __init__(self, session: Session, indexing: IndexService, limits: Limits) -> None:
+    def __init__(self, session: Session, edits: IndexEdits, limits: Limits) -> None:
         self.session = session
-        self.indexing = indexing
+        self.edits = edits
+        self.runtime: GuardRuntime = edits.runtime
         self.limits = limits
         self.topics = TopicRepository(session)
         self.exemplars = ExemplarRepository(session)
 
-    def all_topics(self) -> list[Topic]:
-        return self.topics.find()
+    def all_topics(self) -> list[TopicView]:
+        counts = self.topics.exemplar_counts()
+        return [topic_view(t, counts.get(t.id, 0)) for t in self.topics.find()]
 
-    def get(self, topic_id: int) -> Topic:
+    def find(self, key: str) -> TopicView:
+        """A topic by id or name (the CLI's argument)."""
+        topic = self.topics.get(int(key)) if key.isdigit() else self.topics.get_by_name(key)
+        if topic is None:
+            raise NotFoundError(f"no topic {key!r}; list them with `lightguard topics list`", "topic")
+        return topic_view(topic, 0)
+
+    def detail(self, topic_id: int) -> TopicView:
+        topic = self._get(topic_id)
+        examples = self.exemplars.for_topic(topic.id)
+        return topic_view(topic, len(examples), examples)
+
+    def _get(self, topic_id: int) -> Topic:
         topic = self.topics.get(topic_id)
         if topic is None:
             raise NotFoundError(f"no topic with id {topic_id}; list them with GET /v1/topics", "topic_id")
         return topic
 
-    def example_counts(self) -> dict[int, int]:
-        return self.topics.exemplar_counts()
-
-    async def create(self, body: TopicCreate) -> Topic:
-        self.limits.check_examples("examples", body.examples)
-        self.limits.check_examples("allow_examples", body.allow_examples)
-        if len(body.examples) + len(body.allow_examples) > self.limits.max_examples:
+    async def create(self, spec: TopicSpec) -> TopicChange:
+        self.limits.check_examples("examples", spec.examples)
+        self.limits.check_examples("allow_examples", spec.allow_examples)
+        if len(spec.examples) + len(spec.allow_examples) > self.limits.max_examples:
             raise InvalidRequestError(
-                f"{len(body.examples) + len(body.allow_examples)} examples in total; the limit is "
+                f"{len(spec.examples) + len(spec.allow_examples)} examples in total; the limit is "
                 f"{self.limits.max_examples} per request (LIGHTGUARD_MAX_EXAMPLES); add the rest with "
                 "POST /v1/topics/{id}/examples",
                 "examples",
             )
-        runtime = self.indexing.runtime
-        async with runtime.edit_lock:
-            await self.indexing.begin_edit(self.session, "topic_create")
-            if self.topics.get_by_name(body.name) is not None:
-                raise ConflictError(f"a topic named {body.name!r} exists; pick another name or update it", "name")
+        async with self.edits.open(self.session, "topic_create") as edit:
+            if self.topics.get_by_name(spec.name) is not None:
+                raise ConflictError(f"a topic named {spec.name!r} exists; pick another name or update it", "name")
             topic = self.topics.add(
                 Topic(
-                    name=body.name,
-                    title=body.name,
-                    description=body.description,
+                    name=spec.name,
+                    title=spec.name,
+                    description=spec.description,
                     kind="custom",
-                    action=body.action,
-                    enabled=body.enabled,
-                    threshold=body.threshold,
-                    threshold_source="calibrated" if body.threshold is None else "manual",
+                    action=spec.action,
+                    enabled=spec.enabled,
+                    threshold=spec.threshold,
+                    threshold_source="calibrated" if spec.threshold is None else "manual",
                     openai_keys=[],
                 )
             )
-            items = [(t, "positive", "api") for t in _dedupe(body.examples)]
-            items += [(t, "allow", "api") for t in _dedupe(body.allow_examples)]
+            items = [(t, "positive", "api") for t in _dedupe(spec.examples)]
+            items += [(t, "allow", "api") for t in _dedupe(spec.allow_examples)]
             rows = self.exemplars.add_many(topic, items)
             exemplars = _to_exemplars(rows, topic.name)
-            vectors = await runtime.embed([e.text for e in exemplars])
+            vectors = await self.runtime.embed([e.text for e in exemplars])
             label = label_for(topic)
 
             def change(guard: Guard) -> Label:
@@ -138,33 +203,25 @@ class TopicService:
             def record(stored: Label) -> None:
                 topic.threshold = stored.threshold
 
-            await self.indexing.commit_edit(
-                self.session,
-                f"topic_create:{topic.name}",
-                topic.name,
-                change,
-                lambda g: g.remove_label(label.name),
-                record,
-            )
-            return topic
+            edit.apply(topic.name, change, lambda g: g.remove_label(label.name), record)
+        return TopicChange(topic_view(topic, len(rows), rows), edit.version)
 
-    async def update(self, topic_id: int, body: TopicUpdate) -> Topic:
-        async with self.indexing.runtime.edit_lock:
-            await self.indexing.begin_edit(self.session, "topic_update")
-            topic = self.get(topic_id)
-            sent = body.model_fields_set
-            if "description" in sent and body.description is not None:
-                topic.description = body.description
-            if "action" in sent and body.action is not None:
-                topic.action = body.action
-            if "enabled" in sent and body.enabled is not None:
-                topic.enabled = body.enabled
-            if "threshold" in sent:
-                topic.threshold = body.threshold
-                topic.threshold_source = "calibrated" if body.threshold is None else "manual"
+    async def update(self, topic_id: int, patch: TopicPatch) -> TopicChange:
+        async with self.edits.open(self.session, "topic_update") as edit:
+            topic = self._get(topic_id)
+            if patch.description is not None:
+                topic.description = patch.description
+            if patch.action is not None:
+                topic.action = patch.action
+            if patch.enabled is not None:
+                topic.enabled = patch.enabled
+            if patch.set_threshold:
+                topic.threshold = patch.threshold
+                topic.threshold_source = "calibrated" if patch.threshold is None else "manual"
             self.session.flush()
             label = label_for(topic)
             name = topic.name
+            examples = self.exemplars.for_topic(topic.id)
 
             def change(guard: Guard) -> tuple[Label, Label]:
                 old = guard.labels[name]
@@ -174,16 +231,14 @@ class TopicService:
             def record(result: tuple[Label, Label]) -> None:
                 topic.threshold = result[1].threshold if topic.kind == "custom" else topic.threshold
 
-            old_label = await self._label(name)
-            await self.indexing.commit_edit(
-                self.session, f"topic_update:{name}", name, change, lambda g: g.upsert_label(old_label), record
-            )
-            return topic
+            old_label = self._label(name)
+            edit.apply(name, change, lambda g: g.upsert_label(old_label), record)
+        return TopicChange(topic_view(topic, len(examples), examples), edit.version)
 
-    async def delete(self, topic_id: int) -> None:
-        async with self.indexing.runtime.edit_lock:
-            await self.indexing.begin_edit(self.session, "topic_delete")
-            topic = self.get(topic_id)
+    async def delete(self, topic_id: int) -> int:
+        """Delete a custom topic; returns the index version without it."""
+        async with self.edits.open(self.session, "topic_delete") as edit:
+            topic = self._get(topic_id)
             if topic.kind != "custom":
                 raise ConflictError(
                     f"{topic.name!r} is a built-in category and cannot be deleted; disable it with "
@@ -191,7 +246,7 @@ class TopicService:
                     "topic_id",
                 )
             name = topic.name
-            guard = self.indexing.runtime.require().guard
+            guard = self.runtime.require().guard
             old_label = guard.labels[name]
             old = [e for e in guard.exemplars.values() if e.label == name]
             old_vectors = guard.vectors([e.id for e in old])
@@ -201,31 +256,31 @@ class TopicService:
                 g.upsert_label(old_label)
                 g.add_exemplars(old, old_vectors, calibrate=False)
 
-            await self.indexing.commit_edit(
-                self.session, f"topic_delete:{name}", name, lambda g: g.remove_label(name), undo
-            )
+            edit.apply(name, lambda g: g.remove_label(name), undo)
+        return edit.version
 
-    async def add_examples(self, topic_id: int, body: ExamplesCreate) -> tuple[Topic, list[ExemplarRow]]:
-        self.limits.check_examples("examples", body.examples)
-        self.limits.check_examples("allow_examples", body.allow_examples)
-        if len(body.examples) + len(body.allow_examples) > self.limits.max_examples:
+    async def add_examples(
+        self, topic_id: int, examples: Sequence[str], allow_examples: Sequence[str] = ()
+    ) -> TopicChange:
+        self.limits.check_examples("examples", examples)
+        self.limits.check_examples("allow_examples", allow_examples)
+        if len(examples) + len(allow_examples) > self.limits.max_examples:
             raise InvalidRequestError(
                 f"too many examples in one request; the limit is {self.limits.max_examples} (LIGHTGUARD_MAX_EXAMPLES)",
                 "examples",
             )
-        runtime = self.indexing.runtime
-        async with runtime.edit_lock:
-            await self.indexing.begin_edit(self.session, "examples_add")
-            topic = self.get(topic_id)
-            if topic.kind == "safe" and body.allow_examples:
+        async with self.edits.open(self.session, "examples_add") as edit:
+            topic = self._get(topic_id)
+            if topic.kind == "safe" and allow_examples:
                 raise InvalidRequestError("the `safe` class takes `examples` only", "allow_examples")
-            items = [(t, "positive", "api") for t in _dedupe(body.examples)]
-            items += [(t, "allow", "api") for t in _dedupe(body.allow_examples)]
+            items = [(t, "positive", "api") for t in _dedupe(examples)]
+            items += [(t, "allow", "api") for t in _dedupe(allow_examples)]
             rows = self.exemplars.add_many(topic, items)
             exemplars = _to_exemplars(rows, topic.name)
-            vectors = await runtime.embed([e.text for e in exemplars])
+            vectors = await self.runtime.embed([e.text for e in exemplars])
             name, recalibrate = topic.name, topic.kind == "custom" and topic.threshold_source == "calibrated"
-            old_label = await self._label(name)
+            old_label = self._label(name)
+            count = self.topics.exemplar_counts().get(topic.id, 0)
 
             def change(guard: Guard) -> Label:
                 guard.add_exemplars(exemplars, vectors, calibrate=False)
@@ -241,14 +296,13 @@ class TopicService:
                 if topic.kind == "custom":
                     topic.threshold = stored.threshold
 
-            await self.indexing.commit_edit(self.session, f"examples_add:{name}", name, change, undo, record)
-            return topic, rows
+            edit.apply(name, change, undo, record)
+        return TopicChange(topic_view(topic, count), edit.version, tuple(example_view(r) for r in rows))
 
-    async def remove_example(self, topic_id: int, example_id: int) -> None:
-        runtime = self.indexing.runtime
-        async with runtime.edit_lock:
-            await self.indexing.begin_edit(self.session, "example_remove")
-            topic = self.get(topic_id)
+    async def remove_example(self, topic_id: int, example_id: int) -> int:
+        """Remove one example; returns the index version without it."""
+        async with self.edits.open(self.session, "example_remove") as edit:
+            topic = self._get(topic_id)
             row = self.exemplars.get(example_id)
             if row is None or row.topic_id != topic.id:
                 raise NotFoundError(f"topic {topic_id} has no example with id {example_id}", "example_id")
@@ -260,7 +314,7 @@ class TopicService:
                         "example_id",
                     )
             name, recalibrate = topic.name, topic.kind == "custom" and topic.threshold_source == "calibrated"
-            guard = runtime.require().guard
+            guard = self.runtime.require().guard
             old = guard.exemplars[example_id]
             old_vector = guard.vectors([example_id])
             old_label = guard.labels[name]
@@ -280,41 +334,43 @@ class TopicService:
                 if topic.kind == "custom":
                     topic.threshold = stored.threshold
 
-            await self.indexing.commit_edit(self.session, f"example_remove:{name}", name, change, undo, record)
+            edit.apply(name, change, undo, record)
+        return edit.version
 
-    async def evaluate(self, topic_id: int, body: TopicEvaluate) -> TopicEvaluation:
+    async def evaluate(
+        self, topic_id: int, texts: Sequence[str], labels: Sequence[bool], target_fmr: float | None = None
+    ) -> TopicEvaluationReport:
         """Precision / recall / F1 / false-match rate of a custom topic on labelled texts, and suggested thresholds.
 
         Read-only: the topic and the index are not changed (apply a suggestion with PATCH /v1/topics/{id}).
         """
-        texts, labels = body.pairs()
         if not texts:
             raise InvalidRequestError("send at least one labelled text", "texts")
         self.limits.check_texts("texts", texts, self.limits.max_examples, "LIGHTGUARD_MAX_EXAMPLES")
-        topic = self.get(topic_id)
+        topic = self._get(topic_id)
         if topic.kind != "custom":
             raise ConflictError(
                 f"{topic.name!r} is a built-in category; evaluate works on custom topics (built-in categories are "
-                "measured with scripts/evaluate.py)",
+                "measured with `python -m benchmarks.evaluation.evaluate`)",
                 "topic_id",
             )
         scored = await self._topic_scores(topic.name, texts)
-        target_fmr = scored.target_fmr if body.target_fmr is None else body.target_fmr
-        return TopicEvaluation(
+        target = scored.target_fmr if target_fmr is None else target_fmr
+        return TopicEvaluationReport(
             topic_id=topic.id,
             name=topic.name,
             items=len(texts),
             positives=sum(labels),
             negatives=len(labels) - sum(labels),
-            target_fmr=target_fmr,
+            target_fmr=target,
             current=threshold_metrics(scored.scores, labels, scored.threshold),
-            suggested=suggest_thresholds(scored.scores, labels, target_fmr),
+            suggested=suggest_thresholds(scored.scores, labels, target),
             scores=scored.scores,
             index_version=scored.version,
         )
 
     async def _topic_scores(self, name: str, texts: Sequence[str]) -> _Scored:
-        runtime = self.indexing.runtime
+        runtime = self.runtime
         verdicts, version = await runtime.classify(texts)
         guard = runtime.require().guard
         label = guard.labels.get(name)
@@ -329,8 +385,8 @@ class TopicService:
         scores = [float(v.categories.get(name, 0.0)) for v in verdicts]
         return _Scored(scores, guard.topic_threshold(name), guard.config.topic_target_fmr, version)
 
-    async def _label(self, name: str) -> Label:
-        label = self.indexing.runtime.require().guard.labels.get(name)
+    def _label(self, name: str) -> Label:
+        label = self.runtime.require().guard.labels.get(name)
         if label is None:
             raise NotFoundError(f"topic {name!r} is not in the index; run POST /v1/index/rebuild", "topic_id")
         return label

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from index import HashingEncoder
 from service.app import create_app
-from service.serving.follower import IndexFollower
 from service.settings import Settings
+from service.usecases.following import IndexFollower
 from tests.service.support import COOKING, COOKING_PARAPHRASE, make_settings, wait_ready
 from tests.service.test_index_lifecycle import GatedEncoder
 
@@ -31,7 +31,7 @@ def shared(tmp_path: Path, database_url: str) -> Settings:
 
 def follow(client: TestClient) -> int | None:
     """One follower poll in the app's own event loop."""
-    follower = IndexFollower(client.app.state.ctx.indexing, 1.0)  # type: ignore[attr-defined]
+    follower = IndexFollower(client.app.state.ctx.following, 1.0)  # type: ignore[attr-defined]
     return client.portal.call(follower.step)  # type: ignore[union-attr]
 
 

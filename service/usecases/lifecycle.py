@@ -1,0 +1,243 @@
+"""The index's lifecycle: load or build it at start-up, rebuild it, verify it against the database.
+
+The database is the source of truth and may be shared by several processes (`lightguard serve --workers N`, the
+CLI). A build embeds every exemplar into a new guard while the live one keeps serving, then takes the index lock
+(`IndexEdits.hold`), catches the new guard up with whatever was committed meanwhile, saves the artifact and commits
+the build as ready before swapping it in. Edits of the live guard go through `service.usecases.edits`; following
+other processes' changes is `service.usecases.following`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from index import Exemplar, Guard, GuardConfig, IndexArtifactError, Role, UnknownLabelError
+from service.db.engine import session_scope
+from service.db.models import IndexBuild, Topic, utcnow
+from service.db.repositories import IndexBuildRepository, IndexLockRepository, topics_with_exemplars
+from service.errors import IndexBuildError
+from service.serving.interprocess import FileLock
+from service.serving.runtime import GuardRuntime
+from service.usecases.artifacts import IndexArtifacts
+from service.usecases.catchup import (
+    VerifyReport,
+    guard_digest,
+    label_for,
+    plan_sync,
+    read_changes,
+    state_digest,
+    verify_guard,
+)
+from service.usecases.edits import IndexEdits
+from service.usecases.following import IndexFollowing
+from service.usecases.seed import load_background
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+
+
+class IndexLifecycle:
+    """Loads, builds and verifies the live index on behalf of the app, the API and the CLI."""
+
+    def __init__(
+        self,
+        runtime: GuardRuntime,
+        sessions: sessionmaker[Session],
+        data_dir: Path,
+        config: GuardConfig,
+        artifacts: IndexArtifacts,
+        following: IndexFollowing,
+        edits: IndexEdits,
+    ) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.sessions = sessions
+        self.data_dir = data_dir
+        self.artifacts = artifacts
+        self.following = following
+        self.edits = edits
+        index_dir = artifacts.index_dir
+        # one build at a time per LIGHTGUARD_HOME
+        self.build_lock = FileLock(index_dir.parent / f".{index_dir.name}.build.lock")
+
+    # ------------------------------------------------------------------ start-up
+    async def load_or_build(self, progress: Progress | None = None) -> None:
+        """Load the artifact when it matches the database and the encoder; otherwise log why and rebuild.
+
+        An artifact saved a few versions back (another worker committed after it was written) is caught up with the
+        edits committed since, then must match the database digest exactly; after a full build it is not used.
+        """
+        try:
+            # Nothing edits before the index is installed (edits need it), so the build lock alone suffices.
+            async with self.build_lock.hold_async():
+                # Every build holds the build lock: a row still `building` now was cut off by a crash or kill.
+                interrupted = await asyncio.to_thread(self._fail_interrupted)
+                if interrupted:
+                    log.warning("%d index build(s) left unfinished by a stopped process marked failed", interrupted)
+                reason, stale = await self._load_artifact()
+                if reason is None:
+                    return
+                log.warning(
+                    "index artifact in %s not usable (%s); rebuilding from the database%s",
+                    self.artifacts.index_dir,
+                    reason,
+                    " (reusing its vectors of unchanged exemplars)" if stale is not None else "",
+                )
+                await self._rebuild_locked("startup", progress, reuse=stale)
+        except Exception as exc:
+            self.runtime.status.state = "failed"
+            self.runtime.status.error = f"index load failed: {exc}; fix the cause and restart"
+            log.exception("index load failed")
+            raise
+
+    def _fail_interrupted(self) -> int:
+        with session_scope(self.sessions) as session:
+            return IndexBuildRepository(session).fail_unfinished(
+                "interrupted: the process stopped during the build (the previous index stayed in use)"
+            )
+
+    async def _load_artifact(self) -> tuple[str | None, Guard | None]:
+        """Install the saved guard caught up with the database. Returns (None, None) when installed, else why it is
+        not usable and the stale guard if it could be read: the rebuild takes the vectors of its unchanged
+        exemplars instead of re-encoding them (a scoring-config change then costs seconds, not minutes)."""
+        try:
+            meta, guard = await asyncio.to_thread(self.artifacts.read, self.runtime.encoder)
+        except IndexArtifactError as exc:
+            return str(exc), None
+        if guard.config != self.config:
+            return "stale: the scoring configuration changed since it was saved", guard
+        changes = await asyncio.to_thread(self.following.read_changes, int(meta.get("version", 0)), True)
+        if changes.full:
+            return "stale: the index was rebuilt after it was saved", guard
+        if changes.count:
+            plan = plan_sync(guard, changes)
+            vectors = await asyncio.to_thread(guard.embed, plan.texts) if plan.add else None
+            await asyncio.to_thread(plan.apply, guard, vectors)
+            # changes.topics is in database id order, the order state_digest walks
+            digest = guard_digest(guard, {name: i for i, name in enumerate(changes.topics)})
+        else:
+            digest = str(meta.get("db_digest"))
+        if digest != changes.digest:
+            return "stale: the database changed since it was saved", guard
+        self.runtime.install(guard, changes.version)
+        self.runtime.status.openai_keys = {name: t.openai_keys for name, t in changes.topics.items()}
+        log.info("index v%d loaded from %s (%d exemplars)", changes.version, self.artifacts.index_dir, len(guard))
+        return None, None
+
+    # ------------------------------------------------------------------ rebuilds
+    async def rebuild(self, trigger: str = "rebuild", progress: Progress | None = None) -> IndexBuild:
+        """Re-embed every exemplar into a new guard, swap it in and bump the version.
+
+        One build at a time per LIGHTGUARD_HOME (the build lock). Edits, here and in other processes, go on against
+        the live guard while it builds; the new guard takes in every change committed meanwhile before it serves.
+        """
+        async with self.build_lock.hold_async():
+            return await self._rebuild_locked(trigger, progress)
+
+    def _start_build(self, trigger: str) -> tuple[list[Topic], int, int, int]:
+        with session_scope(self.sessions) as session:
+            IndexLockRepository(session).acquire(trigger)
+            topics = topics_with_exemplars(session)
+            builds = IndexBuildRepository(session)
+            snapshot = builds.latest_ready_version()
+            version = max(builds.latest_version(), self.runtime.version) + 1
+            build = builds.add(
+                IndexBuild(version=version, trigger=trigger, model_id=self.runtime.encoder.model_id, status="building")
+            )
+            session.expunge_all()
+            return topics, snapshot, version, build.id
+
+    async def _rebuild_locked(self, trigger: str, progress: Progress | None, reuse: Guard | None = None) -> IndexBuild:
+        """`reuse`: a guard (same encoder) whose vectors of unchanged exemplars are taken instead of re-encoded."""
+        runtime = self.runtime
+        topics, snapshot, version, build_id = await asyncio.to_thread(self._start_build, trigger)
+        labels = [label_for(t, recalibrate=True) for t in topics]
+        exemplars = [Exemplar(e.id, e.text, t.name, cast(Role, e.role)) for t in topics for e in t.exemplars]
+        exemplars.sort(key=lambda e: e.id)
+        if runtime.snapshot is None:
+            runtime.status.state = "building"
+        runtime.status.rebuilding = True
+        try:
+            background = await asyncio.to_thread(load_background, self.data_dir)
+            guard = await asyncio.to_thread(
+                Guard.build, runtime.encoder, labels, exemplars, self.config, background, progress, reuse
+            )
+            # no edit of this process or another between catching the new guard up and swapping it in
+            session = self.sessions()
+            try:
+                async with self.edits.hold(session, "rebuild finish"):
+                    done = await asyncio.to_thread(self._finish_build, session, guard, build_id, snapshot, version)
+                    runtime.install(guard, done.version, done.finished_at)
+            finally:
+                session.close()
+        except Exception as exc:
+            runtime.status.rebuilding = False
+            with session_scope(self.sessions) as session:
+                failed = session.get(IndexBuild, build_id)
+                if failed is not None and failed.status == "building":
+                    failed.status, failed.error, failed.finished_at = "failed", str(exc), utcnow()
+            log.exception("index build v%d failed", version)
+            if runtime.snapshot is None:
+                runtime.status.state = "failed"
+                runtime.status.error = f"index build failed: {exc}"
+            raise IndexBuildError(f"index build failed: {exc}; the previous index keeps serving") from exc
+        runtime.status.rebuilding = False
+        log.info("index v%d built (%s): %d exemplars", done.version, trigger, len(guard))
+        return done
+
+    def _finish_build(self, session: Session, guard: Guard, build_id: int, snapshot: int, version: int) -> IndexBuild:
+        """Under the index lock (`session`'s): catch the new guard up with the changes committed while it was built
+        (by any process), store the recalibrated thresholds, save the artifact, then commit the build as ready."""
+        changes = read_changes(session, snapshot)
+        topics = topics_with_exemplars(session)
+        if changes.count:
+            plan = plan_sync(guard, changes)
+            plan.apply(guard, guard.embed(plan.texts) if plan.add else None)
+            # a rebuild recalibrates every calibrated custom topic, those changed during the build included
+            calibrated = {t.name for t in topics if t.kind == "custom" and t.threshold_source == "calibrated"}
+            for name in sorted(plan.touched & calibrated):
+                with contextlib.suppress(UnknownLabelError):  # a topic left without positives has nothing to fit
+                    guard.calibrate_topic(name)
+        stored = guard.labels
+        for topic in topics:
+            label = stored.get(topic.name)
+            if topic.kind == "custom" and topic.threshold_source == "calibrated" and label is not None:
+                topic.threshold = label.threshold
+        builds = IndexBuildRepository(session)
+        latest = builds.latest_version()
+        done = session.get(IndexBuild, build_id)
+        assert done is not None
+        # a version above every committed change: other processes' edits may have taken versions after ours
+        done.version = version if latest == version else latest + 1
+        done.status, done.finished_at = "ready", utcnow()
+        done.exemplar_count, done.checksum = len(guard), guard.checksum()
+        session.flush()
+        self.runtime.status.openai_keys = {t.name: tuple(t.openai_keys) for t in topics}
+        # saved before the commit: a process that sees this build ready finds its artifact in place
+        self.artifacts.write(guard, state_digest(topics), done.version)
+        session.commit()
+        session.expunge(done)
+        return done
+
+    def recent_builds(self, session: Session, limit: int) -> list[IndexBuild]:
+        """The newest `limit` builds and edits, newest first."""
+        return IndexBuildRepository(session).recent(limit)
+
+    async def verify(self) -> tuple[VerifyReport, int]:
+        """Catch up, then compare the live guard with the database, both under the index lock: with several
+        processes, the answer is about this process's guard at the newest version. Returns the report and the
+        version it is about."""
+        session = self.sessions()
+        try:
+            async with self.edits.read(session, "verify"):
+                topics = await asyncio.to_thread(topics_with_exemplars, session)
+                return verify_guard(self.runtime.require().guard, topics), self.runtime.version
+        finally:
+            session.close()
