@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e ".[train,dev]"
 	touch $@
 
-models/base/manifest.json: $(VENV)/.installed scripts/export_model.py index/export.py
-	$(PY) scripts/export_model.py --if-missing
+models/base/manifest.json: $(VENV)/.installed index/export.py
+	$(VENV)/bin/lightguard export --if-missing
 
 ## run: start the service on 127.0.0.1:8000 (embedded SQLite in var/ by default)
 run: install
@@ -32,28 +32,28 @@ test: install
 	$(VENV)/bin/pytest
 
 lint: install
-	$(VENV)/bin/ruff check index service tests scripts migrations
-	$(VENV)/bin/ruff format --check index service tests scripts migrations
+	$(VENV)/bin/ruff check index service benchmarks tests migrations
+	$(VENV)/bin/ruff format --check index service benchmarks tests migrations
 
 typecheck: install
-	$(VENV)/bin/mypy index service
+	$(VENV)/bin/mypy index service benchmarks
 
 ## data: rebuild data/ from ../shared/datasets (deterministic)
 data: install
-	$(PY) scripts/build_dataset.py
+	$(PY) -m benchmarks.data.build
 
 ## eval: random-split and out-of-source evaluation of the scorers (writes docs/results.md tables and reports/)
 eval: install
-	$(PY) scripts/evaluate.py
+	$(PY) -m benchmarks.evaluation.evaluate
 
 ## train: fine-tune the encoder into models/finetuned (18-29 min on 2 shared cores; skipped when current). Not the
 ## serving default yet: it beats base out of source only modestly (docs/ablation.md); serve it with LIGHTGUARD_MODEL_DIR.
 train: install
-	$(PY) scripts/train.py --if-stale
+	$(VENV)/bin/lightguard train --if-stale
 
 ## bench: latency / throughput benchmark table
 bench: install
-	$(PY) scripts/bench.py
+	$(PY) -m benchmarks.serving.bench
 
 clean:
 	rm -rf $(VENV) models var reports .pytest_cache .mypy_cache .ruff_cache

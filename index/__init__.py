@@ -7,7 +7,8 @@ from index.calibration import Platt, best_f1_threshold, fit_platt, fmr_threshold
 from index.config import GuardConfig, load_guard_config
 from index.datasets import DatasetRow, LabelledText, default_data_dir, load_labelled_jsonl, load_rows
 from index.encoding import Encoder, HashingEncoder, OnnxEncoder, split_windows
-from index.encoding.models import ModelManifest, default_models_dir, read_manifest, verify_model_dir
+from index.encoding.export import BASE_NAME, DEFAULT_MAX_TOKENS, ensure_base_model, export_onnx
+from index.encoding.models import ModelManifest, base_model_dir, default_models_dir, read_manifest, verify_model_dir
 from index.errors import (
     CostLimitError,
     DatasetError,
@@ -25,7 +26,14 @@ from index.errors import (
 from index.evaluation import BinaryMetrics, binary_metrics, plot_pr_curves
 from index.guard import Guard
 from index.scoring import Scorer, Scores
-from index.store import FaissBackend, FaissStore, StoreBackend, VectorStore
+from index.store import (
+    FaissBackend,
+    FaissStore,
+    StoreBackend,
+    VectorStore,
+    set_flat_search_blas_from,
+    set_search_threads,
+)
 from index.taxonomy import OPENAI_KEYS, Category, Taxonomy, load_taxonomy
 from index.text import normalize_text, text_digest
 from index.training import (
@@ -40,6 +48,8 @@ from index.types import SAFE, Action, Evidence, Exemplar, Label, LabelKind, Role
 from index.units import ClassifyPlan, warm_up
 
 __all__ = [
+    "BASE_NAME",
+    "DEFAULT_MAX_TOKENS",
     "FINETUNED_NAME",
     "OPENAI_KEYS",
     "SAFE",
@@ -82,11 +92,14 @@ __all__ = [
     "UnknownLabelError",
     "VectorStore",
     "Verdict",
+    "base_model_dir",
     "best_f1_threshold",
     "binary_metrics",
     "data_digest",
     "default_data_dir",
     "default_models_dir",
+    "ensure_base_model",
+    "export_onnx",
     "fit_platt",
     "fmr_threshold",
     "load_guard",
@@ -100,6 +113,8 @@ __all__ = [
     "read_manifest",
     "save_guard",
     "select_examples",
+    "set_flat_search_blas_from",
+    "set_search_threads",
     "split_windows",
     "stale_reason",
     "text_digest",

@@ -1,1 +1,1 @@
-"""Alembic migrations of the lightguard database (imports only service.db and service.models)."""
+"""Alembic migrations of the lightguard database (imports only service.db.engine and service.db.models)."""

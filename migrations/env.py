@@ -1,12 +1,12 @@
-"""Alembic environment: target metadata from service.models; URL from the config or LIGHTGUARD_* settings."""
+"""Alembic environment: target metadata from service.db.models; URL from the config or LIGHTGUARD_* settings."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Engine
 
-import service.models  # noqa: F401  (registers every table on Base.metadata)
-from service.db import Base, create_db_engine, default_database_url
+import service.db.models  # noqa: F401  (registers every table on Base.metadata)
+from service.db.engine import Base, create_db_engine, default_database_url
 
 config = context.config
 target_metadata = Base.metadata

@@ -15,15 +15,17 @@ from fastapi import FastAPI
 from prometheus_client import Gauge, ProcessCollector
 
 from index import Encoder, warm_up
-from service.api import classify, health, index, keys, moderations, topics
+from service.api import classify, decisions, health, index, keys, moderations, topics
+from service.api.console import mount_console
 from service.context import ServiceContext, open_context
 from service.exception_handlers import add_exception_handlers
-from service.follower import IndexFollower
-from service.interprocess import FileLock
 from service.metrics import Metrics
 from service.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from service.runtime import GuardRuntime, configure_threads, search_executor
+from service.serving.follower import IndexFollower
+from service.serving.interprocess import FileLock
+from service.serving.runtime import GuardRuntime, configure_threads, search_executor
 from service.settings import Settings
+from service.usecases.retention import DecisionRetention, RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +65,20 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         # Load or build in the background: /healthz answers at once, /readyz turns 200 when the index serves.
         # Beside it, load what a first classify would load lazily (language identifier, vocabulary: ~1.6 s).
         loader = asyncio.create_task(_load(ctx))
-        # Follow index versions committed by other processes (other workers, the CLI): see service.follower.
+        # Follow index versions committed by other processes (other workers, the CLI): see service.serving.follower.
         follower = IndexFollower(ctx.indexing, settings.follow_interval_s)
         app.state.follower = follower
         following = asyncio.create_task(follower.run()) if settings.follow_interval_s > 0 else None
+        # Decision-log retention deletes in small batches on a thread of its own (service.usecases.retention).
+        policy = RetentionPolicy.from_settings(settings)
+        retention = DecisionRetention(ctx.sessions, policy) if policy.active else None
+        if retention is not None:
+            retention.start()
         try:
             yield
         finally:
+            if retention is not None:
+                retention.stop()
             follower.stop()  # ends after its poll in flight, before the engine is disposed
             if not loader.done():
                 loader.cancel()
@@ -86,8 +95,17 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         lifespan=lifespan,
     )
     add_exception_handlers(app)
-    for router in (classify.router, moderations.router, topics.router, index.router, keys.router, health.router):
+    for router in (
+        classify.router,
+        moderations.router,
+        topics.router,
+        index.router,
+        keys.router,
+        decisions.router,
+        health.router,
+    ):
         app.include_router(router)
+    mount_console(app)
     # Last added runs first: metrics see every request, including the 413s of the body limit.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

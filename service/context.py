@@ -12,13 +12,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from index import Encoder, Guard, load_guard_config
-from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
-from service.decision_log import DecisionLog
-from service.encoders import build_encoder
+from service.db.decision_log import DecisionLog
+from service.db.engine import create_db_engine, make_sessionmaker, session_scope, upgrade_database
 from service.errors import DatabaseUnavailableError
 from service.metrics import Metrics
 from service.operating_points import apply_operating_point
-from service.runtime import GuardRuntime
+from service.serving.encoders import build_encoder
+from service.serving.runtime import GuardRuntime
 from service.settings import Settings
 from service.usecases.indexing import IndexService
 from service.usecases.keys import CREATE_HINT, KeyCache, KeyService

@@ -10,9 +10,9 @@ from pydantic import WithJsonSchema
 from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
-from service.db import session_scope
-from service.models import ApiKey
-from service.schemas import MAX_TIMEOUT_S, TIMEOUT_DOC, TIMEOUT_SCHEMA
+from service.db.engine import session_scope
+from service.db.models import ApiKey
+from service.schemas.common import MAX_TIMEOUT_S, TIMEOUT_DOC, TIMEOUT_SCHEMA
 from service.usecases.classify import ClassifyService
 from service.usecases.keys import KeyIdentity, KeyService
 from service.usecases.topics import TopicService

@@ -30,7 +30,7 @@ from service.errors import (
     RateLimitedError,
     ServiceError,
 )
-from service.schemas import ErrorRead
+from service.schemas.common import ErrorRead
 
 log = logging.getLogger(__name__)
 

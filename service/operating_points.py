@@ -13,7 +13,7 @@ OperatingPoint = Literal["strict", "balanced", "permissive"]
 
 
 def load_operating_points(path: Path) -> dict[str, float]:
-    """The named thresholds of `operating_points.json` (written by `scripts/evaluate.py --write-config`).
+    """The named thresholds of `operating_points.json` (`python -m benchmarks.evaluation.evaluate --write-config`).
 
     Raises:
         InvalidInputError: the file is missing or malformed.
@@ -23,7 +23,8 @@ def load_operating_points(path: Path) -> dict[str, float]:
         return {str(name): float(t) for name, t in points.items()}
     except FileNotFoundError as exc:
         raise InvalidInputError(
-            f"{path} does not exist: unset LIGHTGUARD_OPERATING_POINT or run scripts/evaluate.py --write-config"
+            f"{path} does not exist: unset LIGHTGUARD_OPERATING_POINT or run"
+            " `python -m benchmarks.evaluation.evaluate --write-config`"
         ) from exc
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidInputError(f"{path} is not an operating-points file ({exc}); rebuild it with evaluate.py") from exc

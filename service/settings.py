@@ -37,6 +37,25 @@ class Settings(BaseSettings):
     )
     log_text: bool = Field(default=False, description="Store raw prompts in the decision log (digests otherwise)")
     decision_log: bool = Field(default=True, description="Record a digest + verdict for every classified text")
+    decision_retention_days: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="Delete decision-log rows older than this many days (unset: keep them). At 500 prompts/s the log"
+        " grows ~4 GB a day on SQLite",
+    )
+    decision_retention_rows: int | None = Field(
+        default=None, ge=1, description="Keep at most this many decision-log rows, the newest (unset: no limit)"
+    )
+    decision_retention_batch: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="Rows deleted per transaction by retention: each batch holds the database's write lock briefly,"
+        " so the decision-log writer and edits go on between batches",
+    )
+    decision_retention_interval_s: float = Field(
+        default=60.0, gt=0.0, le=86_400.0, description="How often retention runs (a background thread per process)"
+    )
     max_batch: int = Field(default=256, ge=1)
     max_text_chars: int = Field(default=100_000, ge=1)
     max_examples: int = Field(default=500, ge=1, description="Examples per topic request")

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from index.store.base import StoreBackend, VectorStore
-from index.store.faiss_store import DEFAULT_ANN_THRESHOLD, AnnParams, FaissBackend, FaissStore
+from index.store.faiss_store import (
+    DEFAULT_ANN_THRESHOLD,
+    AnnParams,
+    FaissBackend,
+    FaissStore,
+    set_flat_search_blas_from,
+    set_search_threads,
+)
 from index.store.files import atomic_write_dir
 
 __all__ = [
@@ -14,4 +21,6 @@ __all__ = [
     "StoreBackend",
     "VectorStore",
     "atomic_write_dir",
+    "set_flat_search_blas_from",
+    "set_search_threads",
 ]

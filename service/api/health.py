@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.deps import ContextDep
-from service.schemas import HealthRead
+from service.schemas.common import HealthRead
 
 router = APIRouter(tags=["health"])
 

@@ -6,10 +6,10 @@ import os
 
 from fastapi import APIRouter
 
+from service.db.repositories import IndexBuildRepository
 from service.deps import AdminKeyDep, ContextDep, SessionDep
 from service.exception_handlers import error_responses
-from service.repositories import IndexBuildRepository
-from service.schemas import IndexBuildRead, IndexRead, IndexVerifyRead
+from service.schemas.common import BuildProgress, IndexBuildRead, IndexRead, IndexVerifyRead
 
 router = APIRouter(prefix="/v1/index", tags=["index"], responses=error_responses(401, 403, 413, 422, 503))
 
@@ -18,9 +18,11 @@ def index_read(ctx: ContextDep, session: SessionDep) -> IndexRead:
     snap = ctx.runtime.snapshot
     status = ctx.runtime.status
     builds = [IndexBuildRead.model_validate(b) for b in IndexBuildRepository(session).recent(10)]
+    progress = status.build_progress
     return IndexRead(
         status=status.state,
         rebuilding=status.rebuilding,
+        progress=BuildProgress(done=progress[0], total=progress[1]) if progress and status.rebuilding else None,
         version=snap.version if snap else 0,
         model=snap.model_id if snap else ctx.runtime.encoder.model_id,
         count=len(snap.guard) if snap else 0,
@@ -40,7 +42,15 @@ async def get_index(ctx: ContextDep, session: SessionDep, _key: AdminKeyDep) -> 
 async def rebuild_index(ctx: ContextDep, session: SessionDep, _key: AdminKeyDep) -> IndexRead:
     """Re-embed every exemplar into a new guard and swap it in; returns when the new version serves."""
     ctx.runtime.require()
-    await ctx.indexing.rebuild("rebuild")
+    status = ctx.runtime.status
+
+    def track(done: int, total: int) -> None:  # called from the build thread; GET /v1/index shows it
+        status.build_progress = (done, total)
+
+    try:
+        await ctx.indexing.rebuild("rebuild", track)
+    finally:
+        status.build_progress = None
     return index_read(ctx, session)
 
 

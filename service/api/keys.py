@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, status
 from service.api.topics import DB_ID_MAX
 from service.deps import AdminKeyDep, ContextDep, SessionDep
 from service.exception_handlers import error_responses
-from service.schemas_keys import KeyCreate, KeyCreated, KeyList, KeyRead, KeyUpdate
+from service.schemas.keys import KeyCreate, KeyCreated, KeyList, KeyRead, KeyUpdate
 from service.usecases.keys import KeyService
 from service.usecases.quotas import KeyLimits
 

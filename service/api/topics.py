@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
+from service.db.models import Topic
 from service.deps import ContextDep, TopicServiceDep
 from service.exception_handlers import error_responses
-from service.models import Topic
-from service.schemas import (
+from service.schemas.common import (
     ExamplesAdded,
     ExamplesCreate,
     ExemplarRead,

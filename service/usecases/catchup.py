@@ -21,8 +21,8 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from index import Action, Exemplar, Guard, Label, LabelKind, Role
-from service.models import Topic
-from service.repositories import IndexBuildRepository, topics_with_exemplars
+from service.db.models import Topic
+from service.db.repositories import IndexBuildRepository, topics_with_exemplars
 
 LabelKey = tuple[str, str, str, bool, float | None]
 

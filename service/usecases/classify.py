@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from index import OPENAI_KEYS, Verdict, text_digest
-from service.decision_log import DecisionLog
+from service.db.decision_log import DecisionLog
+from service.db.models import utcnow
 from service.errors import ClientDeadlineExceededError, DeadlineExceededError, PayloadTooLargeError
 from service.metrics import Metrics
-from service.models import utcnow
-from service.runtime import GuardRuntime
-from service.schemas import ModerationResponse, ModerationResult
+from service.schemas.common import ModerationResponse, ModerationResult
+from service.serving.runtime import GuardRuntime
 from service.usecases.keys import KeyIdentity
 from service.usecases.limits import Limits
 from service.usecases.quotas import Quotas

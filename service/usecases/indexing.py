@@ -3,7 +3,7 @@
 The database is the source of truth and may be shared by several processes (`lightguard serve --workers N`, the
 CLI). Every change to the index state first locks the one `index_lock` row (`IndexLockRepository`), so changes
 commit one at a time and each gets the next version; each process keeps its live guard at a committed version and
-follows the others' changes (`catch_up`, driven by `service.follower` and run before every edit).
+follows the others' changes (`catch_up`, driven by `service.serving.follower` and run before every edit).
 
 Consistency rule for edits (documented in docs/api.md): the caller holds `runtime.edit_lock`, calls `begin_edit`
 (locks the index row, catches the guard up with the database), writes the database (flushed, not committed); the
@@ -36,12 +36,12 @@ from index import (
     read_guard_metadata,
     save_guard,
 )
-from service.db import session_scope
+from service.db.engine import session_scope
+from service.db.models import IndexBuild, Topic, utcnow
+from service.db.repositories import IndexBuildRepository, IndexLockRepository, topic_order, topics_with_exemplars
 from service.errors import IndexBuildError
-from service.interprocess import FileLock
-from service.models import IndexBuild, Topic, utcnow
-from service.repositories import IndexBuildRepository, IndexLockRepository, topic_order, topics_with_exemplars
-from service.runtime import GuardRuntime
+from service.serving.interprocess import FileLock
+from service.serving.runtime import GuardRuntime
 from service.usecases.catchup import (
     Changes,
     VerifyReport,

@@ -14,9 +14,9 @@ from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.models import ApiKey
+from service.db.repositories import ApiKeyRepository
 from service.errors import AuthenticationError, InvalidRequestError, NotFoundError, PermissionDeniedError
-from service.models import ApiKey
-from service.repositories import ApiKeyRepository
 from service.usecases.quotas import KeyLimits, parse_rate
 
 log = logging.getLogger(__name__)

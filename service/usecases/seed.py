@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from index import SAFE, load_rows, load_taxonomy
-from service.models import Topic
-from service.repositories import ExemplarRepository, IndexLockRepository, TopicRepository
+from service.db.models import Topic
+from service.db.repositories import ExemplarRepository, IndexLockRepository, TopicRepository
 
 log = logging.getLogger(__name__)
 

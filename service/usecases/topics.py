@@ -10,11 +10,11 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from index import Exemplar, Guard, Label, Role, best_f1_threshold, fmr_threshold
+from service.db.models import Exemplar as ExemplarRow
+from service.db.models import Topic
+from service.db.repositories import ExemplarRepository, TopicRepository
 from service.errors import ConflictError, InvalidRequestError, NotFoundError
-from service.models import Exemplar as ExemplarRow
-from service.models import Topic
-from service.repositories import ExemplarRepository, TopicRepository
-from service.schemas import (
+from service.schemas.common import (
     ExamplesCreate,
     ThresholdMetrics,
     ThresholdSuggestion,

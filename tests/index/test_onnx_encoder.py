@@ -83,7 +83,8 @@ def _cpu_has_vnni() -> bool:
 # texts (4+ tokens) min cosine 0.987 to fp32; 1–3-token texts ("ok", "?") 0.970 (each text runs alone: in a
 # batch, dynamic int8's one activation scale per run took "ok" batched with a 256-token text to 0.952). The AVX2
 # floors below are the VNNI measurements lowered by that 0.01 and a margin, not measured with this export.
-# Verdict quality is what matters: checked on 2,000 dev rows by scripts/check_quantization.py (docs/performance.md).
+# Verdict quality is what matters: checked on 2,000 dev rows by benchmarks/evaluation/quantization.py
+# (docs/performance.md).
 VNNI = _cpu_has_vnni()
 INT8_MIN_COSINE = 0.98 if VNNI else 0.965  # texts of 4+ tokens
 INT8_MIN_COSINE_TINY = 0.96 if VNNI else 0.94  # 1–3-token texts

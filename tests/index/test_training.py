@@ -20,7 +20,6 @@ from index.training import (
     stale_reason,
     train,
 )
-from tests.script_loader import load_script
 
 CATEGORIES = ("violence", "hate", "safe")
 TEXTS = {
@@ -113,16 +112,20 @@ def test_tiny_training_exports_a_model_the_guard_can_use(
 
 
 def _check_if_stale_cli(out: Path, config: TrainConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`scripts/train.py --if-stale` with the same config and data returns at once without touching the model."""
-    script = load_script("train", "train_script")
+    """`lightguard train --if-stale` with the same config and data returns at once without touching the model."""
+    from typer.testing import CliRunner
+
+    from service.cli.main import app
+
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(asdict(r)) + "\n" for r in _rows()))
     before = (out / "manifest.json").stat().st_mtime_ns
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in config.to_dict().items() if k not in {"loss", "labels"}]
     flags = [f for f in flags if not f.startswith("--hard-negatives")]
     argv = ["--if-stale", "--out", str(out), "--data", str(data), "--loss", config.loss, "--labels", config.labels]
-    assert script.main([*argv, *flags]) == 0
-    assert "up to date" in capsys.readouterr().out
+    result = CliRunner().invoke(app, ["train", *argv, *flags])
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
     assert (out / "manifest.json").stat().st_mtime_ns == before
 
 

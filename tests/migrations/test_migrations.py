@@ -13,8 +13,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from service import models  # noqa: F401  (registers the tables)
-from service.db import Base, alembic_config, create_db_engine, upgrade_database
+from service.db import models  # noqa: F401  (registers the tables)
+from service.db.engine import Base, alembic_config, create_db_engine, upgrade_database
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"topics", "exemplars", "index_builds", "api_keys", "decisions", "index_lock"}

@@ -147,7 +147,7 @@ def lightguard_server(
     if launcher == "uvicorn":
         cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1"]
     else:
-        cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--host", "127.0.0.1"]
+        cmd = [sys.executable, "-c", "from service.cli.main import main; main()", "serve", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--workers", str(workers), "--log-level", "info"]
     log_path = home / f"server-{port}.log"
     with log_path.open("w") as log:

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from index import HashingEncoder
 from service.app import create_app
-from service.db import session_scope
-from service.models import Decision
+from service.db.engine import session_scope
+from service.db.models import Decision
 from service.usecases import keys
 from service.usecases.keys import KeyService
 from tests.service.support import make_settings, wait_ready

@@ -95,7 +95,7 @@ def test_unknown_route_has_error_shape(client: TestClient) -> None:
 
 
 def test_decision_log_stores_digest_not_text(client: TestClient) -> None:
-    from service.repositories import DecisionRepository
+    from service.db.repositories import DecisionRepository
 
     client.post("/v1/classify", json={"text": "a secret prompt about bread"})
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
@@ -106,7 +106,7 @@ def test_decision_log_stores_digest_not_text(client: TestClient) -> None:
 
 
 def test_decision_log_text_when_enabled(tmp_path: Path) -> None:
-    from service.repositories import DecisionRepository
+    from service.db.repositories import DecisionRepository
 
     with TestClient(create_app(make_settings(tmp_path, log_text=True), HashingEncoder())) as client:
         wait_ready(client)

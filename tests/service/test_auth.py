@@ -12,9 +12,9 @@ from sqlalchemy.exc import OperationalError
 
 from index import HashingEncoder
 from service.app import create_app
-from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
+from service.db.engine import create_db_engine, make_sessionmaker, session_scope, upgrade_database
+from service.db.models import ApiKey
 from service.errors import PermissionDeniedError
-from service.models import ApiKey
 from service.usecases.keys import KeyCache, KeyIdentity, KeyService, hash_key
 from tests.service.support import make_settings, wait_ready
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.batching import MicroBatcher
+from service.serving.batching import MicroBatcher
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -146,7 +146,7 @@ def test_http_requests_report_the_version_and_metrics_show_batches_and_torch(cli
     assert f"lightguard_torch_imported {float('torch' in sys.modules)}" in text
 
 
-@pytest.mark.parametrize("module", ["service.app", "service.cli"])
+@pytest.mark.parametrize("module", ["service.app", "service.cli.main"])
 def test_serving_imports_do_not_pull_torch(module: str) -> None:
     code = (
         f"import sys, {module}; from service.app import create_app; create_app(); "
@@ -174,7 +174,7 @@ def test_every_thread_that_searches_uses_the_configured_faiss_threads(client: Te
 
 def test_numpy_blas_runs_one_thread_in_the_service(client: TestClient) -> None:
     """OpenBLAS starts one spinning thread per core; next to ONNX Runtime's threads a topic head's small solve then
-    stalled for over a second on the loaded 2-core machine (service.runtime.configure_threads)."""
+    stalled for over a second on the loaded 2-core machine (service.serving.runtime.configure_threads)."""
     from threadpoolctl import threadpool_info
 
     # numpy's OpenBLAS (pthreads: one process-wide setting). FAISS bundles an OpenMP build of OpenBLAS, which

@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from service.cli_admin import register
+from service.cli.admin import register
 from tests.service.support import COOKING, FIXTURES
 
 

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import create_db_engine, make_sessionmaker, upgrade_database
-from service.decision_log import DecisionLog
+from service.db.decision_log import DecisionLog
+from service.db.engine import create_db_engine, make_sessionmaker, upgrade_database
+from service.db.repositories import DecisionRepository
 from service.metrics import Metrics
-from service.repositories import DecisionRepository
 
 
 @pytest.fixture

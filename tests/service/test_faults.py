@@ -26,9 +26,9 @@ from sqlalchemy import create_engine, text
 from index import HashingEncoder, ModelIntegrityError
 from index.types import Vectors
 from service.app import create_app
-from service.db import create_db_engine, session_scope
-from service.encoders import build_encoder
-from service.models import Decision
+from service.db.engine import create_db_engine, session_scope
+from service.db.models import Decision
+from service.serving.encoders import build_encoder
 from service.usecases.seed import load_background
 from tests.service.support import (
     COOKING,
@@ -293,7 +293,7 @@ def test_model_with_wrong_checksum_refuses_to_load(tmp_path: Path) -> None:
 def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
     clean |= {"LIGHTGUARD_HOME": str(tmp_path), "LIGHTGUARD_DATA_DIR": str(FIXTURES)} | env
-    cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--port", str(free_port())]
+    cmd = [sys.executable, "-c", "from service.cli.main import main; main()", "serve", "--port", str(free_port())]
     return subprocess.run(cmd, cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)
 
 

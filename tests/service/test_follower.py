@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from index import HashingEncoder
 from service.app import create_app
-from service.follower import IndexFollower
+from service.serving.follower import IndexFollower
 from service.settings import Settings
 from tests.service.support import COOKING, COOKING_PARAPHRASE, make_settings, wait_ready
 from tests.service.test_index_lifecycle import GatedEncoder

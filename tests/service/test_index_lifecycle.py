@@ -66,8 +66,8 @@ def test_bad_artifact_is_rebuilt(settings: Settings, damage: str, caplog: pytest
     elif damage == "stale":
         from sqlalchemy import update
 
-        from service.db import create_db_engine
-        from service.models import Topic
+        from service.db.engine import create_db_engine
+        from service.db.models import Topic
 
         engine = create_db_engine(settings.resolved_database_url)
         with engine.begin() as conn:

@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from service.api.disconnect import cancel_on_disconnect
 from service.app import create_app
-from service.cli_admin import register
+from service.cli.admin import register
 from service.errors import ClientDisconnectedError, InvalidRequestError, RateLimitedError
-from service.schemas_keys import RATE_LIMIT_PATTERN
+from service.schemas.keys import RATE_LIMIT_PATTERN
 from service.usecases.quotas import KeyLimits, Quotas, parse_rate
 from tests.service.support import FIXTURES, lightguard_server, make_settings, wait_ready
 

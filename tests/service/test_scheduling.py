@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from index import Exemplar, Guard, GuardConfig, HashingEncoder, Label, Verdict
-from service.batching import DropReason, Lane, MicroBatcher
 from service.errors import DeadlineExceededError, PayloadTooLargeError
-from service.runtime import GuardRuntime
+from service.serving.batching import DropReason, Lane, MicroBatcher
+from service.serving.runtime import GuardRuntime
 from tests.conftest import TOY_EXEMPLARS, TOY_LABELS
 from tests.service.test_batching import GatedRun
 

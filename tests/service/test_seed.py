@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from index import HashingEncoder
 from service.app import create_app
-from service.db import create_db_engine, make_sessionmaker, session_scope, upgrade_database
-from service.repositories import ExemplarRepository, TopicRepository
+from service.db.engine import create_db_engine, make_sessionmaker, session_scope, upgrade_database
+from service.db.repositories import ExemplarRepository, TopicRepository
 from service.usecases.seed import SeedReport, seed_database
 from tests.service.support import FIXTURES, make_settings, wait_ready
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from index import HashingEncoder, fmr_threshold
 from service.app import create_app
-from service.cli_admin import register
+from service.cli.admin import register
 from service.usecases.topics import suggest_thresholds, threshold_metrics
 from tests.service.support import COOKING, COOKING_PARAPHRASE, FIXTURES, create_cooking, make_settings, wait_ready
 

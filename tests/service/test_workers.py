@@ -12,7 +12,7 @@ import httpx
 import pytest
 import uvicorn
 
-from service.cli_admin import listening_socket
+from service.cli.admin import listening_socket
 from tests.service.support import COOKING, COOKING_PARAPHRASE, Server, lightguard_server
 
 ADMIN = "lg_workers_admin_key_for_tests"

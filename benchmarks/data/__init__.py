@@ -1,0 +1,1 @@
+"""Data builders: data/ from the shared datasets (`build`), the topic benchmark datasets (`topics`)."""

@@ -1,0 +1,56 @@
+"""What a benchmark ran on: CPU model, int8 instruction set, cores, load; recorded beside every timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in _stdout(["lscpu"]).splitlines() if ln.startswith("Model name")), "?"
+    )
+    return {
+        "cpu": model,
+        "int8_isa": int8_isa(),
+        "cores": os.cpu_count(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "threads_env": os.environ.get("LIGHTGUARD_THREADS"),
+    }
+
+
+def int8_isa() -> str:
+    """The widest int8 dot-product instructions the CPU has: ONNX Runtime's int8 kernels run ~2x faster with VNNI
+    than with plain AVX2 (docs/performance.md, sixth session), so bench numbers differ between such machines."""
+    try:
+        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "unknown"
+    for flag in ("amx_int8", "avx512_vnni", "avx_vnni", "avx512bw", "avx2"):
+        if flag in flags:
+            return flag
+    return "none of amx_int8 / avx512_vnni / avx_vnni / avx512bw / avx2"
+
+
+def proc_stats(pid: int) -> dict[str, float]:
+    """Resident and peak memory (MB) and CPU seconds used so far by process `pid` (Linux /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    kb = {ln.split(":")[0]: int(ln.split()[1]) for ln in status.splitlines() if ln.startswith(("VmRSS", "VmHWM"))}
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {
+        "rss_mb": kb["VmRSS"] / 1024,
+        "peak_rss_mb": kb["VmHWM"] / 1024,
+        "cpu_s": (int(fields[11]) + int(fields[12])) / ticks,
+    }
+
+
+def _stdout(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""

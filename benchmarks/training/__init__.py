@@ -1,0 +1,1 @@
+"""Training jobs beyond `lightguard train`: fine-tunes held out per fold (`heldout`)."""

@@ -1,0 +1,1 @@
+"""The database layer: engine and sessions, ORM models, repositories and the decision log's writer."""

@@ -1,0 +1,1 @@
+"""HTTP request and response schemas (pydantic), one module per resource family."""

@@ -1,0 +1,1 @@
+"""The live index state of one worker and its scheduling: runtime, micro-batching, encoders, following other workers."""

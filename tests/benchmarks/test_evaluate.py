@@ -1,0 +1,45 @@
+"""benchmarks.evaluation: the per-text vector cache (vectors), the look-alike threshold rule and recall at a
+bounded FPR (decisions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.evaluation import decisions, vectors
+
+
+def test_vector_cache_round_trip_keeps_windows_per_text(tmp_path: Path) -> None:
+    cache = vectors.TextVectorCache.load(tmp_path / "v.npz", 2)
+    exemplars = np.asarray([[1, 0], [0, 1], [1, 1]], dtype=np.float32)
+    windows = np.asarray([[2, 2], [3, 3], [4, 4]], dtype=np.float32)  # "b" has two windows, "c" one more
+    cache.add(["a", "b"], exemplars[:2], windows[:2], [0, 2])
+    cache.save(tmp_path / "v.npz")
+    again = vectors.TextVectorCache.load(tmp_path / "v.npz", 2)
+    again.add(["c"], exemplars[2:], windows[2:], [1])
+    ex, win, owners = again.lookup(["b", "c", "a", "b"])
+    assert ex.tolist() == [[0, 1], [1, 1], [1, 0], [0, 1]]
+    # short texts first (their exemplar vector is their only window), then each long text's windows in order
+    assert owners.tolist() == [2, 0, 0, 1, 3, 3]
+    assert win.tolist() == [[1, 0], [2, 2], [3, 3], [4, 4], [2, 2], [3, 3]]
+
+
+def test_lookalike_threshold_rises_only_while_the_floors_hold() -> None:
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    benign = np.linspace(0.0, 1.0, 101)  # at 0.93, 8 of 101 (7.9 %) reach the cut
+    unsafe = np.full(10, 0.95)
+    assert decisions.lookalike_threshold(benign, [(unsafe, 0.8)], grid, 0.5) == pytest.approx(0.93)
+    mixed = np.asarray([0.95] * 8 + [0.6] * 2)  # raising past 0.6 keeps 80 %: allowed; 0.96 is off the grid
+    assert decisions.lookalike_threshold(benign, [(mixed, 0.9)], grid, 0.5) == pytest.approx(0.6)
+    assert decisions.lookalike_threshold(np.zeros(5), [(unsafe, 0.8)], grid, 0.5) == 0.5  # already below the cap
+
+
+def test_recall_at_fpr() -> None:
+    scores = np.asarray([0.9, 0.8, 0.7, 0.6, 0.5, 0.4] + [0.75] + [0.1] * 99)
+    unsafe = np.asarray([True] * 6 + [False] * 100)
+    recall, _ = decisions.recall_at_fpr(scores, unsafe, 0.01)  # one benign row may pass: the 0.75 one
+    assert recall == 1.0
+    recall, cut = decisions.recall_at_fpr(scores, unsafe, 0.0)
+    assert recall == pytest.approx(2 / 6) and cut > 0.75
