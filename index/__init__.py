@@ -4,32 +4,41 @@ from __future__ import annotations
 
 from index.artifact import load_guard, read_guard_metadata, save_guard
 from index.calibration import Platt, best_f1_threshold, fit_platt, fmr_threshold
+from index.config import GuardConfig, load_guard_config
 from index.datasets import DatasetRow, LabelledText, default_data_dir, load_labelled_jsonl, load_rows
-from index.encoder import Encoder, HashingEncoder, split_windows
+from index.encoding import Encoder, HashingEncoder, OnnxEncoder, split_windows
+from index.encoding.export import BASE_NAME, DEFAULT_MAX_TOKENS, ensure_base_model, export_onnx
+from index.encoding.models import ModelManifest, base_model_dir, default_models_dir, read_manifest, verify_model_dir
 from index.errors import (
     CostLimitError,
     DatasetError,
     DuplicateExemplarError,
+    ExportError,
     IndexArtifactError,
     InvalidInputError,
     LightguardError,
     ModelIntegrityError,
     ModelNotFoundError,
+    TrainingError,
     UnknownExemplarError,
     UnknownLabelError,
 )
 from index.evaluation import BinaryMetrics, binary_metrics, plot_pr_curves
-from index.export import BASE_NAME, DEFAULT_MAX_TOKENS, ensure_base_model, export_onnx
-from index.guard import Guard, GuardConfig, Scores, load_guard_config
-from index.models import ModelManifest, base_model_dir, default_models_dir, read_manifest, verify_model_dir
-from index.onnx_encoder import OnnxEncoder
-from index.store import VectorStore
+from index.guard import Guard
+from index.scoring import Scorer, Scores
+from index.store import (
+    FaissBackend,
+    FaissStore,
+    StoreBackend,
+    VectorStore,
+    set_flat_search_blas_from,
+    set_search_threads,
+)
 from index.taxonomy import OPENAI_KEYS, Category, Taxonomy, load_taxonomy
 from index.text import normalize_text, text_digest
 from index.training import (
     FINETUNED_NAME,
     TrainConfig,
-    TrainingError,
     data_digest,
     select_examples,
     stale_reason,
@@ -55,6 +64,9 @@ __all__ = [
     "Encoder",
     "Evidence",
     "Exemplar",
+    "ExportError",
+    "FaissBackend",
+    "FaissStore",
     "Guard",
     "GuardConfig",
     "HashingEncoder",
@@ -70,7 +82,9 @@ __all__ = [
     "OnnxEncoder",
     "Platt",
     "Role",
+    "Scorer",
     "Scores",
+    "StoreBackend",
     "Taxonomy",
     "TrainConfig",
     "TrainingError",

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 
 from index.calibration import Platt
-from index.encoder import Encoder
+from index.config import GuardConfig
+from index.encoding.encoder import Encoder
 from index.errors import IndexArtifactError, InvalidInputError
-from index.guard import Guard, GuardConfig
-from index.head import LinearHead
-from index.store import AnnParams, VectorStore, atomic_write_dir
+from index.guard import Guard
+from index.scoring import LinearHead
+from index.store import StoreBackend, atomic_write_dir
 from index.text import NORMALIZATION_VERSION
 from index.types import Exemplar, Label
 
@@ -31,8 +32,8 @@ def save_guard(guard: Guard, directory: Path, metadata: dict[str, Any] | None = 
 
     `metadata` is stored verbatim (the service records the database state digest and index version there).
     """
-    with guard._lock:
-        store_bytes = guard._store.to_bytes()
+    with guard.lock:
+        store_bytes = guard.store.to_bytes()
         arrays = io.BytesIO()
         head = guard.head
         np.savez(
@@ -71,8 +72,11 @@ def read_guard_metadata(directory: Path) -> dict[str, Any]:
     return dict(_read_manifest(directory).get("metadata", {}))
 
 
-def load_guard(directory: Path, encoder: Encoder) -> Guard:
-    """Load a saved guard; raises IndexArtifactError when missing, corrupt, or built with another encoder."""
+def load_guard(directory: Path, encoder: Encoder, store: StoreBackend | None = None) -> Guard:
+    """Load a saved guard; raises IndexArtifactError when missing, corrupt, or built with another encoder.
+
+    `store`: the backend that wrote the vectors (default: FAISS, as the saved configuration describes).
+    """
     manifest = _read_manifest(directory)
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexArtifactError(
@@ -104,12 +108,10 @@ def load_guard(directory: Path, encoder: Encoder) -> Guard:
         labels = [Label(**raw) for raw in manifest["labels"]]
         order = manifest["builtin_order"]
         labels.sort(key=lambda lab: order.index(lab.name) if lab.name in order else len(order))
-        guard = Guard(encoder, labels, config, background=arrays["background"].astype(np.float32))
+        guard = Guard(encoder, labels, config, background=arrays["background"].astype(np.float32), store=store)
         if arrays["head_weights"].size:
             guard.head = LinearHead(arrays["head_weights"], arrays["head_bias"])
-        stored = VectorStore.from_bytes(
-            blobs[_VECTORS], encoder.dim, encoder.model_id, config.ann_threshold, AnnParams(nlist=config.ann_nlist)
-        )
+        stored = guard.store_backend.from_bytes(blobs[_VECTORS], encoder.dim, encoder.model_id)
         exemplars = [Exemplar(int(i), text, label, role) for i, text, label, role in manifest["exemplars"]]
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise IndexArtifactError(f"index artifact in {directory} is unreadable: {exc}") from exc

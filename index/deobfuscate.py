@@ -37,7 +37,7 @@ from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
 from index.lexicon import Lexicon, default_lexicon
-from index.text import _INVISIBLE, _MIXED_WORD, _fold_word, normalize_text
+from index.text import INVISIBLE, MIXED_WORD, fold_word, normalize_text
 
 MAX_SPANS = 8
 MAX_DECODED = 4096
@@ -337,16 +337,16 @@ def unlist(text: str, lexicon: Lexicon) -> str:
 
 
 # ------------------------------------------------------------------ the variant
-_ASCII_CONTROLS = {c: None for c in (*range(0x20), 0x7F) if chr(c) not in "\n\t"}
+ASCII_CONTROLS = {c: None for c in (*range(0x20), 0x7F) if chr(c) not in "\n\t"}
 
 
 def _prepare(text: str) -> str:
     """NFKC, invisible and control characters dropped, look-alikes folded, but spacing and lines kept."""
     if text.isascii():
-        return text.translate(_ASCII_CONTROLS)
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+        return text.translate(ASCII_CONTROLS)
+    text = unicodedata.normalize("NFKC", text).translate(INVISIBLE)
     text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C" or ch in "\n\t")
-    return text if text.isascii() else _MIXED_WORD.sub(_fold_word, text)
+    return text if text.isascii() else MIXED_WORD.sub(fold_word, text)
 
 
 def deobfuscate(text: str, lexicon: Lexicon | None = None, plain: str | None = None) -> str | None:

@@ -50,3 +50,11 @@ class CostLimitError(InvalidInputError):
 
 class DatasetError(LightguardError):
     """A labelled input file could not be read or has the wrong shape."""
+
+
+class TrainingError(LightguardError):
+    """A training configuration or run is invalid."""
+
+
+class ExportError(LightguardError):
+    """An export failed or produced vectors that disagree with the source model."""

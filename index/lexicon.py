@@ -106,6 +106,6 @@ def read_vocabulary(path: Path) -> list[str]:
 @functools.cache
 def default_lexicon() -> Lexicon:
     """The base encoder's vocabulary as a lexicon (read once per process, ~20 ms)."""
-    from index.models import base_model_dir
+    from index.encoding.models import base_model_dir
 
     return Lexicon(read_vocabulary(base_model_dir() / "vocab.txt"))

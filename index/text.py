@@ -14,13 +14,13 @@ import unicodedata
 from collections.abc import Sequence
 
 # Zero-width and invisible formatting characters that survive NFKC and are used to split words past filters.
-_INVISIBLE = dict.fromkeys(
+INVISIBLE = dict.fromkeys(
     map(ord, "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u034f\u180e\u17b4\u17b5\u115f\u1160\u3164"),
     None,
 )
 # ASCII's control characters (the only category-C characters below 0x80): line and tab breaks become spaces, the
 # rest are dropped, as the per-character rule in `normalize_text` does for any text.
-_ASCII_CONTROLS = {c: (" " if chr(c) in "\n\r\t\v\f" else None) for c in (*range(0x20), 0x7F)}
+ASCII_CONTROLS = {c: (" " if chr(c) in "\n\r\t\v\f" else None) for c in (*range(0x20), 0x7F)}
 NORMALIZATION_VERSION = 2
 """Bump when `normalize_text` changes output: indexed exemplar vectors depend on it, so saved indexes go stale."""
 
@@ -44,7 +44,7 @@ _CONFUSABLES = {
     "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
 }  # fmt: skip
 _FOLD = str.maketrans(_CONFUSABLES)
-_MIXED_WORD = re.compile(r"\w*[" + "".join(_CONFUSABLES) + r"]\w*")
+MIXED_WORD = re.compile(r"\w*[" + "".join(_CONFUSABLES) + r"]\w*")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 
 # Three or more single letters separated by a space, or by a dot / dash / underscore / asterisk (optionally spaced):
@@ -59,7 +59,7 @@ _SEPARATORS = re.compile(r"[ .\-_*·]")
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
 
 
-def _fold_word(match: re.Match[str]) -> str:
+def fold_word(match: re.Match[str]) -> str:
     word = match.group()
     return word.translate(_FOLD) if _LATIN.search(word) else word
 
@@ -69,9 +69,9 @@ def _join_letters(match: re.Match[str]) -> str:
     return _SEPARATORS.sub("", run) if _ASCII_LETTER.search(run) else run
 
 
-def _drop_controls(text: str) -> str:
+def drop_controls(text: str) -> str:
     """NFKC; zero-width, control and format characters dropped, line and tab breaks turned into spaces."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).translate(_ASCII_CONTROLS)
+    text = unicodedata.normalize("NFKC", text).translate(INVISIBLE).translate(ASCII_CONTROLS)
     # Only non-ASCII characters need the per-character category look-up (ASCII's controls went in the translate):
     # a 99,000-character text with a few curly quotes took 0.26 s in a per-character scan of the whole text.
     return _NON_ASCII_RUN.sub(_drop_category_c, text)
@@ -94,11 +94,11 @@ def normalize_text(text: str) -> str:
     """
     # ASCII (the common case): NFKC leaves it as it is and no invisible character is ASCII, so one translate does
     # what the per-character scan does (tests/index/test_text.py checks they agree)
-    text = text.translate(_ASCII_CONTROLS) if text.isascii() else _drop_controls(text)
+    text = text.translate(ASCII_CONTROLS) if text.isascii() else drop_controls(text)
     # str.split() splits on exactly the characters regex \s matches (checked over every code point), 4x faster
     text = _SPACED.sub(_join_letters, " ".join(text.split()))
     # ASCII text has no look-alikes to fold: skip the second scan on the common path
-    return text if text.isascii() else _MIXED_WORD.sub(_fold_word, text)
+    return text if text.isascii() else MIXED_WORD.sub(fold_word, text)
 
 
 def text_digest(text: str) -> str:

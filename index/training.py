@@ -18,9 +18,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from index.datasets import DatasetRow, load_rows
-from index.errors import LightguardError, ModelIntegrityError, ModelNotFoundError
-from index.evaluation import average_precision
-from index.models import (
+from index.encoding.models import (
     SOURCE_DIR,
     ModelManifest,
     base_model_description,
@@ -28,6 +26,8 @@ from index.models import (
     read_manifest,
     write_manifest,
 )
+from index.errors import ModelIntegrityError, ModelNotFoundError, TrainingError
+from index.evaluation import average_precision
 from index.scoring import centroids, knn_distribution, softmax
 from index.text import normalize_text
 from index.types import SAFE
@@ -44,10 +44,6 @@ HARD_NEGATIVE_FAMILIES: tuple[str, ...] = ("lookalike", "roleplay")
 FINETUNED_NAME = "finetuned"
 TRAIN_CONFIG_FILE = "train_config.json"
 EXPORT_MAX_TOKENS = 256  # same truncation as models/base, so both encoders meet identical windows in evaluation
-
-
-class TrainingError(LightguardError):
-    """A training configuration or run is invalid."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +273,7 @@ def train(
             "train_seconds": round(train_s, 1),
             "examples_per_second": round(len(examples) * _epochs_run(config, len(examples)) / train_s, 1),
         }
-        from index.export import export_onnx
+        from index.encoding.export import export_onnx
 
         manifest = export_onnx(
             work / "st",
@@ -315,7 +311,7 @@ def _fit(
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
-    from index.models import base_model_dir
+    from index.encoding.models import base_model_dir
 
     transformers.set_seed(config.seed)
     torch.manual_seed(config.seed)

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from index.deobfuscate import deobfuscated_units
-from index.encoder import Encoder, window_char_spans, window_geometry
+from index.encoding.encoder import Encoder, window_char_spans, window_geometry
 from index.errors import CostLimitError, InvalidInputError
 from index.language import detect_language
 from index.lexicon import default_lexicon
@@ -24,7 +24,7 @@ from index.text import normalize_text, sentence_spans
 from index.types import Verdict
 
 if TYPE_CHECKING:  # the guard's configuration type; no import cycle at run time
-    from index.guard import GuardConfig
+    from index.config import GuardConfig
 
 Span = tuple[int, int]
 

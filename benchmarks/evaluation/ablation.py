@@ -37,9 +37,9 @@ from benchmarks.evaluation.vectors import FoldScores
 from index import SAFE, Guard, GuardConfig, Label, fit_platt, normalize_text, split_windows
 from index.calibration import best_f1_threshold
 from index.datasets import DatasetRow, load_rows
-from index.encoder import Encoder
+from index.encoding import Encoder
+from index.encoding.models import default_models_dir, read_manifest
 from index.evaluation import binary_metrics, plot_pr_curves
-from index.models import default_models_dir, read_manifest
 from index.taxonomy import load_taxonomy
 from index.training import TrainConfig, data_digest, select_examples, stale_reason, train
 
@@ -116,7 +116,7 @@ def out_of_source(
     Two index label sets: the taxonomy categories (what the Guard serves) and binary safe/unsafe. `fixed` (an earlier
     result) reuses its scorer settings instead of choosing them, e.g. to compare fp32 with int8 on equal terms.
     """
-    from index.onnx_encoder import OnnxEncoder
+    from index import OnnxEncoder
 
     encoder = OnnxEncoder(model_dir, variant)  # type: ignore[arg-type]
     config = GuardConfig()
@@ -191,7 +191,7 @@ def out_of_source(
 
 def latency_ms(model_dir: Path) -> float:
     """p50 of one short prompt through the int8 encoder, one thread."""
-    from index.onnx_encoder import OnnxEncoder
+    from index import OnnxEncoder
 
     encoder = OnnxEncoder(model_dir, "int8", threads=1)
     encoder.encode([LATENCY_TEXT])

@@ -73,7 +73,7 @@ MAX_INJECTION_FPR = 0.03
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    from index.onnx_encoder import OnnxEncoder
+    from index import OnnxEncoder
 
     config = GuardConfig()
     encoder = OnnxEncoder(Path(args.model_dir), variant=args.variant)

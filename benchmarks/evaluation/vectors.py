@@ -16,7 +16,7 @@ import numpy as np
 
 from index import SAFE, Exemplar, Guard, GuardConfig, Label, normalize_text, split_windows
 from index.datasets import DatasetRow
-from index.encoder import Encoder
+from index.encoding import Encoder
 
 KS = (8, 16, 32)
 TEMPERATURES = (0.02, 0.05, 0.1)

@@ -91,7 +91,10 @@ def micro(rows: list[Row], report: dict[str, Any], home: Path) -> None:
     add("encode batch 64 (lanes)", on, 64)
     add("encode batch 64, one run at a time (no lanes)", off, 64)
     vecs = enc.encode(prompts, 64)
-    store = guard._store
+    from index import FaissStore
+
+    store = guard.store
+    assert isinstance(store, FaissStore), "the benchmark reads FAISS's own figures"
     k = guard.config.k
     for nq in (1, 16, 64):
         add(
@@ -99,10 +102,8 @@ def micro(rows: list[Row], report: dict[str, Any], home: Path) -> None:
             timed(partial(store.search, vecs[:nq], k), 100),
             nq,
         )
-    from index.store import VectorStore
-
-    flat = VectorStore(store.dim, store.model_id)  # exact search over the same vectors, for comparison
-    flat.add(*store._all())
+    flat = FaissStore(store.dim, store.model_id)  # exact search over the same vectors, for comparison
+    flat.add(*store.items())
     add(f"search flat (exact) {n} x 1 query (k={k})", timed(lambda: flat.search(vecs[:1], k), 100))
     if store.backend != "flat":
         ids_exact = flat.search(vecs, k)[1]
@@ -131,7 +132,7 @@ def micro(rows: list[Row], report: dict[str, Any], home: Path) -> None:
         "artifact_disk_mb": round(disk / 2**20, 1),
         "vector_bytes": enc.dim * 4,
     }
-    report["real_vectors"] = store._all()[1]
+    report["real_vectors"] = store.items()[1]
 
 
 # ---------------------------------------------------------------------------- torch comparison (own process)
@@ -139,7 +140,7 @@ def torch_worker() -> None:
     t = time.perf_counter()
     from sentence_transformers import SentenceTransformer
 
-    from index.models import base_model_dir
+    from index import base_model_dir
 
     model = SentenceTransformer(str(base_model_dir()), device="cpu")
     load = time.perf_counter() - t
@@ -179,7 +180,7 @@ def stub_serve(port: int) -> None:
     """`lightguard serve` with the model run replaced by random token outputs of the right shape: what the serving
     path costs besides the model (HTTP, validation, batching, tokenising, search, scoring, the decision log).
     Verdicts are meaningless; for `--stub-encoder` only."""
-    import index.onnx_encoder as onnx_encoder
+    import index.encoding.onnx as onnx_encoder
     from service.cli.main import app
 
     def fake_run(self: Any, batch: list[Any], session: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -245,7 +246,7 @@ def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int, stub
 def scale(
     rows: list[Row], report: dict[str, Any], sizes: list[int], real: np.ndarray | None, nprobes: list[int]
 ) -> None:
-    from index.store import VectorStore
+    from index import FaissStore
 
     rng = np.random.default_rng(0)
     dim = 384
@@ -255,7 +256,7 @@ def scale(
         # Recall on real embeddings: hold out 500 exemplars as queries, index the rest with IVF (threshold 0).
         perm = rng.permutation(len(real))
         q, rest = real[perm[:500]], real[perm[500:]]
-        ivf = VectorStore(dim, "bench", ann_threshold=0)
+        ivf = FaissStore(dim, "bench", ann_threshold=0)
         ivf.add(range(len(rest)), rest)
         exact = np.argsort(-(q @ rest.T), axis=1)[:, :10]
         out["real"] = {"n": len(rest), "recall@10": _recall(ivf.search(q, 10)[1], exact)}
@@ -275,7 +276,7 @@ def scale(
         sims = np.concatenate([(queries @ vecs[s : s + 200_000].T) for s in range(0, n, 200_000)], axis=1)
         exact = np.take_along_axis(exact, np.argsort(-np.take_along_axis(sims, exact, 1), axis=1)[:, :10], 1)
         t = time.perf_counter()
-        store = VectorStore(dim, "bench", ann_threshold=0)
+        store = FaissStore(dim, "bench", ann_threshold=0)
         store.add(range(n), vecs)
         build = time.perf_counter() - t
         recalls = {}

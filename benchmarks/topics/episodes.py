@@ -31,7 +31,7 @@ from benchmarks.topics.rules import (
     with_allows,
 )
 from index import Encoder, load_rows
-from index.topic_head import GramStats
+from index.topics import GramStats
 
 Vec = NDArray[np.float32]
 TRAIN_CAP = 30  # train rows embedded per intent: K <= 20 plus room for different seeds

@@ -16,8 +16,7 @@ from benchmarks.topics.rules import (
     Background,
 )
 from index import GuardConfig, load_rows
-from index.scoring import TopicBank, topic_score_matrix, topic_scores
-from index.topic_head import fit_topic_head
+from index.topics import TopicBank, fit_topic_head, topic_score_matrix, topic_scores
 
 
 # ------------------------------------------------------------------------------------------------ latency

@@ -1,6 +1,6 @@
 """The topic benchmark's rules and metrics: pure functions of cached vectors, no I/O (benchmarks/topics/bench.py runs
 them). Scoring and calibration go through the library (`index.scoring.topic_scores`, `index.topic_head`,
-`index.calibration.topic_threshold`) exactly as `Guard` applies them; tests/index/test_topics_bench.py checks that.
+`index.topics.topic_threshold`) exactly as `Guard` applies them; tests/index/test_topics_bench.py checks that.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from index import GuardConfig
-from index.calibration import best_f1_threshold, fmr_threshold, topic_threshold
-from index.scoring import topic_scores
-from index.topic_head import GramStats, TopicHead, fit_topic_head
+from index.calibration import best_f1_threshold, fmr_threshold
+from index.topics import GramStats, TopicHead, fit_topic_head, topic_scores, topic_threshold
 
 Vec = NDArray[np.float32]
 GROUPS = ("ood", "near", "other")
@@ -46,7 +45,7 @@ class Rule:
     oracle_fmr: float | None = None
     head_weight: float = 0.0  # weight of the learned head (index.topic_head) in the topic score
     head_l2: float = 0.01
-    interpolation: float | None = None  # threshold rule of index.calibration.topic_threshold
+    interpolation: float | None = None  # threshold rule of index.topics.topic_threshold
 
 
 def shipped_rule(cfg: GuardConfig, name: str = "lightguard") -> Rule:

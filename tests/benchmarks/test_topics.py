@@ -153,7 +153,7 @@ def test_bench_calibration_equals_the_guard() -> None:
 
 
 def test_topic_threshold_positive_quantile_lifts_a_tight_topic() -> None:
-    from index.calibration import topic_threshold
+    from index.topics import topic_threshold
 
     loo = np.asarray([0.80, 0.82, 0.85, 0.9, 0.78], dtype=np.float32)
     background = np.linspace(-0.1, 0.2, 500).astype(np.float32)

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
+from index.encoding.models import default_models_dir, verify_model_dir
 from index.errors import LightguardError
-from index.models import default_models_dir, verify_model_dir
 
 
 @pytest.fixture(scope="session")
 def onnx_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A valid base model directory: `models/base` when it verifies and is the current export, else a fresh
     export (~40 s)."""
-    from index.export import export_onnx, is_current_base_export
+    from index.encoding.export import export_onnx, is_current_base_export
 
     existing = default_models_dir() / "base"
     try:
@@ -24,7 +24,7 @@ def onnx_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             return existing
     except LightguardError:
         pass
-    from index.models import base_model_dir
+    from index.encoding.models import base_model_dir
 
     out = tmp_path_factory.mktemp("models") / "base"
     export_onnx(base_model_dir(), out, "base")
@@ -36,6 +36,6 @@ def st_model() -> Iterator[Any]:
     """The sentence-transformers reference model (torch), loaded once."""
     from sentence_transformers import SentenceTransformer
 
-    from index.models import base_model_dir
+    from index.encoding.models import base_model_dir
 
     yield SentenceTransformer(str(base_model_dir()), device="cpu")

@@ -80,7 +80,7 @@ def test_a_topics_score_does_not_depend_on_the_other_topics(encoder: HashingEnco
     background = [f"generic question number {i} about {w}" for i, w in enumerate(["weather", "music", "sport"] * 50)]
     guard = Guard.build(encoder, [Label("cooking", "custom"), Label("travel", "custom")], [], None, background)
     guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])
-    assert guard._topics["cooking"].head is not None, "enough background text: the topic has a learned head"
+    assert guard._topics.get("cooking").head is not None, "enough background text: the topic has a learned head"
     texts = ["a recipe for pasta carbonara please", "cheap flights to rome"]
     before = [v.categories["cooking"] for v in guard.classify(texts)]
     travel = ["cheap flights to rome", "book a hotel in paris", "train tickets to berlin"]
@@ -94,7 +94,7 @@ def test_too_little_background_text_means_no_head(toy_guard: Guard) -> None:
     toy_guard.upsert_label(Label("cooking", "custom"))
     toy_guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])
     assert len(toy_guard.background) < toy_guard.encoder.dim
-    assert toy_guard._topics["cooking"].head is None
+    assert toy_guard._topics.get("cooking").head is None
 
 
 def test_allow_examples_suppress_a_topic(toy_guard: Guard) -> None:
@@ -195,7 +195,7 @@ def test_loading_an_ivf_artifact_adopts_the_trained_index(
     """Start-up reads the saved IVF index as it is: no vector is re-added, so k-means never re-runs."""
     config = GuardConfig(ann_threshold=5, ann_nlist=4)
     guard = Guard.build(encoder, TOY_LABELS, TOY_EXEMPLARS, config)
-    assert guard._store.backend == "ivf"
+    assert guard.store.backend == "ivf"
     save_guard(guard, tmp_path / "g")
 
     def no_add(*args: object, **kwargs: object) -> None:
@@ -203,11 +203,11 @@ def test_loading_an_ivf_artifact_adopts_the_trained_index(
 
     monkeypatch.setattr(VectorStore, "add", no_add)
     loaded = load_guard(tmp_path / "g", encoder)
-    assert loaded._store.backend == "ivf" and loaded.checksum() == guard.checksum()
+    assert loaded.store.backend == "ivf" and loaded.checksum() == guard.checksum()
     texts = ["how do I kill my neighbour", "write a poem about spring"]
     assert loaded.classify(texts) == guard.classify(texts)
     with pytest.raises(InvalidInputError, match="empty guard"):
-        loaded.adopt_store(loaded._store, list(loaded.exemplars.values()))
+        loaded.adopt_store(loaded.store, list(loaded.exemplars.values()))
 
 
 def test_artifact_for_another_encoder_or_corrupt_is_refused(toy_guard: Guard, tmp_path: Path) -> None:
@@ -343,13 +343,13 @@ def test_only_a_suspect_sentence_is_encoded_alone() -> None:
 
 def test_ann_nprobe_is_read_from_the_config_at_search_time(toy_guard: Guard, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int | None] = []
-    search = toy_guard._store.search
+    search = toy_guard.store.search
 
     def spy(queries, k, nprobe=None):  # type: ignore[no-untyped-def]
         seen.append(nprobe)
         return search(queries, k, nprobe)
 
-    monkeypatch.setattr(toy_guard._store, "search", spy)
+    monkeypatch.setattr(toy_guard.store, "search", spy)
     toy_guard.config = replace(toy_guard.config, ann_nprobe=7)
     toy_guard.classify(["hello there"])
     assert seen and set(seen) == {7}

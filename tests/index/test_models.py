@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from index.errors import ModelIntegrityError, ModelNotFoundError
-from index.models import (
+from index.encoding.models import (
     MANIFEST_FILE,
     ModelManifest,
     default_models_dir,
@@ -18,6 +17,7 @@ from index.models import (
     verify_model_dir,
     write_manifest,
 )
+from index.errors import ModelIntegrityError, ModelNotFoundError
 
 FILES = {"model.onnx": b"fp32 graph", "model.int8.onnx": b"int8 graph", "tokenizer.json": b"{}"}
 

@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from index import export as export_module
-from index import onnx_encoder
-from index.encoder import Encoder
+from index.encoding import export as export_module
+from index.encoding import onnx as onnx_encoder
+from index.encoding.encoder import Encoder
+from index.encoding.export import ensure_base_model
+from index.encoding.models import MANIFEST_FILE, ONNX_FILES, TOKENIZER_FILE, Variant
+from index.encoding.onnx import OnnxEncoder
 from index.errors import InvalidInputError, ModelIntegrityError, ModelNotFoundError
-from index.export import ensure_base_model
-from index.models import MANIFEST_FILE, ONNX_FILES, TOKENIZER_FILE, Variant
-from index.onnx_encoder import OnnxEncoder
 
 REPO = Path(__file__).resolve().parents[2]
 LONG = " ".join(f"Sentence {i} talks about firewalls, passwords and the weather in Zürich." for i in range(40))
@@ -222,7 +222,7 @@ def test_missing_dir_raises_not_found(tmp_path: Path) -> None:
 @pytest.mark.model
 def test_serving_import_does_not_load_torch(onnx_base_dir: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; import index.onnx_encoder as m; "
+        "import sys; from pathlib import Path; import index.encoding.onnx as m; "
         f"e = m.OnnxEncoder(Path({str(onnx_base_dir)!r}), 'int8', threads=1); e.encode(['hello there']); "
         "e.token_spans(['hello']); "
         "bad = sorted(k for k in ('torch', 'transformers', 'sentence_transformers') if k in sys.modules); "

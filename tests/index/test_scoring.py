@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from index import Platt, best_f1_threshold, fit_platt
-from index.calibration import topic_threshold
-from index.scoring import TopicBank, centroids, fuse, knn_distribution, softmax, topic_score_matrix, topic_scores
+from index.scoring import centroids, fuse, knn_distribution, softmax
+from index.topics import TopicBank, topic_score_matrix, topic_scores, topic_threshold
 
 finite = st.floats(-1.0, 1.0, allow_nan=False, width=32)
 

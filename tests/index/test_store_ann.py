@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from index import VectorStore
+from index import FaissStore
 from index.store import AnnParams
 
 
@@ -25,7 +23,7 @@ def recall_at(k: int, approx: np.ndarray, exact: np.ndarray) -> float:
 
 
 def test_switches_to_ivf_above_threshold_and_back_below_half() -> None:
-    store = VectorStore(32, "m", ann_threshold=1000)
+    store = FaissStore(32, "m", ann_threshold=1000)
     vecs = clustered(3000)
     store.add(range(900), vecs[:900])
     assert store.backend == "flat"
@@ -40,24 +38,23 @@ def test_switches_to_ivf_above_threshold_and_back_below_half() -> None:
 def test_ivf_recall_at_10_against_exact_search() -> None:
     vecs = clustered(20_000, seed=1)
     queries = clustered(200, seed=2)
-    exact = VectorStore(32, "m")
+    exact = FaissStore(32, "m")
     exact.add(range(20_000), vecs)
-    ivf = VectorStore(32, "m", ann_threshold=10_000)
+    ivf = FaissStore(32, "m", ann_threshold=10_000)
     ivf.add(range(20_000), vecs)
     assert ivf.backend == "ivf"
     assert recall_at(10, ivf.search(queries, 10)[1], exact.search(queries, 10)[1]) >= 0.95
 
 
-def test_removed_ids_never_come_back_and_survive_save_load(tmp_path: Path) -> None:
+def test_removed_ids_never_come_back_and_survive_a_bytes_round_trip() -> None:
     vecs = clustered(4000, seed=3)
-    store = VectorStore(32, "m", ann_threshold=1000)
+    store = FaissStore(32, "m", ann_threshold=1000)
     store.add(range(4000), vecs)
     gone = list(range(0, 4000, 3))
     assert store.remove(gone) == len(gone)
     _, found = store.search(vecs[gone[:50]], 10)
     assert not set(found.ravel().tolist()) & set(gone)
-    store.save(tmp_path / "idx")
-    loaded = VectorStore.load(tmp_path / "idx", ann_threshold=1000)
+    loaded = FaissStore.from_bytes(store.to_bytes(), 32, "m", ann_threshold=1000)
     assert loaded.backend == "ivf" and loaded.ids == store.ids
     assert loaded.checksum() == store.checksum()
     np.testing.assert_array_equal(loaded.search(vecs[:20], 5)[1], store.search(vecs[:20], 5)[1])
@@ -66,7 +63,7 @@ def test_removed_ids_never_come_back_and_survive_save_load(tmp_path: Path) -> No
 
 
 def test_ivf_is_retrained_when_it_has_doubled() -> None:
-    store = VectorStore(32, "m", ann_threshold=500)
+    store = FaissStore(32, "m", ann_threshold=500)
     vecs = clustered(3000, seed=4)
     store.add(range(600), vecs[:600])
     first = store._index
@@ -80,7 +77,7 @@ def test_ivf_is_retrained_when_it_has_doubled() -> None:
 @pytest.mark.parametrize("threshold", [None, 10])
 def test_rebuild_keeps_contents(threshold: int | None) -> None:
     vecs = clustered(200, seed=5)
-    store = VectorStore(32, "m", ann_threshold=threshold, ann=AnnParams(nlist=4, nprobe=4))
+    store = FaissStore(32, "m", ann_threshold=threshold, ann=AnnParams(nlist=4, nprobe=4))
     store.add(range(200), vecs)
     before = store.search(vecs[:10], 3)
     store.rebuild()
@@ -90,7 +87,7 @@ def test_rebuild_keeps_contents(threshold: int | None) -> None:
 
 def test_nprobe_per_search_trades_recall_and_all_lists_is_exact() -> None:
     vecs = clustered(4000)
-    store = VectorStore(32, "m", ann_threshold=0, ann=AnnParams(nlist=64, nprobe=1))
+    store = FaissStore(32, "m", ann_threshold=0, ann=AnnParams(nlist=64, nprobe=1))
     store.add(range(len(vecs)), vecs)
     queries = clustered(100, seed=1)
     exact = np.argsort(-(queries @ vecs.T), axis=1)[:, :10]

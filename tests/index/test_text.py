@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from index import HashingEncoder, normalize_text, split_windows, text_digest
 from index.errors import InvalidInputError
-from index.text import _ASCII_CONTROLS, _INVISIBLE, _drop_controls, sentence_spans, window_spans
+from index.text import ASCII_CONTROLS, INVISIBLE, drop_controls, sentence_spans, window_spans
 
 
 def test_normalize_strips_zero_width_and_control_characters() -> None:
@@ -90,13 +90,13 @@ def test_sentence_spans_are_ordered_disjoint_normalised_pieces(parts: list[str])
 
 @given(st.text(st.characters(max_codepoint=0x7F)))
 def test_the_ascii_fast_path_drops_what_the_general_scan_drops(text: str) -> None:
-    assert text.translate(_ASCII_CONTROLS) == _drop_controls(text)
+    assert text.translate(ASCII_CONTROLS) == drop_controls(text)
 
 
 def _scan_every_character(text: str) -> str:
-    """The rule `_drop_controls` implements faster: NFKC, invisibles dropped, then every category-C character
+    """The rule `drop_controls` implements faster: NFKC, invisibles dropped, then every category-C character
     dropped, line and tab breaks turned into spaces."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    text = unicodedata.normalize("NFKC", text).translate(INVISIBLE)
     return "".join(
         [ch if not unicodedata.category(ch).startswith("C") else (" " if ch in "\n\r\t\v\f" else "") for ch in text]
     )
@@ -104,12 +104,12 @@ def _scan_every_character(text: str) -> str:
 
 @given(st.text(st.characters(codec=None, exclude_categories=["Cs"])))
 def test_drop_controls_follows_the_per_character_rule(text: str) -> None:
-    assert _drop_controls(text) == _scan_every_character(text)
+    assert drop_controls(text) == _scan_every_character(text)
 
 
 def test_drop_controls_follows_the_per_character_rule_for_every_code_point() -> None:
     every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
-    assert _drop_controls(every) == _scan_every_character(every)
+    assert drop_controls(every) == _scan_every_character(every)
 
 
 def test_str_split_breaks_on_exactly_the_regex_whitespace() -> None:

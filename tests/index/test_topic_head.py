@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.topic_head import GramStats, fit_topic_head
+from index.topics import GramStats, fit_topic_head
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

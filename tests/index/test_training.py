@@ -11,10 +11,10 @@ import pytest
 
 from index import Guard, Label
 from index.datasets import DatasetRow
+from index.errors import TrainingError
 from index.training import (
     LOSSES,
     TrainConfig,
-    TrainingError,
     data_digest,
     select_examples,
     stale_reason,
@@ -82,7 +82,7 @@ def test_sampling_is_balanced_seeded_and_prefers_hard_negatives() -> None:
 def test_tiny_training_exports_a_model_the_guard_can_use(
     loss: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from index.onnx_encoder import OnnxEncoder
+    from index.encoding.onnx import OnnxEncoder
 
     config = _tiny(loss)
     out = tmp_path / "models" / "finetuned"

@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from index.errors import LightguardError, ModelIntegrityError, ModelNotFoundError
-from index.models import (
+from index.encoding.models import (
     ONNX_FILES,
     SOURCE_DIR,
     TOKENIZER_FILE,
@@ -28,6 +27,7 @@ from index.models import (
     verify_model_dir,
     write_manifest,
 )
+from index.errors import ExportError, ModelIntegrityError, ModelNotFoundError
 
 Progress = Callable[[str], None]
 
@@ -49,10 +49,6 @@ _PARITY_TEXTS = (
 # The int8 floor catches a broken graph (cosines far below 0.9), not quantisation noise: tiny inputs sit at ~0.97
 # on VNNI CPUs and lower on AVX2-only ones; verdict quality is checked by scripts/check_quantization.py.
 _PARITY_MIN_COSINE: dict[Variant, float] = {"fp32": 0.999, "int8": 0.95}
-
-
-class ExportError(LightguardError):
-    """An export failed or produced vectors that disagree with the source model."""
 
 
 def export_onnx(
@@ -330,7 +326,7 @@ def _write_tokenizer(st_model: Any, path: Path, max_tokens: int) -> None:
 def _check_parity(st_model: Any, model_dir: Path) -> None:
     import numpy as np
 
-    from index.onnx_encoder import OnnxEncoder
+    from index.encoding.onnx import OnnxEncoder
 
     reference = np.asarray(st_model.encode(list(_PARITY_TEXTS), batch_size=len(_PARITY_TEXTS)), dtype=np.float32)
     reference /= np.linalg.norm(reference, axis=1, keepdims=True)

@@ -12,8 +12,8 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from tokenizers import Encoding, Tokenizer
 
+from index.encoding.models import ONNX_FILES, TOKENIZER_FILE, ModelManifest, Variant, verify_model_dir
 from index.errors import InvalidInputError, ModelIntegrityError
-from index.models import ONNX_FILES, TOKENIZER_FILE, ModelManifest, Variant, verify_model_dir
 from index.types import Vectors
 
 _THREADS_ENV = "LIGHTGUARD_THREADS"

@@ -1,6 +1,6 @@
 """Encoder protocol (the seam between text and vectors) and a deterministic hashing encoder for tests.
 
-Serving uses `OnnxEncoder` (index/onnx_encoder.py, ONNX Runtime + tokenizers, no torch); training uses
+Serving uses `OnnxEncoder` (index/encoding/onnx.py, ONNX Runtime + tokenizers, no torch); training uses
 sentence-transformers (index/training.py). All encoders return L2-normalised float32 rows, so an inner product
 is a cosine similarity in [-1, 1].
 """
@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from index.errors import InvalidInputError
-from index.text import window_spans
+from index.text import normalize_text, window_spans
 from index.types import Vectors
 
 
@@ -56,6 +56,25 @@ class Encoder(Protocol):
         Returns (text vectors, per text a (len(spans[i]), dim) matrix); a span holding no token is a zero row.
         """
         ...
+
+
+def embed_texts(
+    encoder: Encoder, texts: Sequence[str], batch_size: int, progress: Callable[[int, int], None] | None = None
+) -> Vectors:
+    """Encode normalised texts in batches (no windowing: exemplars are indexed as written, truncated by the encoder).
+
+    Texts are batched in length order so a batch pads to similar lengths (a mixed batch of one 256-token and
+    thirty 20-token texts costs as much as thirty-one 256-token ones). `progress(done, total)` after each batch.
+    """
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    clean = [normalize_text(t) or t for t in texts]
+    order = sorted(range(len(clean)), key=lambda i: len(clean[i]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        out[rows] = encoder.encode([clean[i] for i in rows], batch_size=batch_size)
+        if progress is not None:
+            progress(min(start + batch_size, len(texts)), len(texts))
+    return out
 
 
 def split_windows(encoder: Encoder, text: str, overlap: float = 0.25, window_tokens: int | None = None) -> list[str]:

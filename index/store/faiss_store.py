@@ -1,15 +1,10 @@
-"""FAISS vector store keyed by exemplar ids: inner product (cosine on normalised vectors), exact or IVF, stable ids."""
+"""The FAISS backend of the vector store: inner product (cosine on normalised vectors), exact or IVF, stable ids."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import faiss
@@ -18,25 +13,10 @@ import numpy as np
 from index.errors import DuplicateExemplarError, IndexArtifactError, InvalidInputError, UnknownExemplarError
 from index.types import Ids, Vectors
 
-_INDEX_FILE = "vectors.faiss"
-_MANIFEST_FILE = "store.json"
-
-
-Backend = Literal["flat", "ivf"]
+FaissKind = Literal["flat", "ivf"]
 
 DEFAULT_ANN_THRESHOLD = 50_000
 """Suggested size above which an approximate (IVF) index pays off: exact search over 50k vectors costs ~4 ms a query."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoreManifest:
-    """What was saved beside the FAISS file, checked at load."""
-
-    model_id: str
-    dim: int
-    count: int
-    checksum: str
-    backend: str = "flat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +34,7 @@ class AnnParams:
     seed: int = 1234
 
 
-class VectorStore:
+class FaissStore:
     """Inner-product search over L2-normalised vectors keyed by int64 ids; exact (flat) or IVF above a threshold.
 
     Backends behind one contract (add / remove / search / reconstruct / save / load):
@@ -91,7 +71,7 @@ class VectorStore:
         return frozenset(self._ids)
 
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> FaissKind:
         return "ivf" if isinstance(self._index, faiss.IndexIVF) else "flat"
 
     def add(self, ids: Iterable[int], vectors: Vectors) -> None:
@@ -179,46 +159,6 @@ class VectorStore:
         """SHA-256 of the serialised index: equal stores give equal checksums."""
         return hashlib.sha256(self._serialize().tobytes()).hexdigest()
 
-    def save(self, directory: Path) -> StoreManifest:
-        """Write the index and its manifest atomically (temp dir, then rename over `directory`)."""
-        data = self._serialize().tobytes()
-        manifest = StoreManifest(
-            self.model_id, self.dim, len(self._ids), hashlib.sha256(data).hexdigest(), self.backend
-        )
-        atomic_write_dir(
-            directory,
-            {_INDEX_FILE: data, _MANIFEST_FILE: json.dumps(asdict(manifest), indent=2).encode()},
-        )
-        return manifest
-
-    @classmethod
-    def load(
-        cls,
-        directory: Path,
-        expected_model_id: str | None = None,
-        ann_threshold: int | None = None,
-        ann: AnnParams | None = None,
-    ) -> VectorStore:
-        """Load a saved store; raises IndexArtifactError when missing, corrupt or built by another model."""
-        try:
-            meta = json.loads((directory / _MANIFEST_FILE).read_text())
-            manifest = StoreManifest(**meta)
-            data = (directory / _INDEX_FILE).read_bytes()
-        except FileNotFoundError as exc:
-            raise IndexArtifactError(f"index artifact missing in {directory}: {exc.filename}") from exc
-        except (ValueError, TypeError) as exc:
-            raise IndexArtifactError(f"index manifest in {directory} is unreadable: {exc}") from exc
-        if hashlib.sha256(data).hexdigest() != manifest.checksum:
-            raise IndexArtifactError(f"index file in {directory} does not match its checksum (truncated or corrupt)")
-        if expected_model_id is not None and manifest.model_id != expected_model_id:
-            raise IndexArtifactError(
-                f"index in {directory} was built with model {manifest.model_id!r}, not {expected_model_id!r}"
-            )
-        store = cls.from_bytes(data, manifest.dim, manifest.model_id, ann_threshold, ann)
-        if len(store) != manifest.count:
-            raise IndexArtifactError(f"index in {directory} holds {len(store)} ids, manifest says {manifest.count}")
-        return store
-
     def to_bytes(self) -> bytes:
         """The FAISS serialisation of the index (equal contents give equal bytes)."""
         return bytes(self._serialize().tobytes())
@@ -231,7 +171,7 @@ class VectorStore:
         model_id: str,
         ann_threshold: int | None = None,
         ann: AnnParams | None = None,
-    ) -> VectorStore:
+    ) -> FaissStore:
         """Rebuild a store from `to_bytes()` output; IndexArtifactError when FAISS cannot read it or it is foreign."""
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
@@ -289,7 +229,7 @@ class VectorStore:
             return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
         return np.concatenate(id_parts), np.concatenate(vec_parts)
 
-    def _rebuild(self, ids: Ids, vectors: Vectors, backend: Backend) -> None:
+    def _rebuild(self, ids: Ids, vectors: Vectors, backend: FaissKind) -> None:
         if backend == "flat":
             index: Any = _new_flat(self.dim)
         else:
@@ -331,28 +271,27 @@ def _ivf_ids(index: Any) -> Ids:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-def atomic_write_dir(directory: Path, files: dict[str, bytes]) -> None:
-    """Write `files` into a fresh temp dir beside `directory`, fsync, then swap it in with renames.
+@dataclass(frozen=True, slots=True)
+class FaissBackend:
+    """Makes FaissStores: exact search, switching to IVF above `ann_threshold` vectors (None: always exact)."""
 
-    A crash leaves either the old directory or the new one, never a mix; a stale temp dir is ignored.
-    """
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
-        for name, data in files.items():
-            with open(tmp / name, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
-        dir_fd = os.open(directory.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    ann_threshold: int | None = None
+    ann: AnnParams = AnnParams()
+
+    def empty(self, dim: int, model_id: str) -> FaissStore:
+        return FaissStore(dim, model_id, self.ann_threshold, self.ann)
+
+    def from_bytes(self, data: bytes, dim: int, model_id: str) -> FaissStore:
+        return FaissStore.from_bytes(data, dim, model_id, self.ann_threshold, self.ann)
+
+
+def set_search_threads(threads: int) -> None:
+    """FAISS's OpenMP thread count for searches from the calling thread (OpenMP keeps it per thread: every thread
+    that searches sets it; a thread started later begins with one thread per core)."""
+    faiss.omp_set_num_threads(max(1, threads))
+
+
+def set_flat_search_blas_from(queries: int) -> None:
+    """Process-wide: from this many queries on, a flat search is one BLAS matrix product (reading the vectors once)
+    instead of one pass over the vectors per query (FAISS's default threshold is 128000, i.e. never)."""
+    faiss.cvar.distance_compute_blas_threshold = queries

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from index.scoring import Matrix, softmax
+from index.scoring.functions import Matrix, softmax
 from index.types import Vectors
 
 

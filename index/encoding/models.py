@@ -177,7 +177,7 @@ def verify_model_dir(model_dir: Path, variant: Variant | None = None, *, use_cac
     """Check that the artifacts a variant needs exist and match the manifest's checksums.
 
     Args:
-        model_dir: a directory written by `index.export.export_onnx`.
+        model_dir: a directory written by `index.encoding.export.export_onnx`.
         variant: "int8" or "fp32" checks that ONNX graph and the tokenizer; None checks every file in the manifest.
         use_cache: skip re-hashing a file whose size, mtime and expected checksum equal an earlier successful check.
 
