@@ -122,19 +122,3 @@ __all__ = [
     "verify_model_dir",
     "warm_up",
 ]
-
-
-def set_search_threads(threads: int) -> None:
-    """FAISS's OpenMP thread count for searches from the calling thread (OpenMP keeps it per thread: every thread
-    that searches sets it; a thread started later begins with one thread per core)."""
-    import faiss
-
-    faiss.omp_set_num_threads(max(1, threads))
-
-
-def set_flat_search_blas_from(queries: int) -> None:
-    """Process-wide: from this many queries on, a flat search is one BLAS matrix product (reading the vectors once)
-    instead of one pass over the vectors per query (FAISS's default threshold is 128000, i.e. never)."""
-    import faiss
-
-    faiss.cvar.distance_compute_blas_threshold = queries
