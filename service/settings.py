@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         " tokens, ~400 characters of English; long texts in sentence mode add up to 8 short runs each); a request"
         " above it gets 413 and the advice to split it. 1024: a 100,000-character document (the per-text limit) costs"
         " 250 runs as plain prose and ~400 as technical text with tables and code (200-280 characters per run), so"
-        " two or more fit (docs/reliability.md, `scripts/bench_fairness.py --costs`)",
+        " two or more fit (docs/reliability.md, `python -m benchmarks.serving.fairness --costs`)",
     )
     slice_runs: int = Field(
         default=4,
