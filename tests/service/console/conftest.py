@@ -20,7 +20,6 @@ from tests.service.support import ROOT, lightguard_server
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-ADMIN = "lg_console_admin_key_for_tests"
 REPORTS = ROOT / "reports" / "console"
 
 
@@ -52,23 +51,33 @@ def _need_browser() -> None:
 
 
 @pytest.fixture(scope="module")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+def bare_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The module's one server, started without any key (open); `console_server` then creates its keys."""
     _need_browser()
     home = tmp_path_factory.mktemp("console")
     # the log keeps raw texts, so the decisions page shows them as a deployment with LIGHTGUARD_LOG_TEXT would
-    with lightguard_server(home, ADMIN, env={"LIGHTGUARD_LOG_TEXT": "true"}) as srv:
-        created = httpx.post(
-            f"{srv.base}/v1/keys",
-            json={"role": "classify", "name": "console-test"},
-            headers={"Authorization": f"Bearer {ADMIN}"},
-            timeout=30,
-        )
-        assert created.status_code == 201, created.text
-        yield ConsoleServer(srv.base, ADMIN, created.json()["token"])
+    with lightguard_server(home, "", env={"LIGHTGUARD_LOG_TEXT": "true"}) as srv:
+        yield srv.base
 
 
 @pytest.fixture(scope="module")
-def browser(console_server: ConsoleServer) -> Iterator[Browser]:
+def console_server(bare_server: str) -> ConsoleServer:
+    """The same server once it has an admin key (the first key turns authentication on) and a classify key."""
+    admin = httpx.post(f"{bare_server}/v1/keys", json={"role": "admin", "name": "console-admin"}, timeout=30)
+    assert admin.status_code == 201, admin.text
+    token = admin.json()["token"]
+    created = httpx.post(
+        f"{bare_server}/v1/keys",
+        json={"role": "classify", "name": "console-classify"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    return ConsoleServer(bare_server, token, created.json()["token"])
+
+
+@pytest.fixture(scope="module")
+def browser(bare_server: str) -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
