@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from service.api.topics import DB_ID_MAX
 from service.deps import AdminKeyDep, ContextDep, SessionDep
 from service.exception_handlers import error_responses
+from service.schemas.common import TOPIC_NAME
 from service.schemas.decisions import CategoryCounts, DecisionCounts, DecisionPage, DecisionRead
 from service.usecases.decisions import DecisionFilter, DecisionService, export_decisions, export_filename
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/decisions", tags=["decisions"], responses=error_r
 
 CategoryQuery = Annotated[
     str | None,
-    Query(min_length=1, max_length=100, description="Only decisions flagged as this category or topic (by name)"),
+    Query(pattern=TOPIC_NAME, description="Only decisions flagged as this category or topic (by name)"),
 ]
 FlaggedQuery = Annotated[bool | None, Query(description="true: flagged only; false: not flagged only")]
 SinceQuery = Annotated[

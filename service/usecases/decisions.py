@@ -48,7 +48,10 @@ class DecisionFilter:
 
     def checked(self) -> DecisionFilter:
         """The filter with naive times read as UTC; InvalidRequestError when the range is empty by construction."""
-        since, until = as_utc(self.since), as_utc(self.until)
+        try:
+            since, until = as_utc(self.since), as_utc(self.until)
+        except OverflowError as exc:  # 0001-01-01 with a positive offset is before the first representable time
+            raise InvalidRequestError(f"a time is out of range ({exc}); send one after year 1", "since") from exc
         if since is not None and until is not None and since >= until:
             raise InvalidRequestError(
                 f"`since` ({since.isoformat()}) must be before `until` ({until.isoformat()}); swap them", "since"

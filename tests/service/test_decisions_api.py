@@ -132,6 +132,9 @@ def timezone_plus_two() -> Any:
         ("flagged=maybe", "flagged"),
         ("since=yesterday", "since"),
         ("since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "since"),
+        ("since=0001-01-01T00:00:00%2B05:00", "since"),
+        ("category=a%00b", "category"),
+        ("category=", "category"),
     ],
 )
 def test_malformed_queries_name_the_parameter(client: TestClient, query: str, field: str) -> None:
