@@ -101,7 +101,7 @@ function evaluationView(topic, report, applied) {
       { class: "table-wrap" },
       el(
         "table",
-        {},
+        { class: "compact" },
         el("caption", { class: "sr-only" }, "Evaluation"),
         el(
           "thead",
@@ -109,8 +109,8 @@ function evaluationView(topic, report, applied) {
           el(
             "tr",
             {},
-            el("th", { scope: "col" }, "At"),
-            el("th", { scope: "col", class: "num" }, "Threshold"),
+            el("th", { scope: "col" }, "Threshold"),
+            el("th", { scope: "col", class: "num" }, "Value"),
             el("th", { scope: "col", class: "num" }, "Precision"),
             el("th", { scope: "col", class: "num" }, "Recall"),
             el("th", { scope: "col", class: "num" }, "False matches"),
@@ -119,8 +119,8 @@ function evaluationView(topic, report, applied) {
         el(
           "tbody",
           {},
-          row("current threshold", report.current),
-          row(`suggested for ≤ ${percent(report.target_fmr)} false matches`, report.suggested.target_fmr),
+          row("current", report.current),
+          row(`suggested: ≤ ${percent(report.target_fmr)} false matches`, report.suggested.target_fmr),
           row("best F1", report.suggested.best_f1),
         ),
       ),

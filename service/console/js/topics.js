@@ -112,9 +112,9 @@ function renderDetail(topic, notice = "") {
   const detail = byId("topic-detail");
   const custom = topic.kind === "custom";
   detail.hidden = false;
-  detail.replaceChildren(
+  const parts = [
     el("h2", { id: "detail-title" }, `${topic.name}`, el("span", { class: "muted" }, ` · ${topic.kind}`)),
-    notice ? el("p", { class: "banner warn", role: "status" }, notice) : null,
+    notice ? el("p", { class: "banner good", role: "status" }, notice) : null,
     topic.description ? el("p", {}, topic.description) : null,
     paraphraseBox(topic),
     settingsForm(topic),
@@ -123,11 +123,12 @@ function renderDetail(topic, notice = "") {
     custom
       ? el(
           "div",
-          { class: "actions" },
+          { class: "actions danger-zone" },
           el("button", { type: "button", class: "danger", id: "topic-delete", onclick: () => deleteTopic(topic) }, "Delete topic…"),
         )
       : null,
-  );
+  ];
+  detail.replaceChildren(...parts.filter(Boolean)); // replaceChildren would print a null as "null"
 }
 
 // ------------------------------------------------------------------ paraphrase test

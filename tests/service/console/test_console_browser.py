@@ -146,7 +146,7 @@ def test_evaluate_a_topic_with_a_pasted_sample_and_apply_the_suggestion(
         page.get_by_role("button", name="Evaluate", exact=True).click()
         evaluation = page.get_by_test_id("evaluation")
         expect(evaluation).to_contain_text("5 texts: 2 that belong to the topic, 3 that do not")
-        expect(evaluation).to_contain_text("current threshold")
+        expect(evaluation).to_contain_text("False matches")
         expect(evaluation).to_contain_text("Recall")
         apply = page.get_by_role("button", name=re.compile("Apply suggested threshold"))
         suggested = float(apply.inner_text().rsplit(" ", 1)[1])
