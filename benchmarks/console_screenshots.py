@@ -14,7 +14,7 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -62,6 +62,10 @@ SAMPLE = "\n".join(
         "0\tthe acme corporation in road runner cartoons",
         "0\thow do I export my invoices",
         "0\twhich plan do you offer for small teams",
+        "0\tcompare your prices with last year",
+        "0\tis your premium plan better than the basic one",
+        "0\tshould I switch to the annual plan",
+        "0\twhat does your team plan offer",
     ]
 )
 
@@ -142,7 +146,7 @@ def capture(base: str, out: Path) -> None:
             page.get_by_role("link", name="Decisions").click()
             expect(page.get_by_test_id("counts")).to_be_visible()
             expect(page.locator("#decisions-table tbody tr").first).to_be_visible()
-            shoot(page, out, "decisions")
+            shoot(page, out, "decisions", full_page=False)  # the first screen: counts, filters, newest rows
 
             narrow = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1).new_page()
             narrow.goto(f"{base}/console/")
@@ -156,9 +160,9 @@ def capture(base: str, out: Path) -> None:
             browser.close()
 
 
-def shoot(page: Page, out: Path, name: str, **options: Any) -> None:
+def shoot(page: Page, out: Path, name: str, full_page: bool = True) -> None:
     path = out / f"console-{name}.png"
-    page.screenshot(path=str(path), full_page=True, **options)
+    page.screenshot(path=str(path), full_page=full_page)
     print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
 
 

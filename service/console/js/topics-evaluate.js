@@ -55,7 +55,7 @@ export function evaluateForm(topic, applied) {
     await busy(form.querySelector("button[type=submit]"), async () => {
       try {
         const report = await api("POST", `/v1/topics/${topic.id}/evaluate`, { examples: parsed.examples, target_fmr: fmr });
-        out.replaceChildren(evaluationView(topic, report, applied));
+        out.replaceChildren(evaluationView(topic, report, parsed.examples, applied));
       } catch (error) {
         if (error.field && /^examples\.(\d+)/.test(error.field)) {
           error.detail = `line ${parsed.lines[Number(error.field.split(".")[1])]}: ${error.detail}`;
@@ -67,7 +67,7 @@ export function evaluateForm(topic, applied) {
   return form;
 }
 
-function evaluationView(topic, report, applied) {
+function evaluationView(topic, report, examples, applied) {
   const row = (name, m) =>
     el(
       "tr",
@@ -125,6 +125,65 @@ function evaluationView(topic, report, applied) {
         ),
       ),
     ),
+    sampleWarning(report),
     el("div", { class: "actions" }, apply, status),
+    itemScores(report, examples),
+  );
+}
+
+/** A false-match rate measured on few negatives moves in coarse steps: say so beside the suggestion. */
+function sampleWarning(report) {
+  const needed = Math.ceil(1 / report.target_fmr);
+  if (report.negatives >= needed) return null;
+  return el(
+    "p",
+    { class: "banner warn" },
+    `With ${report.negatives} texts that do not belong, the false-match rate moves in steps of ` +
+      `${percent(1 / Math.max(1, report.negatives))}: a ${percent(report.target_fmr)} target needs ${needed} or more ` +
+      "of them before its suggested threshold means much (docs/topics.md).",
+  );
+}
+
+function itemScores(report, examples) {
+  const threshold = report.current.threshold;
+  return el(
+    "details",
+    {},
+    el("summary", {}, "Score of each text"),
+    el(
+      "div",
+      { class: "table-wrap" },
+      el(
+        "table",
+        { class: "compact" },
+        el("caption", { class: "sr-only" }, "Topic score of each labelled text"),
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            el("th", { scope: "col" }, "Text"),
+            el("th", { scope: "col" }, "Belongs"),
+            el("th", { scope: "col", class: "num" }, "Score"),
+            el("th", { scope: "col" }, "Matches now"),
+          ),
+        ),
+        el(
+          "tbody",
+          {},
+          examples.map((e, i) =>
+            el(
+              "tr",
+              {},
+              el("td", { class: "text" }, e.text),
+              el("td", {}, e.match ? "yes" : "no"),
+              el("td", { class: "num" }, score(report.scores[i])),
+              el("td", {}, report.scores[i] >= threshold ? "yes" : "no"),
+            ),
+          ),
+        ),
+      ),
+    ),
   );
 }
