@@ -17,6 +17,7 @@ from prometheus_client import Gauge, ProcessCollector
 from index import Encoder, warm_up
 from service.api import classify, decisions, health, index, keys, moderations, topics
 from service.api.console import mount_console
+from service.api.contract import document_texts
 from service.context import ServiceContext, open_context
 from service.exception_handlers import add_exception_handlers
 from service.metrics import Metrics
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         lifespan=lifespan,
     )
     add_exception_handlers(app)
+    document_texts(app)
     for router in (
         classify.router,
         moderations.router,

@@ -50,9 +50,10 @@ class KeyCreate(BaseModel):
 
 
 class KeyUpdate(BaseModel):
-    """Fields left out stay as they are; null sets a field back to the service default."""
+    """Fields left out stay as they are; null sets a field back to the service default. At least one field."""
 
-    model_config = REQUEST
+    # `{}` changes nothing and is refused (422): minProperties says so in the schema (schemathesis sent `{}`)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"minProperties": 1})
 
     rate_limit: str | None = Field(default=None, max_length=200, pattern=RATE_LIMIT_PATTERN, description=RATE_LIMIT_DOC)
     max_concurrency: int | None = Field(default=None, ge=1, le=100_000, description=CONCURRENCY_DOC)

@@ -3,6 +3,8 @@ made (the bounded run against a live server is tests/benchmarks/test_fuzz_api.py
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from index import HashingEncoder
 from service.app import create_app
 from service.db.repositories import TopicRepository
+from service.usecases.limits import has_content
 from tests.service.support import COOKING, create_cooking, make_settings, wait_ready
 
 
@@ -148,3 +151,48 @@ def test_a_database_error_that_is_not_an_outage_is_a_500(tmp_path: Path, monkeyp
         r = client.get("/v1/topics")
         assert r.status_code == 500 and r.json()["error"] == "internal_error", r.text
         assert "retry-after" not in r.headers and "constraint" not in r.text
+
+
+# Texts that normalise to nothing: schemathesis 4.32 sent each of these (valid under the old hand-written pattern) to
+# /v1/moderations, topic examples and /v1/topics/{id}/examples and got 422.
+BLANK = ["\u200b\u2060", "\x01\x7f", "\ud800", "\ue000", "\U000e0001", "\ufffe", "\u3164 \u115f", " \t\n"]
+
+
+def test_the_schema_states_which_texts_have_content(client: TestClient) -> None:
+    """ContentText's pattern matches a text exactly when the use cases accept it (the rule and the pattern are one)."""
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    content = re.compile(schemas["ContentText"]["pattern"])
+    stored = re.compile(schemas["StoredContentText"]["pattern"])
+    for text in [*BLANK, "a", "!", "é", "\u0661", "\U0001f600", "x\x00"]:
+        assert bool(content.search(text)) == has_content(text), repr(text)
+        assert bool(stored.search(text)) == (has_content(text) and "\x00" not in text), repr(text)
+    for code in range(0, 0x110000, 97):  # a sample of every plane
+        assert bool(content.search(chr(code))) == has_content(chr(code)), hex(code)
+    refs = {
+        "ModerationTextPart": schemas["ModerationTextPart"]["properties"]["text"],
+        "TopicCreate": schemas["TopicCreate"]["properties"]["examples"]["items"],
+        "ExamplesCreate": schemas["ExamplesCreate"]["properties"]["allow_examples"]["items"],
+        "TopicEvaluate": schemas["TopicEvaluate"]["properties"]["texts"]["items"],
+    }
+    assert all("ContentText" in str(ref) for ref in refs.values()), refs
+
+
+@pytest.mark.parametrize("text", BLANK)
+def test_a_text_the_schema_refuses_is_refused(client: TestClient, text: str) -> None:
+    topic = create_cooking(client)
+
+    def post(url: str, body: dict[str, Any]) -> int:
+        # JSON escapes (\ud800): a lone surrogate has no UTF-8 form, but a JSON string may hold one
+        sent = json.dumps(body).encode()
+        return client.post(url, content=sent, headers={"Content-Type": "application/json"}).status_code
+
+    assert post("/v1/moderations", {"input": text}) == 422
+    assert post(f"/v1/topics/{topic['id']}/examples", {"examples": [text]}) == 422
+    assert post("/v1/topics", {"name": "blank", "examples": ["bake bread", text]}) == 422
+
+
+def test_an_empty_key_update_is_refused_and_the_schema_says_so(client: TestClient) -> None:
+    admin = client.post("/v1/keys", json={"role": "admin"}).json()  # the first key turns authentication on
+    auth = {"Authorization": f"Bearer {admin['token']}"}
+    assert client.patch(f"/v1/keys/{admin['id']}", json={}, headers=auth).status_code == 422
+    assert client.get("/openapi.json").json()["components"]["schemas"]["KeyUpdate"]["minProperties"] == 1

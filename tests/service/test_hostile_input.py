@@ -141,10 +141,10 @@ def test_the_fast_emptiness_check_agrees_with_normalisation_on_every_character()
     # must never accept a text that normalises to nothing (checked one character at a time, which is what matters:
     # normalisation keeps or drops each word character on its own).
     from index import normalize_text
-    from service.usecases.limits import _has_content
+    from service.usecases.limits import has_content
 
     for code in range(0x110000):
         ch = chr(code)
         if 0xD800 <= code <= 0xDFFF:
             continue
-        assert _has_content(ch) == bool(normalize_text(ch)), hex(code)
+        assert has_content(ch) == bool(normalize_text(ch)), hex(code)
