@@ -126,6 +126,7 @@ function evaluationView(topic, report, examples, applied) {
       ),
     ),
     sampleWarning(report),
+    lowerWarning(report),
     el("div", { class: "actions" }, apply, status),
     itemScores(report, examples),
   );
@@ -141,6 +142,20 @@ function sampleWarning(report) {
     `With ${report.negatives} texts that do not belong, the false-match rate moves in steps of ` +
       `${percent(1 / Math.max(1, report.negatives))}: a ${percent(report.target_fmr)} target needs ${needed} or more ` +
       "of them before its suggested threshold means much (docs/topics.md).",
+  );
+}
+
+/** A suggestion below the current threshold that finds nothing more on these texts only lets more through. */
+function lowerWarning(report) {
+  const current = report.current;
+  const suggested = report.suggested.target_fmr;
+  if (!(suggested.threshold < current.threshold && suggested.recall <= current.recall)) return null;
+  return el(
+    "p",
+    { class: "banner warn" },
+    `The suggested threshold ${score(suggested.threshold)} is below the current ${score(current.threshold)} yet ` +
+      "finds no more of these texts: every text it lets through beyond the current one would be a new match no " +
+      "labelled text asked for. Keep the current threshold unless the sample says otherwise.",
   );
 }
 
