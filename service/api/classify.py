@@ -8,7 +8,7 @@ from index import Verdict
 from service.api.disconnect import cancel_on_disconnect
 from service.deps import ClassifyServiceDep, RequestTimeoutHeader
 from service.exception_handlers import error_responses
-from service.schemas.common import ClassifyBatchResult, ClassifyRequest, ClassifyResult, EvidenceRead, VerdictRead
+from service.schemas.classify import ClassifyBatchResult, ClassifyRequest, ClassifyResult, EvidenceRead, VerdictRead
 
 router = APIRouter(
     prefix="/v1", tags=["classify"], responses=error_responses(400, 401, 403, 408, 413, 422, 429, 503, 504)

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from service.deps import AdminKeyDep, ContextDep, SessionDep
 from service.exception_handlers import error_responses
-from service.schemas.common import BuildProgress, IndexBuildRead, IndexRead, IndexVerifyRead
+from service.schemas.index import BuildProgress, IndexBuildRead, IndexRead, IndexVerifyRead
 
 router = APIRouter(prefix="/v1/index", tags=["index"], responses=error_responses(401, 403, 413, 422, 503))
 

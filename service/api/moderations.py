@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from service.api.disconnect import cancel_on_disconnect
 from service.deps import ClassifyServiceDep, RequestTimeoutHeader
 from service.exception_handlers import error_responses
-from service.schemas.common import ModerationRequest, ModerationResponse
+from service.schemas.classify import ModerationRequest, ModerationResponse
 
 router = APIRouter(
     prefix="/v1", tags=["moderations"], responses=error_responses(400, 401, 403, 408, 413, 422, 429, 503, 504)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from service.deps import ContextDep, TopicServiceDep
 from service.exception_handlers import error_responses
-from service.schemas.common import (
+from service.schemas.topics import (
     ExamplesAdded,
     ExamplesCreate,
     ExemplarRead,

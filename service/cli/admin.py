@@ -204,7 +204,7 @@ def topics_add(
     threshold: Annotated[float | None, typer.Option(help="Fixed threshold; default: calibrated.")] = None,
 ) -> None:
     """Create a custom topic from example prompts (indexed and calibrated at once)."""
-    from service.schemas.common import TopicCreate
+    from service.schemas.topics import TopicCreate
     from service.usecases.topics import TopicSpec
 
     async def create(topics: TopicService, index: IndexLifecycle) -> tuple[int, float | None]:
@@ -275,7 +275,7 @@ def topics_suggest_threshold(
     ] = None,
 ) -> None:
     """Precision / recall / F1 / false-match rate on labelled texts, and suggested thresholds (changes nothing)."""
-    from service.schemas.common import TopicEvaluate, TopicEvaluation
+    from service.schemas.topics import TopicEvaluate, TopicEvaluation
 
     if not input_path.is_file():
         raise typer.BadParameter(f"--input {input_path} does not exist")
