@@ -168,10 +168,10 @@ def _export_format(manifest: ModelManifest) -> object:
 
 
 def _load_sentence_transformer(st_model_dir: Path) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: the directory is the whole model
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(st_model_dir), device="cpu")
+    # never reach for the hub: the directory is the whole model
+    return SentenceTransformer(str(st_model_dir), device="cpu", local_files_only=True)
 
 
 def _export_fp32(st_model: Any, path: Path, max_tokens: int, say: Progress) -> tuple[int, dict[str, Any]]:
