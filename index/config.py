@@ -33,7 +33,7 @@ class GuardConfig:
     # --- custom topics (index.topics)
     topic_top_m: int = 3
     topic_knn_weight: float = 0.5
-    # topic score = (1 - w) * similarity + w * learned head (index.topic_head); threshold 55 % of the way from the
+    # topic score = (1 - w) * similarity + w * learned head (index.topics.head); threshold 55 % of the way from the
     # background's (1 - target_fmr) quantile to the median leave-one-out score (topic_positive_quantile None).
     # Chosen on the valid splits of scripts/bench_topics.py (docs/topics.md). topic_interpolation None selects the
     # older rules (background quantile, lift by topic_positive_quantile - topic_positive_margin).

@@ -249,7 +249,7 @@ def _quantize(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict[st
     """Fuse the BERT graph (attention, bias + GELU, embeddings) with ONNX Runtime's transformer optimizer, then
     quantise every MatMul and attention weight to per-channel dynamic int8.
 
-    The residual Add + LayerNormalization pairs are left unfused (see `_DISABLED_OPTIMIZERS` in index/onnx_encoder.py):
+    The residual Add + LayerNormalization pairs are left unfused (see `_DISABLED_OPTIMIZERS` in index/encoding/onnx.py):
     on one thread, which is how batches and windows run, a short prompt encodes ~19 % faster (3.9 → 3.2 ms).
 
     Measured on the 2-core AVX512-VNNI machine (docs/performance.md): 24-token prompts encode ~40 % faster in

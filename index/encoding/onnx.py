@@ -19,7 +19,7 @@ from index.types import Vectors
 MAX_BATCH_TOKENS = 256  # rows x padded width per ONNX Runtime call (see OnnxEncoder.encode)
 # ONNX Runtime (1.32, CPU) runs its fused SkipLayerNormalization ~3x slower than the Add + LayerNormalization it
 # replaces on one thread (77 vs 26 us for 32 tokens x 384), 20 % of a short prompt's run. The export leaves the pair
-# unfused (index/export.py, format 3) and sessions do not re-fuse it: a one-thread run of a ~30-token prompt takes
+# unfused (index/encoding/export.py, format 3) and sessions do not re-fuse it: a one-thread run of a ~30-token prompt takes
 # 3.2 instead of 3.9 ms (two threads: within run-to-run noise either way). Both sessions must run the same graph:
 # the two graphs differ in float rounding, which dynamic int8 quantisation amplifies (cosine down to 0.992), and a
 # text's vector must not depend on whether it ran alone or in a batch.
@@ -32,7 +32,7 @@ def default_threads() -> int:
 
 
 class OnnxEncoder:
-    """Encoder protocol on an exported model directory (see index/export.py); checksums are verified at load.
+    """Encoder protocol on an exported model directory (see index/encoding/export.py); checksums are verified at load.
 
     Vectors equal sentence-transformers' (truncate at `max_tokens`, mean pooling over the attention mask, L2
     normalisation) up to float error for fp32 and quantisation error for int8.
