@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.layout import REPO
+from benchmarks.layout import DATA_DIR, REPO
 from index import Guard
 from index.datasets import DatasetRow, load_rows
 from index.language import detect_language
@@ -364,7 +364,7 @@ def main() -> None:
     ap.add_argument("--timing", action="store_true", help="the added cost per plain prompt instead")
     args = ap.parse_args()
     guard = open_guard(Settings(home=args.home))
-    rows = load_rows(splits={"dev"})
+    rows = load_rows(DATA_DIR / "safety.jsonl", splits={"dev"})
     if args.languages:
         language_table(guard, rows, args.max_words, args.unsafe, args.seed)
         return

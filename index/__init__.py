@@ -5,10 +5,10 @@ from __future__ import annotations
 from index.artifact import load_guard, read_guard_metadata, save_guard
 from index.calibration import Platt, best_f1_threshold, fit_platt, fmr_threshold
 from index.config import GuardConfig, load_guard_config
-from index.datasets import DatasetRow, LabelledText, default_data_dir, load_labelled_jsonl, load_rows
+from index.datasets import DatasetRow, LabelledText, load_labelled_jsonl, load_rows
 from index.encoding import Encoder, HashingEncoder, OnnxEncoder, split_windows
 from index.encoding.export import BASE_NAME, DEFAULT_MAX_TOKENS, ensure_base_model, export_onnx
-from index.encoding.models import ModelManifest, base_model_dir, default_models_dir, read_manifest, verify_model_dir
+from index.encoding.models import ModelManifest, base_model_dir, read_manifest, verify_model_dir
 from index.errors import (
     CostLimitError,
     DatasetError,
@@ -96,8 +96,6 @@ __all__ = [
     "best_f1_threshold",
     "binary_metrics",
     "data_digest",
-    "default_data_dir",
-    "default_models_dir",
     "ensure_base_model",
     "export_onnx",
     "fit_platt",

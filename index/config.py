@@ -33,7 +33,7 @@ class GuardConfig:
     # --- custom topics (index.topics)
     topic_top_m: int = 3
     topic_knn_weight: float = 0.5
-    # topic score = (1 - w) * similarity + w * learned head (index.topic_head); threshold 55 % of the way from the
+    # topic score = (1 - w) * similarity + w * learned head (index.topics.head); threshold 55 % of the way from the
     # background's (1 - target_fmr) quantile to the median leave-one-out score (topic_positive_quantile None).
     # Chosen on the valid splits of scripts/bench_topics.py (docs/topics.md). topic_interpolation None selects the
     # older rules (background quantile, lift by topic_positive_quantile - topic_positive_margin).
@@ -97,16 +97,14 @@ class GuardConfig:
 
 
 def load_guard_config(path: Path | None = None) -> GuardConfig:
-    """GuardConfig from a JSON file of field overrides (default `data/scoring.json`, written by scripts/evaluate.py).
+    """GuardConfig from a JSON file of field overrides (the project's is data/scoring.json, written by
+    `python -m benchmarks.evaluation.evaluate`); None: the library defaults.
 
-    Unknown keys starting with `_` are notes and ignored; any other unknown key is an error. A missing default file
-    means the library defaults.
+    Unknown keys starting with `_` are notes and ignored; any other unknown key is an error.
     """
-    default = path is None
-    path = Path(__file__).resolve().parent.parent / "data" / "scoring.json" if path is None else path
+    if path is None:
+        return GuardConfig()
     if not path.exists():
-        if default:
-            return GuardConfig()
         raise InvalidInputError(f"scoring config {path} does not exist")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))

@@ -39,20 +39,15 @@ class LabelledText:
     category: str | None = None
 
 
-def default_data_dir() -> Path:
-    """The repository's `data/` folder, found relative to this package (not the working directory)."""
-    return Path(__file__).resolve().parent.parent / "data"
-
-
 def load_rows(
-    path: Path | None = None,
+    path: Path,
     splits: Collection[str] | None = None,
     exclude_noncommercial: bool = False,
 ) -> list[DatasetRow]:
     """Read data/safety.jsonl (or another file with the same schema).
 
     Args:
-        path: the JSONL file; None means `default_data_dir() / "safety.jsonl"`.
+        path: the JSONL file (the project's is data/safety.jsonl).
         splits: keep only these splits (e.g. {"train"}); None keeps all.
         exclude_noncommercial: drop rows whose source licence forbids commercial use (CC-BY-NC and similar).
 
@@ -62,7 +57,6 @@ def load_rows(
     Raises:
         DatasetError: the file is missing, a line is not JSON, or a row has the wrong keys or types.
     """
-    path = default_data_dir() / "safety.jsonl" if path is None else path
     if splits is not None:
         unknown = sorted(set(splits) - set(SPLITS))
         if unknown:

@@ -47,14 +47,24 @@ def _identifier() -> Any:
 
 
 # The commonest English words that are rare in other languages written in Latin script: an ASCII text where they make
-# up a fifth of the words is English without asking the model (most prompts; ~5 us instead of ~80 us).
+# up a fifth of the words is English without asking the model (~5 us instead of ~80 us). The second block halves the
+# texts that reach the model (data/safety.jsonl: 12,312 -> 6,976 of 46,568); the only texts it moves from non-English
+# to English are two English slang ones langid called Nigerian Pidgin (others now read "en" where langid named a
+# language with too little confidence to flag).
 _ENGLISH_WORDS = frozenset(
     {
         "the", "and", "to", "of", "you", "is", "it", "that", "for", "in", "my", "how", "what", "can", "with", "this",
         "are", "be", "your", "me", "do", "have", "not", "on", "if", "we", "they", "was", "will", "would", "should",
         "could", "there", "their", "about", "which", "when", "where", "who", "why",
+        "at", "by", "from", "or", "but", "all", "so", "just", "like", "dont", "don't", "can't", "i'm", "it's",
+        "that's", "been", "has", "had", "were", "them", "these", "those", "some", "any", "than", "then", "into", "out",
+        "up", "get", "make", "give", "write", "tell", "people", "does", "did", "am", "our", "us", "him", "his", "she",
+        "one", "want", "know", "think", "because", "very", "also", "only", "even", "more", "most", "other", "way",
+        "its", "he", "her", "they're", "you're", "isn't", "doesn't", "didn't", "wouldn't", "need", "help", "good",
+        "best", "many", "much", "every", "over", "after", "before", "being", "something", "anything",
     }
 )  # fmt: skip
+# Not in the list: "i" and "an" (Zulu and Gaelic prompts in the dev data passed as English with them), "a", "no".
 _WORDS = re.compile(r"[A-Za-z']+")
 
 

@@ -33,11 +33,6 @@ _MLCOMMONS = re.compile(r"^S\d{1,2}$")
 _ACTIONS = ("block", "flag")
 
 
-def default_taxonomy_path() -> Path:
-    """The repository's `data/taxonomy.toml`, found relative to this package (not the working directory)."""
-    return Path(__file__).resolve().parent.parent / "data" / "taxonomy.toml"
-
-
 @dataclass(frozen=True, slots=True)
 class Category:
     """One category of the taxonomy; `action` is the default decision when it triggers."""
@@ -82,11 +77,11 @@ class Taxonomy:
         return any(c.id == category_id for c in self.categories)
 
 
-def load_taxonomy(path: Path | None = None) -> Taxonomy:
+def load_taxonomy(path: Path) -> Taxonomy:
     """Load and validate a taxonomy TOML file.
 
     Args:
-        path: the file; None means the repository's `data/taxonomy.toml`.
+        path: the file (the project's is data/taxonomy.toml).
 
     Returns:
         The validated taxonomy.
@@ -94,7 +89,6 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
     Raises:
         DatasetError: the file is missing, not TOML, or a category is malformed.
     """
-    path = default_taxonomy_path() if path is None else path
     try:
         with path.open("rb") as fh:
             raw = tomllib.load(fh)

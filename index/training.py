@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import tempfile
@@ -17,12 +16,11 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from index.datasets import DatasetRow, load_rows
+from index.datasets import DatasetRow
 from index.encoding.models import (
     SOURCE_DIR,
     ModelManifest,
     base_model_description,
-    default_models_dir,
     read_manifest,
     write_manifest,
 )
@@ -219,8 +217,8 @@ def _other(rng: random.Random, pool: list[str], text: str) -> str:
 
 def train(
     config: TrainConfig,
-    out_dir: Path | None = None,
-    rows: Sequence[DatasetRow] | None = None,
+    out_dir: Path,
+    rows: Sequence[DatasetRow],
     *,
     show_progress: bool = False,
     say: Say | None = None,
@@ -233,8 +231,8 @@ def train(
 
     Args:
         config: the recipe.
-        out_dir: target model directory; default `models/finetuned`.
-        rows: dataset rows (the train split is used; dev rows feed the quick dev metrics); default data/safety.jsonl.
+        out_dir: target model directory (the project's is models/finetuned).
+        rows: dataset rows (the train split is used; dev rows feed the quick dev metrics).
         show_progress: draw a rich progress bar with loss and ETA.
         say: receives one-line status messages.
         callbacks: extra transformers `TrainerCallback`s.
@@ -243,8 +241,7 @@ def train(
         TrainingError: the config or data cannot be trained on.
     """
     say = say or (lambda _msg: None)
-    out_dir = Path(out_dir or default_models_dir() / FINETUNED_NAME).resolve()
-    rows = load_rows() if rows is None else rows
+    out_dir = out_dir.resolve()
     examples = select_examples(rows, config)
     digest = data_digest(examples)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -303,7 +300,6 @@ def _epochs_run(config: TrainConfig, n: int) -> float:
 def _fit(
     config: TrainConfig, examples: Sequence[Example], work: Path, show: bool, say: Say, extra: Sequence[Any]
 ) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     import transformers
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
@@ -317,7 +313,7 @@ def _fit(
     torch.manual_seed(config.seed)
     # warn_only: an op without a deterministic kernel would warn rather than abort a 15-minute run; on CPU none fired.
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model = SentenceTransformer(str(base_model_dir()), device="cpu")
+    model = SentenceTransformer(str(base_model_dir()), device="cpu", local_files_only=True)
     model.max_seq_length = config.max_seq_length
     dataset = build_dataset(examples, config)
     loss = {

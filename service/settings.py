@@ -8,8 +8,6 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index import default_models_dir
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -25,7 +23,11 @@ class Settings(BaseSettings):
     scoring_config: Path | None = Field(
         default=None, description="JSON of GuardConfig overrides; default data/scoring.json when present"
     )
-    model_dir: Path | None = Field(default=None, description="ONNX model folder; default models/base")
+    models_dir: Path = Field(default=REPO_ROOT / "models", description="Model folders (base, finetuned)")
+    model_dir: Path | None = Field(default=None, description="ONNX model folder; default $MODELS_DIR/base")
+    threads: int | None = Field(
+        default=None, ge=1, description="ONNX Runtime threads of a lone model run and encode lanes; default CPUs"
+    )
     onnx_variant: Literal["int8", "fp32"] = "int8"
     admin_key: SecretStr | None = Field(default=None, description="Bootstraps this admin API key at start-up")
     key_cache_ttl_s: float = Field(
@@ -106,7 +108,7 @@ class Settings(BaseSettings):
     search_threads: int = Field(
         default=1,
         ge=1,
-        description="FAISS OpenMP threads (ONNX Runtime threads and encode lanes: LIGHTGUARD_THREADS, default CPUs)",
+        description="FAISS OpenMP threads (ONNX Runtime's: LIGHTGUARD_THREADS)",
     )
     batch_max_texts: int = Field(default=64, ge=1, description="Micro-batch: most texts gathered into one guard call")
     batch_wait_ms: float = Field(
@@ -159,4 +161,4 @@ class Settings(BaseSettings):
         # scoring (docs/ablation.md), and data/scoring.json was tuned on the base. Select another with MODEL_DIR.
         if self.model_dir is not None:
             return self.model_dir
-        return default_models_dir() / "base"
+        return self.models_dir / "base"

@@ -87,3 +87,16 @@ def test_no_module_imports_another_modules_private_names() -> None:
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("service", "index")):
                 bad.extend((path.name, node.module, a.name) for a in node.names if a.name.startswith("_"))
     assert not bad, f"private names imported across modules: {bad}"
+
+
+def test_index_takes_its_configuration_from_the_caller() -> None:
+    """index/ is a library: no environment variables, and no data or model folders found relative to its own files
+    (the service's Settings and the benchmarks' layout say where things are)."""
+    bad = []
+    for path in sorted((ROOT / "index").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv"):
+                bad.append((path.name, f"os.{node.attr}"))
+            elif isinstance(node, ast.Name) and node.id == "__file__":
+                bad.append((path.name, "__file__"))
+    assert not bad, f"index/ reads its configuration itself: {bad}"

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.layout import REPO
+from benchmarks.layout import DATA_DIR, MODELS_DIR, REPO
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -38,7 +38,7 @@ from index import SAFE, Guard, GuardConfig, Label, fit_platt, normalize_text, sp
 from index.calibration import best_f1_threshold
 from index.datasets import DatasetRow, load_rows
 from index.encoding import Encoder
-from index.encoding.models import default_models_dir, read_manifest
+from index.encoding.models import read_manifest
 from index.evaluation import binary_metrics, plot_pr_curves
 from index.taxonomy import load_taxonomy
 from index.training import TrainConfig, data_digest, select_examples, stale_reason, train
@@ -124,7 +124,7 @@ def out_of_source(
     split = np.asarray([r.split for r in rows])
     family = np.asarray([r.family for r in rows])
     unsafe = np.asarray([r.category != SAFE for r in rows])
-    taxonomy = load_taxonomy()
+    taxonomy = load_taxonomy(DATA_DIR / "taxonomy.toml")
     label_sets = {
         "multiclass": (rows, [Label(c.id, "safe" if c.id == SAFE else "builtin") for c in taxonomy.categories]),
         "binary": (
@@ -225,10 +225,10 @@ def training_info(model_dir: Path) -> dict[str, Any]:
 
 
 def run_grid(args: argparse.Namespace) -> None:
-    all_rows = load_rows()
+    all_rows = load_rows(DATA_DIR / "safety.jsonl")
     rows = subsample(all_rows, args.limit)
     done = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    base = default_models_dir() / "base"
+    base = MODELS_DIR / "base"
     if "base" not in done or done["base"].get("rows") != len(rows):
         record("base", out_of_source(base, rows), {"trained": False})
     for name, config in GRID.items():
@@ -244,7 +244,7 @@ def run_grid(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    rows = subsample(load_rows(), args.limit)
+    rows = subsample(load_rows(DATA_DIR / "safety.jsonl"), args.limit)
     model_dir = Path(args.model_dir)
     trained = "training" in read_manifest(model_dir).extra
     extra = {"trained": trained, "variant": args.variant, **(training_info(model_dir) if trained else {})}

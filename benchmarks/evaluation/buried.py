@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.data.topics import OOS_LABELS, load_splits
-from benchmarks.layout import REPO
+from benchmarks.layout import DATA_DIR, REPO
 from index import Guard, Verdict, normalize_text
 from index.datasets import DatasetRow, load_rows
 from index.evaluation import average_precision
@@ -97,7 +97,7 @@ def separate_scores(guard: Guard, texts: Sequence[str]) -> np.ndarray:
 
 
 def dev_table(guard: Guard, separate: bool) -> None:
-    dev = load_rows(splits={"dev"})
+    dev = load_rows(DATA_DIR / "safety.jsonl", splits={"dev"})
     rng = random.Random(0)
     long_rows = [r for r in dev if len(r.text.split()) >= LONG_WORDS]
     hosts = long_benign(dev)
@@ -183,7 +183,7 @@ def bury(texts: Sequence[str], hosts: Sequence[str], rng: random.Random) -> list
 def topic_table(guard: Guard, datasets: Sequence[str], seeds: int = 3, topics: int = 5, shots: int = 10) -> None:
     from index import Exemplar, Label
 
-    hosts = long_benign(load_rows(splits={"dev"}))
+    hosts = long_benign(load_rows(DATA_DIR / "safety.jsonl", splits={"dev"}))
     served = guard.config
     print(
         f"{topics} topics x {shots} train rows; valid rows buried in {len(hosts)} long benign dev texts; {seeds} seeds"

@@ -36,10 +36,10 @@ from benchmarks.evaluation.decisions import (
     shipped_scoring,
 )
 from benchmarks.evaluation.vectors import Embeddings, FoldScores
-from benchmarks.layout import REPO
+from benchmarks.layout import DATA_DIR, REPO
 from index import SAFE, GuardConfig, Label, fit_platt
 from index.calibration import Platt
-from index.datasets import default_data_dir, load_rows
+from index.datasets import load_rows
 from index.evaluation import BinaryMetrics, binary_metrics, plot_pr_curves
 from index.taxonomy import load_taxonomy
 
@@ -77,9 +77,9 @@ def evaluate(args: argparse.Namespace) -> None:
 
     config = GuardConfig()
     encoder = OnnxEncoder(Path(args.model_dir), variant=args.variant)
-    taxonomy = load_taxonomy()
+    taxonomy = load_taxonomy(DATA_DIR / "taxonomy.toml")
     labels = [Label(c.id, "safe" if c.id == SAFE else "builtin", action=c.action) for c in taxonomy.categories]
-    rows = load_rows(Path(args.data) if args.data else None)
+    rows = load_rows(Path(args.data) if args.data else DATA_DIR / "safety.jsonl")
     if args.limit:
         rows = rows[:: max(1, len(rows) // args.limit)]
     emb = Embeddings(encoder, rows, config, REPO / "var" / "cache")
@@ -113,7 +113,7 @@ def evaluate(args: argparse.Namespace) -> None:
             res.append(binary_metrics(s, fold["y"][keep], 0.5).auprc)
         return res
 
-    shipped = shipped_scoring(default_data_dir() / "scoring.json", rnd.windows)
+    shipped = shipped_scoring(DATA_DIR / "scoring.json", rnd.windows)
     dev_auprc = {json.dumps(c, sort_keys=True): float(np.nanmean(fold_auprc(c, "dev"))) for c in candidates}
     top = max(dev_auprc.values())
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
@@ -350,7 +350,7 @@ def operating_point_table(
 
 
 def write_operating_points(points: dict[str, float], model_id: str) -> None:
-    path = default_data_dir() / "operating_points.json"
+    path = DATA_DIR / "operating_points.json"
     body = {
         "_note": "LIGHTGUARD_OPERATING_POINT picks one of these thresholds (docs/results.md: what each costs on dev)",
         "_chosen_with": model_id,
@@ -377,7 +377,7 @@ def write_scoring_config(
     k = int(knn.split("k=")[1].split()[0]) if knn else defaults.k
     t_knn = float(knn.split("T=")[1]) if knn else defaults.knn_temperature
     t_cent = float(cent.split("T=")[1]) if cent else defaults.centroid_temperature
-    path = default_data_dir() / "scoring.json"
+    path = DATA_DIR / "scoring.json"
     # Only the keys this evaluation chooses are replaced: deployment knobs set by hand (ann_threshold, the topic_*
     # settings) stay as they are.
     config: dict[str, object] = json.loads(path.read_text()) if path.is_file() else {}

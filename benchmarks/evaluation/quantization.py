@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.layout import REPO
+from benchmarks.layout import DATA_DIR, REPO
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     labels = list(served.labels.values())
     exemplars = [served.exemplars[i] for i in sorted(served.exemplars)]
     background = load_background(settings.resolved_data_dir)
-    dev = load_rows(splits={"dev"})
+    dev = load_rows(DATA_DIR / "safety.jsonl", splits={"dev"})
     pick = np.random.default_rng(0).choice(len(dev), min(args.rows, len(dev)), replace=False)
     texts = [dev[i].text for i in pick]
     unsafe = np.asarray([dev[i].category != "safe" for i in pick])

@@ -80,7 +80,7 @@ def micro(rows: list[Row], report: dict[str, Any], home: Path) -> None:
     it = iter(range(10**9))
     add("encode 1 short prompt (ONNX int8)", timed(lambda: enc.encode([prompts[next(it) % 256]]), 300))
     add("encode batch 16", timed(lambda: enc.encode(prompts[:16], 16), 40), 16)
-    # lanes (runs side by side, index/onnx_encoder.py) against the same runs one after another, interleaved so that
+    # lanes (runs side by side, index/encoding/onnx.py) against the same runs one after another, interleaved so that
     # a drift in the machine's load hits both
     lanes, on, off = enc._lanes, [], []
     for _ in range(12):

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.layout import MODELS_DIR, REPO, REPORTS_DIR, VAR_DIR
+from benchmarks.layout import DATA_DIR, MODELS_DIR, REPO, REPORTS_DIR, VAR_DIR
 from benchmarks.machine import machine
 from benchmarks.samples import long_prompt, short_prompts
 from benchmarks.serving.server import build_env, checkout, free_port, serve_cmd, start_server, stop_server
@@ -145,7 +145,7 @@ def document_costs(full: str) -> list[dict[str, Any]]:
     from index.units import plan_units
 
     encoder = OnnxEncoder(MODELS_DIR / "base")
-    config = load_guard_config()
+    config = load_guard_config(DATA_DIR / "scoring.json")
     docs = {p.relative_to(REPO).as_posix(): p.read_text(encoding="utf-8") for p in sorted((REPO / "docs").glob("*.md"))}
     docs |= {"README.md": (REPO / "README.md").read_text(encoding="utf-8"), "bench document": full[:99_000]}
     rows = []

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks.data.topics import OOS, OOS_IN_DOMAIN, OOS_LABELS, TopicRow, load_splits
-from benchmarks.layout import REPO
+from benchmarks.layout import DATA_DIR, REPO
 from benchmarks.topics.rules import (
     Background,
     Episode,
@@ -100,7 +100,7 @@ def embed_dataset(encoder: Encoder, folder: Path, cache: Path) -> Embedded:
 def background_texts() -> tuple[list[str], list[str]]:
     """The background's texts: data/background.jsonl (the heads' negatives) and a fixed sample of safe exemplars."""
     generic = [json.loads(line)["text"] for line in (REPO / "data" / "background.jsonl").open(encoding="utf-8")]
-    safe = [r.text for r in load_rows(splits={"train"}) if r.category == "safe"]
+    safe = [r.text for r in load_rows(DATA_DIR / "safety.jsonl", splits={"train"}) if r.category == "safe"]
     return generic, random.Random(0).sample(safe, min(SAFE_BACKGROUND, len(safe)))
 
 

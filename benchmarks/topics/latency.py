@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.data.topics import load_splits
-from benchmarks.layout import REPO
+from benchmarks.layout import DATA_DIR, REPO
 from benchmarks.topics.episodes import Vec, embed_background, load_encoder
 from benchmarks.topics.rules import (
     Background,
@@ -37,9 +37,9 @@ def latency(args: argparse.Namespace) -> None:
 
     configure_threads(1)  # the thread settings `lightguard serve` runs with
     encoder = load_encoder(args.encoders[0])
-    taxonomy = load_taxonomy()
+    taxonomy = load_taxonomy(DATA_DIR / "taxonomy.toml")
     labels = [Label(c.id, "safe" if c.id == "safe" else "builtin", action=c.action) for c in taxonomy.categories]
-    rows = load_rows(splits={"train"})
+    rows = load_rows(DATA_DIR / "safety.jsonl", splits={"train"})
     exemplars = [Exemplar(i + 1, r.text, r.category) for i, r in enumerate(rows)]
     rng = np.random.default_rng(0)
     vecs = rng.standard_normal((len(rows), encoder.dim)).astype(np.float32)

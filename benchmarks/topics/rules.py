@@ -1,5 +1,5 @@
 """The topic benchmark's rules and metrics: pure functions of cached vectors, no I/O (benchmarks/topics/bench.py runs
-them). Scoring and calibration go through the library (`index.scoring.topic_scores`, `index.topic_head`,
+them). Scoring and calibration go through the library (`index.topics.topic_scores`, `index.topics.head`,
 `index.topics.topic_threshold`) exactly as `Guard` applies them; tests/index/test_topics_bench.py checks that.
 """
 
@@ -43,7 +43,7 @@ class Rule:
     # report-only ceiling: per topic, the threshold that lets at most this share of the *scored* rows' far negatives
     # (out of domain + other intents) match it, chosen on those very rows
     oracle_fmr: float | None = None
-    head_weight: float = 0.0  # weight of the learned head (index.topic_head) in the topic score
+    head_weight: float = 0.0  # weight of the learned head (index.topics.head) in the topic score
     head_l2: float = 0.01
     interpolation: float | None = None  # threshold rule of index.topics.topic_threshold
 

@@ -168,10 +168,10 @@ def _export_format(manifest: ModelManifest) -> object:
 
 
 def _load_sentence_transformer(st_model_dir: Path) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: the directory is the whole model
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(st_model_dir), device="cpu")
+    # never reach for the hub: the directory is the whole model
+    return SentenceTransformer(str(st_model_dir), device="cpu", local_files_only=True)
 
 
 def _export_fp32(st_model: Any, path: Path, max_tokens: int, say: Progress) -> tuple[int, dict[str, Any]]:
@@ -249,7 +249,7 @@ def _quantize(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict[st
     """Fuse the BERT graph (attention, bias + GELU, embeddings) with ONNX Runtime's transformer optimizer, then
     quantise every MatMul and attention weight to per-channel dynamic int8.
 
-    The residual Add + LayerNormalization pairs are left unfused (see `_DISABLED_OPTIMIZERS` in index/onnx_encoder.py):
+    The residual Add + LayerNormalization pairs are left unfused (see `_DISABLED_OPTIMIZERS` in index/encoding/onnx.py):
     on one thread, which is how batches and windows run, a short prompt encodes ~19 % faster (3.9 → 3.2 ms).
 
     Measured on the 2-core AVX512-VNNI machine (docs/performance.md): 24-token prompts encode ~40 % faster in

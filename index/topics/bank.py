@@ -31,7 +31,7 @@ def topic_scores(
     similarity = knn_weight * mean(top-m similarities to the topic's examples) + (1 - knn_weight) * cos(query, centroid)
     score = (1 - head_weight) * similarity + head_weight * head
 
-    `head` is the topic's learned head evaluated on the queries (`index.topic_head`: about +1 on the topic, -1 on
+    `head` is the topic's learned head evaluated on the queries (`index.topics.head`: about +1 on the topic, -1 on
     background text); without it the score is the similarity alone, a cosine. The score is scaled down to 0 as the
     nearest allow-example (hard negative) comes within `allow_margin` of the nearest positive: a text at least as
     close to an allow-example as to any positive never matches the topic. An unrelated text scores low no matter

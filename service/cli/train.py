@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from index import BASE_NAME, DEFAULT_MAX_TOKENS, TrainConfig
+from service.settings import Settings
 
 err = Console(stderr=True)
 _DEFAULT = TrainConfig()  # one source of truth for the defaults: `lightguard train` and --if-stale use the same
@@ -53,7 +54,6 @@ def train_command(
         FINETUNED_NAME,
         LightguardError,
         data_digest,
-        default_models_dir,
         load_rows,
         select_examples,
         stale_reason,
@@ -62,7 +62,8 @@ def train_command(
 
     # SIGTERM (kill, systemd, make being stopped) takes the same clean-up path as Ctrl-C: no temp dir is left behind.
     signal.signal(signal.SIGTERM, _interrupt)
-    target = out or default_models_dir() / FINETUNED_NAME
+    settings = Settings()
+    target = out or settings.models_dir / FINETUNED_NAME
     excluded = set(exclude_family or ())
     try:
         config = TrainConfig(
@@ -79,7 +80,7 @@ def train_command(
             max_steps=max_steps,
             dev_sample=dev_sample,
         )
-        rows = [r for r in load_rows(data) if r.family not in excluded]
+        rows = [r for r in load_rows(data or settings.resolved_data_dir / "safety.jsonl") if r.family not in excluded]
         if if_stale:
             reason = stale_reason(target, config, data_digest(select_examples(rows, config)))
             if reason is None:
@@ -109,7 +110,6 @@ def export_command(
     from index import (
         LightguardError,
         base_model_dir,
-        default_models_dir,
         ensure_base_model,
         export_onnx,
         verify_model_dir,
@@ -118,12 +118,14 @@ def export_command(
     def say(message: str) -> None:
         err.print(f"[cyan]•[/cyan] {message}")
 
+    models_dir = Settings().models_dir
+
     started = time.perf_counter()
     try:
         if source is None and out is None and name == BASE_NAME and max_tokens == DEFAULT_MAX_TOKENS:
-            target = ensure_base_model(default_models_dir(), progress=say)
+            target = ensure_base_model(models_dir, progress=say)
         else:
-            target = out or default_models_dir() / name
+            target = out or models_dir / name
             if if_missing:
                 try:
                     verify_model_dir(target)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from index.datasets import DatasetRow, default_data_dir, load_labelled_jsonl, load_rows
+from index.datasets import DatasetRow, load_labelled_jsonl, load_rows
 from index.errors import DatasetError
 from index.taxonomy import load_taxonomy
 from index.text import text_digest
+from tests.layout import DATA_DIR
 
-DATA = default_data_dir()
+DATA = DATA_DIR
 REPO = DATA.parent
 SHARED_EXCLUDE = REPO.parent / "shared" / "datasets" / "EXCLUDE.sha256"
 NONCOMMERCIAL_PREFIXES = (
@@ -62,7 +63,7 @@ def test_exclude_file_is_the_shared_one() -> None:
 
 
 def test_schema_and_categories(rows: list[DatasetRow]) -> None:
-    taxonomy = load_taxonomy()
+    taxonomy = load_taxonomy(DATA / "taxonomy.toml")
     lines = [line for line in (DATA / "safety.jsonl").read_text(encoding="utf-8").split("\n") if line]
     assert all(set(json.loads(line)) == {"text", "category", "source", "license", "split", "family", "noncommercial"}
                for line in lines)  # fmt: skip

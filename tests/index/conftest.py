@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from index.encoding.models import default_models_dir, verify_model_dir
+from index.encoding.models import verify_model_dir
 from index.errors import LightguardError
+from tests.layout import MODELS_DIR
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +19,7 @@ def onnx_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     export (~40 s)."""
     from index.encoding.export import export_onnx, is_current_base_export
 
-    existing = default_models_dir() / "base"
+    existing = MODELS_DIR / "base"
     try:
         if is_current_base_export(verify_model_dir(existing)):
             return existing

@@ -11,7 +11,6 @@ import pytest
 from index.encoding.models import (
     MANIFEST_FILE,
     ModelManifest,
-    default_models_dir,
     read_manifest,
     sha256_file,
     verify_model_dir,
@@ -108,10 +107,3 @@ def test_manifest_without_checksum_for_needed_file(tmp_path: Path) -> None:
     write_manifest(model_dir, ModelManifest.from_dict({**manifest.to_dict(), "files": files}))
     with pytest.raises(ModelIntegrityError, match=r"no checksum for tokenizer\.json"):
         verify_model_dir(model_dir, "int8")
-
-
-def test_default_models_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("LIGHTGUARD_MODELS_DIR", str(tmp_path))
-    assert default_models_dir() == tmp_path
-    monkeypatch.delenv("LIGHTGUARD_MODELS_DIR")
-    assert default_models_dir().name == "models"

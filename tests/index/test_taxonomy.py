@@ -9,6 +9,7 @@ import pytest
 
 from index.errors import DatasetError
 from index.taxonomy import OPENAI_KEYS, Taxonomy, load_taxonomy
+from tests.layout import DATA_DIR
 
 REQUIRED_IDS = {
     "hate", "harassment", "threat", "violence", "sexual", "sexual_minors", "self_harm", "weapons",
@@ -19,7 +20,7 @@ REQUIRED_IDS = {
 
 @pytest.fixture(scope="module")
 def taxonomy() -> Taxonomy:
-    return load_taxonomy()
+    return load_taxonomy(DATA_DIR / "taxonomy.toml")
 
 
 def test_required_ids_present(taxonomy: Taxonomy) -> None:
