@@ -13,7 +13,14 @@ from service.deps import AdminKeyDep, ContextDep, SessionDep
 from service.exception_handlers import error_responses
 from service.schemas.common import TOPIC_NAME
 from service.schemas.decisions import CategoryCounts, DecisionCounts, DecisionPage, DecisionRead
-from service.usecases.decisions import DecisionFilter, DecisionService, export_decisions, export_filename
+from service.usecases.decisions import (
+    TIME_PATTERN,
+    DecisionFilter,
+    DecisionService,
+    export_decisions,
+    export_filename,
+    parse_time,
+)
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"], responses=error_responses(401, 403, 422, 503))
 
@@ -21,12 +28,37 @@ CategoryQuery = Annotated[
     str | None,
     Query(pattern=TOPIC_NAME, description="Only decisions flagged as this category or topic (by name)"),
 ]
-FlaggedQuery = Annotated[bool | None, Query(description="true: flagged only; false: not flagged only")]
-SinceQuery = Annotated[
-    datetime | None, Query(description="Only decisions at or after this time (RFC 3339; no offset: UTC)")
+# `true` / `false` only: a plain bool query parameter also takes 1, yes, on... which the schema does not allow
+FlaggedQuery = Annotated[
+    Literal["true", "false"] | None, Query(description="true: flagged only; false: not flagged only")
 ]
-UntilQuery = Annotated[datetime | None, Query(description="Only decisions before this time (RFC 3339; no offset: UTC)")]
+# Strings of an RFC 3339 pattern rather than `datetime`, which also reads any number as a Unix time
+SinceQuery = Annotated[
+    str | None,
+    Query(
+        pattern=TIME_PATTERN,
+        json_schema_extra={"format": "date-time"},
+        description="Only decisions at or after this time (RFC 3339, e.g. 2026-12-07T10:00:00Z; no offset: UTC)",
+    ),
+]
+UntilQuery = Annotated[
+    str | None,
+    Query(
+        pattern=TIME_PATTERN,
+        json_schema_extra={"format": "date-time"},
+        description="Only decisions before this time (RFC 3339; no offset: UTC); not after `since`: nothing matches",
+    ),
+]
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+
+
+def query_filter(category: str | None, flagged: str | None, since: str | None, until: str | None) -> DecisionFilter:
+    return DecisionFilter(
+        category,
+        None if flagged is None else flagged == "true",
+        parse_time(since, "since"),
+        parse_time(until, "until"),
+    ).checked()
 
 
 @router.get("", response_model=DecisionPage)
@@ -44,7 +76,7 @@ def list_decisions(
     ] = None,
 ) -> DecisionPage:
     """The decision log, newest first, a page at a time (follow `next_before_id`)."""
-    filters = DecisionFilter(category, flagged, since, until)
+    filters = query_filter(category, flagged, since, until)
     rows, next_before = DecisionService(session).page(filters, limit, before_id)
     return DecisionPage(
         decisions=[DecisionRead.model_validate(r) for r in rows],
@@ -90,7 +122,7 @@ def export(
     until: UntilQuery = None,
 ) -> StreamingResponse:
     """Download the decisions of a time range (streamed: any size, read in short transactions)."""
-    filters = DecisionFilter(category, flagged, since, until).checked()  # a bad range is a 422 before streaming
+    filters = query_filter(category, flagged, since, until)  # a bad time is a 422 before streaming starts
     return StreamingResponse(
         export_decisions(ctx.sessions, filters, export_format),
         media_type=MEDIA_TYPES[export_format],

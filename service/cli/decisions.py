@@ -60,15 +60,13 @@ def export(
 ) -> None:
     """Write the decisions of a time range, oldest first, as JSON lines or CSV (what GET /v1/decisions/export
     answers)."""
-    from service.errors import ServiceError
     from service.usecases.decisions import DecisionFilter, ExportFormat, export_decisions
 
     if export_format not in ("jsonl", "csv"):
         raise typer.BadParameter("--format is jsonl or csv")
-    try:
-        filters = DecisionFilter(category, flagged, since, until).checked()
-    except ServiceError as exc:
-        raise typer.BadParameter(exc.detail) from exc
+    filters = DecisionFilter(category, flagged, since, until).checked()
+    if filters.since is not None and filters.until is not None and filters.since >= filters.until:
+        raise typer.BadParameter(f"--since ({filters.since}) must be before --until ({filters.until}); swap them")
     rows = [0]
 
     def count(n: int) -> None:

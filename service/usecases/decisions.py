@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import Decision, utcnow
@@ -48,15 +50,8 @@ class DecisionFilter:
 
     def checked(self) -> DecisionFilter:
         """The filter with naive times read as UTC; InvalidRequestError when the range is empty by construction."""
-        try:
-            since, until = as_utc(self.since), as_utc(self.until)
-        except OverflowError as exc:  # 0001-01-01 with a positive offset is before the first representable time
-            raise InvalidRequestError(f"a time is out of range ({exc}); send one after year 1", "since") from exc
-        if since is not None and until is not None and since >= until:
-            raise InvalidRequestError(
-                f"`since` ({since.isoformat()}) must be before `until` ({until.isoformat()}); swap them", "since"
-            )
-        return DecisionFilter(self.category or None, self.flagged, since, until)
+        # `until` not after `since` is an empty range, not an error: "from 10:00 to 10:00" matches nothing
+        return DecisionFilter(self.category or None, self.flagged, as_utc(self.since), as_utc(self.until))
 
     def conditions(self) -> dict[str, Any]:
         return {"category": self.category, "flagged": self.flagged, "since": self.since, "until": self.until}
@@ -72,10 +67,38 @@ class WindowCounts:
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
-    """A time with an offset, converted to UTC; a naive one is taken as UTC already (every stored time is)."""
+    """A time with an offset, converted to UTC; a naive one is taken as UTC already (every stored time is).
+
+    A time whose UTC form is outside years 1-9999 (0001-01-01T00:00+05:00) becomes the first or last time there is.
+    """
     if moment is None:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        offset = moment.utcoffset()
+        earliest = offset is not None and offset > timedelta(0)
+        return (datetime.min if earliest else datetime.max).replace(tzinfo=UTC)
+
+
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})?$"
+"""RFC 3339 date-times (and the same without an offset, read as UTC): what `parse_time` takes."""
+_TIME = TypeAdapter(datetime)
+
+
+def parse_time(text: str | None, field: str) -> datetime | None:
+    """A time given as RFC 3339 text, in UTC; InvalidRequestError naming `field` when it is no such time."""
+    if text is None:
+        return None
+    if re.fullmatch(TIME_PATTERN.strip("^$"), text) is None:
+        raise InvalidRequestError(f"`{field}` is not an RFC 3339 time like 2026-12-07T10:00:00Z: {text!r}", field)
+    try:
+        return as_utc(_TIME.validate_python(text))
+    except ValidationError as exc:
+        reason = exc.errors()[0].get("msg", "invalid")
+        raise InvalidRequestError(f"`{field}` is not a valid time ({reason}): {text!r}", field) from exc
 
 
 class DecisionService:
