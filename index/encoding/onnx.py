@@ -18,11 +18,11 @@ from index.types import Vectors
 
 MAX_BATCH_TOKENS = 256  # rows x padded width per ONNX Runtime call (see OnnxEncoder.encode)
 # ONNX Runtime (1.32, CPU) runs its fused SkipLayerNormalization ~3x slower than the Add + LayerNormalization it
-# replaces on one thread (77 vs 26 us for 32 tokens x 384), 20 % of a short prompt's run. The export leaves the pair
-# unfused (index/encoding/export.py, format 3) and sessions do not re-fuse it: a one-thread run of a ~30-token prompt takes
-# 3.2 instead of 3.9 ms (two threads: within run-to-run noise either way). Both sessions must run the same graph:
-# the two graphs differ in float rounding, which dynamic int8 quantisation amplifies (cosine down to 0.992), and a
-# text's vector must not depend on whether it ran alone or in a batch.
+# replaces on one thread (77 vs 26 us for 32 tokens x 384), 20 % of a short prompt's run. The export leaves the
+# pair unfused (index/encoding/export.py, format 3) and sessions do not re-fuse it: a one-thread run of a ~30-token
+# prompt takes 3.2 instead of 3.9 ms (two threads: within run-to-run noise either way). Both sessions must run the
+# same graph: the two graphs differ in float rounding, which dynamic int8 quantisation amplifies (cosine down to
+# 0.992), and a text's vector must not depend on whether it ran alone or in a batch.
 _DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 
