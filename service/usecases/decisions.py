@@ -32,6 +32,7 @@ EXPORT_COLUMNS = (
     "index_version",
     "api_key_id",
 )
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_CHUNK_ROWS = 2_000  # rows per read: one short transaction each, so an export never holds the database
 WINDOWS: tuple[tuple[Literal["hour", "day"], timedelta], ...] = (
     ("hour", timedelta(hours=1)),
@@ -188,7 +189,13 @@ def export_filename(filters: DecisionFilter, fmt: ExportFormat) -> str:
 
 
 def _csv_value(value: Any) -> Any:
-    return "" if value is None else value
+    """A CSV cell; a text starting like a spreadsheet formula gets a leading `'` (OWASP's CSV-injection advice):
+    the log holds whatever callers sent, and `=HYPERLINK(...)` would run when an operator opens the file."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        return "'" + value
+    return value
 
 
 def _csv_rows(rows: list[Any]) -> str:

@@ -181,6 +181,14 @@ def test_export_jsonl_and_csv_of_a_range(logged: TestClient) -> None:
     assert logged.get("/v1/decisions/export?format=xml").status_code == 422
 
 
+def test_csv_export_defuses_spreadsheet_formulas(client: TestClient) -> None:
+    insert(client, [row(3, None, "plain"), row(2, None, "-1+2"), row(1, "violence", '=HYPERLINK("http://x","y")')])
+    table = list(csv.DictReader(io.StringIO(client.get("/v1/decisions/export?format=csv").text)))
+    assert [r["text"] for r in table] == ["plain", "'-1+2", '\'=HYPERLINK("http://x","y")']
+    jsonl = [json.loads(line)["text"] for line in client.get("/v1/decisions/export").text.splitlines()]
+    assert jsonl[-1] == '=HYPERLINK("http://x","y")'  # JSON lines keep the text as it was
+
+
 def test_export_reads_in_chunks_without_skipping_or_repeating(logged: TestClient) -> None:
     sessions = logged.app.state.ctx.sessions  # type: ignore[attr-defined]
     sizes: list[int] = []
