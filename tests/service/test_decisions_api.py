@@ -21,6 +21,14 @@ from service.usecases.decisions import DecisionFilter, export_decisions
 from tests.service.support import make_settings, wait_ready
 
 NOW = datetime.now(UTC)
+
+
+@pytest.fixture(autouse=True)
+def _now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows are placed relative to the test's own start (a module-level time went stale in a long suite run)."""
+    monkeypatch.setitem(globals(), "NOW", datetime.now(UTC))
+
+
 ADMIN = "lg_decisions_admin_key_for_tests"
 
 
