@@ -25,6 +25,7 @@ from index.errors import (
 )
 from index.evaluation import BinaryMetrics, binary_metrics, plot_pr_curves
 from index.guard import Guard
+from index.job import ClassifyJob
 from index.scoring import Scorer, Scores
 from index.store import (
     FaissBackend,
@@ -56,6 +57,7 @@ __all__ = [
     "Action",
     "BinaryMetrics",
     "Category",
+    "ClassifyJob",
     "ClassifyPlan",
     "CostLimitError",
     "DatasetError",
