@@ -35,7 +35,7 @@ class GuardConfig:
     topic_knn_weight: float = 0.5
     # topic score = (1 - w) * similarity + w * learned head (index.topics.head); threshold 55 % of the way from the
     # background's (1 - target_fmr) quantile to the median leave-one-out score (topic_positive_quantile None).
-    # Chosen on the valid splits of scripts/bench_topics.py (docs/topics.md). topic_interpolation None selects the
+    # Chosen on the valid splits of benchmarks.topics.bench (docs/topics.md). topic_interpolation None selects the
     # older rules (background quantile, lift by topic_positive_quantile - topic_positive_margin).
     topic_head_weight: float = 0.5
     topic_head_l2: float = 0.01
@@ -55,7 +55,7 @@ class GuardConfig:
     run (`Encoder.encode_spans`, no extra run); one whose unsafe score reaches this bar is encoded alone and joins
     the text's windows as a unit of its own (for custom topics too, see `sentence_topics`). The
     bar is above `threshold` because a benign text's fragment read alone looks worse than the text. Chosen on dev
-    with scripts/check_buried.py (docs/reliability.md). None: windows only."""
+    with benchmarks.evaluation.buried (docs/reliability.md). None: windows only."""
     sentence_min_tokens: int = 64
     """Sentence units only for texts of more tokens than this: in a shorter text one sentence is a large share of
     the window's mean, so it is not diluted, and a short prompt pays no extra model run."""

@@ -130,7 +130,7 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
         # split on "\n" only: str.splitlines() also breaks on U+2028 and friends, which JSON strings may hold raw.
         lines = path.read_text(encoding="utf-8").split("\n")
     except FileNotFoundError as exc:
-        raise DatasetError(f"dataset file {path} not found; build it with scripts/build_dataset.py") from exc
+        raise DatasetError(f"dataset file {path} not found; build it with `make data`") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read {path} as UTF-8 text: {exc}") from exc
     out: list[tuple[int, dict[str, Any]]] = []

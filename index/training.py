@@ -411,7 +411,7 @@ def quick_dev_metrics(
     """Dev AUPRC of centroid and kNN (k=16, T=0.05) scoring over taxonomy categories, index = training examples.
 
     A sanity check recorded in the manifest (random split, so optimistic); choices are made on the out-of-source
-    evaluation (scripts/evaluate.py, scripts/ablation.py).
+    evaluation (benchmarks.evaluation.evaluate, benchmarks.evaluation.ablation).
     """
     dev = [r for r in rows if r.split == "dev"]
     dev = random.Random(config.seed).sample(dev, min(len(dev), config.dev_sample))

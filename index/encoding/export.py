@@ -47,7 +47,7 @@ _PARITY_TEXTS = (
     "Ünïcödé façade — 日本語のテキスト 🚀",
 )
 # The int8 floor catches a broken graph (cosines far below 0.9), not quantisation noise: tiny inputs sit at ~0.97
-# on VNNI CPUs and lower on AVX2-only ones; verdict quality is checked by scripts/check_quantization.py.
+# on VNNI CPUs and lower on AVX2-only ones; verdict quality is checked by benchmarks.evaluation.quantization.
 _PARITY_MIN_COSINE: dict[Variant, float] = {"fp32": 0.999, "int8": 0.95}
 
 
@@ -256,7 +256,7 @@ def _quantize(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict[st
     batches (b16 316 → ~450 /s) and ~25 % faster alone than the earlier export that kept the FFN up-projections
     fp32 and fused nothing. The price is parity on tiny inputs: cosine to fp32 min 0.970 for 1–3-token texts
     ("ok", "?"), 0.987 for realistic ones (tests/index/test_onnx_encoder.py), mean 0.989 (0.993 before); verdict
-    quality on dev data is checked by scripts/check_quantization.py. per_channel matters: per-tensor int8 dropped
+    quality on dev data is checked by benchmarks.evaluation.quantization. per_channel matters: per-tensor int8 dropped
     cosine to ~0.96 (STACK-NOTES).
     """
     import onnx

@@ -33,7 +33,7 @@ BASE_UPSTREAM = "sentence-transformers/all-MiniLM-L6-v2"
 # Sidecar remembering which (size, mtime_ns, expected sha256) were already hashed, so a restart does not re-read
 # 110 MB. Any change to the file or to the manifest's expected checksum misses the cache and re-hashes.
 _VERIFY_CACHE = ".verified.json"
-_FIX_HINT = "rebuild it: `make install` (base model), `.venv/bin/python scripts/export_model.py` or `make train`"
+_FIX_HINT = "rebuild it: `make install` (base model), `.venv/bin/lightguard export` or `make train`"
 
 
 @dataclass(frozen=True, slots=True)

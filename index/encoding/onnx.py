@@ -196,7 +196,7 @@ class OnnxEncoder:
 
 
 def _session(path: Path, threads: int, profile_prefix: str | None = None) -> ort.InferenceSession:
-    """The serving session; `profile_prefix` turns on ONNX Runtime's profiler (scripts/profile_model.py)."""
+    """The serving session; `profile_prefix` turns on ONNX Runtime's profiler (docs/performance.md)."""
     options = ort.SessionOptions()
     if profile_prefix is not None:
         options.enable_profiling = True
