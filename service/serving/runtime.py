@@ -22,11 +22,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from index import (
+    ClassifyJob,
     ClassifyPlan,
     CostLimitError,
     Encoder,
     Guard,
-    Scores,
     Verdict,
     set_flat_search_blas_from,
     set_search_threads,
@@ -197,21 +197,15 @@ class GuardRuntime:
             ) from exc
         return SlicedClassify(self, guard, plan, texts)
 
-    def _on_live_guard(self, job: SlicedClassify, read: Callable[[Guard], T]) -> tuple[T, int] | None:
-        """`read(guard)` under the read lock and the index version it saw, if the live state is the one the job's
-        earlier scoring steps saw; else None, and the job rewinds: to scoring (an edit bumped the version: its
-        vectors still hold) or to planning (a rebuild replaced the guard, perhaps with another encoder)."""
+    def read_live(self, guard: Guard, version: int | None, read: Callable[[], T]) -> tuple[T, int] | GuardSnapshot:
+        """`read()` under the read lock and the index version it saw, if `guard` is the live guard at `version` (at
+        any version when None); else the live snapshot, without calling `read`: an edit bumped the version, or a
+        rebuild replaced the guard (perhaps with another encoder)."""
         with self._rw.read():
             snap = self.require()
-            if snap.guard is job.guard and job.version in (None, snap.version):
-                job.version = snap.version
-                return read(snap.guard), snap.version
-            replaced = snap.guard is not job.guard
-        if replaced:
-            job.restart(snap.guard)
-        else:
-            job.rescore()
-        return None
+            if snap.guard is guard and version in (None, snap.version):
+                return read(), snap.version
+            return snap
 
     def _classify_sync(self, texts: list[str]) -> tuple[list[Verdict], int]:
         # beside a large request's step (on the other core), a small batch keeps to one core too: a two-thread run
@@ -259,99 +253,44 @@ class GuardRuntime:
         self._planner.shutdown(wait=False, cancel_futures=True)
 
 
-SCORE_ROWS = 64
-"""Rows (windows, sentences) scored per step of a sliced request: one search of 64 queries, a few milliseconds, so
-that a long document's scoring (a 100,000-character one has ~250 windows and ~900 sentences) does not hold up short
-prompts any more than its encoding does."""
-
-
 class SlicedClassify:
-    """A large classify request as a `SlicedJob`, in steps of bounded work:
+    """A large classify request as a `SlicedJob`: an `index.ClassifyJob` (encode windows, score sentences, pick and
+    encode suspects, score, decide), one step per call, on the live guard.
 
-    1. encode `slice_runs` windows per step (no lock: vectors depend only on the guard's encoder);
-    2. score the in-context sentences `SCORE_ROWS` at a time and pick the suspects (`Guard.suspects`);
-    3. encode the suspects alone, `slice_runs` per step;
-    4. score the windows and suspects `SCORE_ROWS` at a time; 5. the verdicts (`Guard.verdicts`).
-
-    Steps 2, 4 and 5 read the live guard under the runtime's read lock (`GuardRuntime._on_live_guard`) and must all
-    see one index version: if an edit lands in between, scoring starts again at step 2; if a rebuild replaced the
-    guard, the job starts again from its plan. The verdicts equal `Guard.classify` on that state.
+    Encoding steps take `slice_runs` model runs each and no lock; the steps that read the guard's state run under
+    the runtime's read lock (`GuardRuntime.read_live`) and must all see one index version: if an edit lands in
+    between, scoring starts again (`ClassifyJob.rescore`); if a rebuild replaced the guard, the job starts again
+    from a new plan (`ClassifyJob.restart`). The verdicts equal `Guard.classify` on that state, and report its
+    version.
     """
 
     def __init__(self, runtime: GuardRuntime, guard: Guard, plan: ClassifyPlan, texts: list[str]) -> None:
         self._runtime = runtime
         self._texts = texts
-        self.restart(guard, plan)
-
-    def restart(self, guard: Guard, plan: ClassifyPlan | None = None) -> None:
-        self.guard = guard
-        self.plan = plan if plan is not None else guard.plan(self._texts)
-        dim = guard.encoder.dim
-        self._vectors: NDArray[np.float32] = np.zeros((len(self.plan.windows), dim), dtype=np.float32)
-        self._unit_vectors: list[NDArray[np.float32]] = [np.zeros((0, dim), dtype=np.float32)] * len(self.plan.units)
-        self._encoded = 0
-        self._in_context: NDArray[np.float32] | None = None
-        self.rescore()
-
-    def rescore(self) -> None:
-        """Forget every score (they were read from an index state that is gone); the vectors stay."""
-        self.version: int | None = None
-        self._unit_parts: list[Scores] = []
-        self._suspects: NDArray[np.intp] | None = None
-        self._alone: list[NDArray[np.float32]] = []
-        self._rows: NDArray[np.float32] | None = None  # the windows' and the suspects' vectors, once all are in
-        self._window_parts: list[Scores] = []
+        self.job = ClassifyJob(guard, plan)
+        self.version: int | None = None  # the index version the job's reads saw; None before the first
 
     @property
     def remaining(self) -> int:
-        """Model runs not done yet (windows, then the suspects' bound until they are picked)."""
-        windows = len(self.plan.windows) - self._encoded
-        if self._suspects is None:
-            return windows + self.plan.suspect_bound
-        return windows + len(self._suspects) - sum(len(a) for a in self._alone)
+        """Model runs not done yet (`ClassifyJob.remaining`)."""
+        return self.job.remaining
 
     def step(self, shared: bool = False) -> tuple[list[Verdict], int] | None:
         """One step; `shared`: encode on the runtime's one-thread encoder, leaving the other core to small requests."""
-        plan, runs = self.plan, self._runtime.slice_runs
-        encoder = self.guard.same_model(self._runtime.background_encoder if shared else None)
-        if self._encoded < len(plan.windows):  # 1
-            stop = min(self._encoded + runs, len(plan.windows))
-            vectors, units = self.guard.encode_plan(plan, self._encoded, stop, encoder)
-            self._vectors[self._encoded : stop] = vectors
-            self._unit_vectors[self._encoded : stop] = units
-            self._encoded = stop
+        job = self.job
+        if not job.needs_guard:
+            job.encode(self._runtime.slice_runs, self._runtime.background_encoder if shared else None)
             return None
-        if self._suspects is None:  # 2
-            if self._in_context is None:
-                self._in_context = self.guard.in_context(self._unit_vectors)
-            in_context = self._in_context
-            scored = sum(len(p.unsafe) for p in self._unit_parts)
-            if self.guard.reads_sentences(plan) and scored < len(in_context):
-                part = self._runtime._on_live_guard(self, lambda g: g.score(in_context[scored : scored + SCORE_ROWS]))
-                if part is not None:
-                    self._unit_parts.append(part[0])
-                return None
-            unit_scores = Scores.concat(self._unit_parts) if self._unit_parts else None
-            picked = self._runtime._on_live_guard(self, lambda g: g.suspects(plan, in_context, unit_scores))
-            if picked is not None:
-                self._suspects = picked[0]
+        live = self._runtime.read_live(job.guard, self.version, job.read)
+        if isinstance(live, GuardSnapshot):
+            self.version = None
+            if live.guard is job.guard:
+                job.rescore()
+            else:
+                job.restart(live.guard, live.guard.plan(self._texts))
             return None
-        done = sum(len(a) for a in self._alone)
-        if done < len(self._suspects):  # 3
-            texts = [plan.unit_texts[i] for i in self._suspects[done : done + runs]]
-            self._alone.append(encoder.encode(texts, batch_size=self.guard.config.batch_size))
-            return None
-        if self._rows is None:
-            self._rows = np.concatenate([self._vectors, *self._alone], axis=0)
-        rows = self._rows
-        scored = sum(len(p.unsafe) for p in self._window_parts)
-        if scored < len(rows):  # 4
-            part = self._runtime._on_live_guard(self, lambda g: g.score(rows[scored : scored + SCORE_ROWS]))
-            if part is not None:
-                self._window_parts.append(part[0])
-            return None
-        suspects, scores = self._suspects, Scores.concat(self._window_parts)
-        return self._runtime._on_live_guard(self, lambda g: g.verdicts(plan, scores, suspects))  # 5
+        verdicts, self.version = live
+        return None if verdicts is None else (verdicts, self.version)
 
 
 # From this many queries on, FAISS's flat search uses one BLAS matrix product instead of one pass over the vectors

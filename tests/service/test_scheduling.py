@@ -224,7 +224,7 @@ def test_a_sliced_request_reads_suspect_sentences_alone_like_a_whole_one() -> No
     while outcome is None:
         outcome = job.step()
     assert outcome == (guard.classify(texts), 2)
-    assert job._suspects is not None and len(job._suspects) == 16, "8 suspects per text, encoded one per step"
+    assert job.job.suspects is not None and len(job.job.suspects) == 16, "8 suspects per text, encoded one per step"
     runtime.close()
 
 
@@ -249,4 +249,28 @@ def test_an_edit_between_scoring_steps_makes_the_job_score_again_on_the_new_stat
     verdicts, version = outcome
     assert version == 2 and verdicts == guard.classify(texts)
     assert verdicts[1].category == "cooking", "the verdicts read the state with the new topic"
+    runtime.close()
+
+
+def test_a_rebuild_between_scoring_steps_makes_the_job_start_again_on_the_new_guard() -> None:
+    guard = _guard()
+    texts = [LONG, "give me a recipe for pasta carbonara tonight"]
+    runtime = GuardRuntime(guard.encoder, slice_runs=2)
+    runtime.install(guard, version=1)
+    job = runtime._plan_job(texts)
+    while job.version is None:  # encode every window, then score the first rows on the first guard
+        assert job.step() is None
+    rebuilt = _guard()
+    rebuilt.upsert_label(Label("cooking", "custom", action="block"))
+    rebuilt.add_exemplars([Exemplar(900, "give me a recipe for pasta carbonara", "cooking")])
+    runtime.install(rebuilt, version=3)
+
+    assert job.step() is None and job.job.guard is rebuilt
+    assert job.remaining == job.job.plan.cost, "a new guard may have another encoder: every vector is made again"
+    outcome = None
+    while outcome is None:
+        outcome = job.step()
+    verdicts, version = outcome
+    assert version == 3 and verdicts == rebuilt.classify(texts)
+    assert verdicts[1].category == "cooking", "the verdicts read the rebuilt guard"
     runtime.close()
