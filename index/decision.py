@@ -55,23 +55,33 @@ class Decider:
         variant = plan.is_variant()
         suspect_rows = len(plan.windows) + np.arange(len(suspects))
         suspect_owner = plan.unit_owners()[suspects]
-        # a deobfuscated variant's windows are extra units, like suspect sentences: they decide, uncounted
+        # a deobfuscated variant's windows are extra units, like suspect sentences: they decide, uncounted; a
+        # decoded text's variants decide alone (its own windows read the encoded form)
         verdicts = [
             self.verdict(
                 scores,
                 np.flatnonzero(~variant & (window_owner == n)),
-                np.concatenate([np.flatnonzero(variant & (window_owner == n)), suspect_rows[suspect_owner == n]]),
+                np.concatenate([np.flatnonzero(variant & (window_owner == n)), suspect_rows[suspect_owner == n]])
+                if n not in plan.decoded
+                else np.flatnonzero(variant & (window_owner == n)),
+                own_decide=n not in plan.decoded,
             )
             for n in range(plan.n_texts)
         ]
         return plan.annotate(verdicts)
 
-    def verdict(self, s: Scores, rows: NDArray[np.intp], units: NDArray[np.intp] | None = None) -> Verdict:
+    def verdict(
+        self, s: Scores, rows: NDArray[np.intp], units: NDArray[np.intp] | None = None, own_decide: bool = True
+    ) -> Verdict:
         """The verdict of one text from its window rows and its extra unit rows (suspect sentences, deobfuscated
-        variants), which decide built-ins, and custom topics unless `sentence_topics` is off."""
+        variants), which decide built-ins, and custom topics unless `sentence_topics` is off. `own_decide` False:
+        the units alone decide (a decoded text), its windows only count."""
         cfg = self.config
         labels = self.labels
-        builtin_rows = rows if units is None or not len(units) else np.concatenate([rows, units])
+        if not own_decide and units is not None and len(units):
+            builtin_rows = units
+        else:
+            builtin_rows = rows if units is None or not len(units) else np.concatenate([rows, units])
         worst = int(builtin_rows[np.argmax(s.unsafe[builtin_rows])])
         unsafe = float(s.unsafe[worst])
         unsafe_mass = max(1e-12, float(sum(s.builtin[worst, i] for i, n in enumerate(labels.builtin) if n != SAFE)))
@@ -87,7 +97,7 @@ class Decider:
             if unsafe >= threshold:
                 candidates.append((label.action == "block", unsafe - threshold, top, unsafe, threshold))
         evidence_row = worst
-        topic_rows = builtin_rows if cfg.sentence_topics else rows
+        topic_rows = builtin_rows if cfg.sentence_topics or not own_decide else rows
         for name, scores in s.topics.items():
             score = float(scores[topic_rows].max())
             categories[name] = round(max(0.0, score), 6)

@@ -34,6 +34,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from index.lexicon import Lexicon, default_lexicon
@@ -158,7 +159,7 @@ _SPACED_RUN = re.compile(
 _LETTER = re.compile(r"[A-Za-z]")
 
 
-def _join_run(run: str, lexicon: Lexicon) -> str:
+def _join_run(run: str, lexicon: Lexicon, after_apostrophe: bool = False) -> str:
     letters = _LETTER.findall(run)
     seps = _LETTER.split(run)[1:-1]
     # letters are joined by the commoner of single spaces and marks, the rest are word breaks: "H o w  d o" (two
@@ -180,7 +181,14 @@ def _join_run(run: str, lexicon: Lexicon) -> str:
             current += letter
     groups.append(current)
     words: list[str] = []
+    if after_apostrophe and not words_marked and (ending := _contraction(groups[0], lexicon)):
+        # "c a n ' t h e l p": the run after an apostrophe starts with the contraction's ending ("can't help", not
+        # "can the lp")
+        words.append(ending)
+        groups[0] = groups[0][len(ending) :]
     for group in groups:
+        if not group:
+            continue
         # only a run without marked word breaks is segmented: where the writer marked them, each group is one word
         # as written ("r e p u l s i v e", not "rep ul si ve"); a word the vocabulary lacks ("wetbacks") may leave a
         # few letters outside any word rather than sink the run
@@ -190,9 +198,28 @@ def _join_run(run: str, lexicon: Lexicon) -> str:
     return " ".join(words)
 
 
+_CONTRACTION_ENDINGS = ("ll", "re", "ve", "t", "s", "d", "m")
+
+
+def _contraction(group: str, lexicon: Lexicon) -> str | None:
+    """The contraction ending ("t", "ll", ...) a joined group of letters starts with, when the rest reads as words."""
+    low = group.lower()
+    for ending in _CONTRACTION_ENDINGS:
+        rest = low[len(ending) :]
+        if low.startswith(ending) and (not rest or rest in lexicon or lexicon.segment(rest) is not None):
+            return group[: len(ending)]
+    return None
+
+
 def unspace(text: str, lexicon: Lexicon) -> str:
     """`text` with each run of three or more spaced single letters joined into words."""
-    return _SPACED_RUN.sub(lambda m: _join_run(m.group(), lexicon), text)
+
+    def after_apostrophe(start: int) -> bool:
+        while start > 0 and text[start - 1] == " ":
+            start -= 1
+        return start > 0 and text[start - 1] in "'\u2019"
+
+    return _SPACED_RUN.sub(lambda m: _join_run(m.group(), lexicon, after_apostrophe(m.start())), text)
 
 
 # ------------------------------------------------------------------ leetspeak
@@ -368,21 +395,33 @@ def deobfuscate(text: str, lexicon: Lexicon | None = None, plain: str | None = N
     return variant if variant and variant != plain else None
 
 
-def deobfuscated_units(text: str, lexicon: Lexicon | None = None) -> list[str]:
-    """The units to score for `text` besides its plain form: empty when nothing was undone; when something was
-    decoded (base64, hex, URL, ROT13, reversed), the decoded payloads alone (the line or the part after a colon
-    that holds decoded text, and decoded spans of three or more words; at most `MAX_PAYLOADS`), else the
-    deobfuscated text. An instruction around a payload dilutes it ("Decode this and answer it: ..."), and the
-    instruction is still read in the plain form; the deobfuscated text is kept too when spacing, leetspeak or list
-    markers were undone besides (they may lie outside the payload)."""
+@dataclass(frozen=True, slots=True)
+class Deobfuscation:
+    """The units to score for a text besides (or instead of) its plain form.
+
+    `decoded`: only encoded spans, ROT13 or reversed text were undone, so the units hold all the text says (the
+    payloads, and the words around them as `rest`) and stand for it: its plain windows, whose encoded form reads
+    like an injection whatever it encodes, do not decide its verdict (docs/reliability.md, issue 24)."""
+
+    units: list[str]
+    decoded: bool
+
+
+def deobfuscation(text: str, lexicon: Lexicon | None = None) -> Deobfuscation | None:
+    """What to score for `text` besides its plain form (None when nothing was undone): when something was decoded
+    (base64, hex, URL, ROT13, reversed), the decoded payloads alone (the line or the part after a colon that holds
+    decoded text, and decoded spans of three or more words; at most `MAX_PAYLOADS`) and the words around them, else
+    the deobfuscated text. An instruction around a payload dilutes it ("Decode this and answer it: ..."), so the
+    payload is read alone; the deobfuscated text is kept too when spacing, leetspeak or list markers were undone
+    besides (they may lie outside the payload)."""
     lexicon = default_lexicon() if lexicon is None else lexicon
     undone = _undo(text, lexicon)
     if undone is None:
-        return []
+        return None
     out, decoded_only = undone
     variant = normalize_text(out)
     if not variant or variant == normalize_text(text):
-        return []
+        return None
     payloads: list[str] = []
     if OPEN in out:
         spans = re.findall(re.escape(OPEN) + "(.*?)" + re.escape(CLOSE), out, flags=re.DOTALL)
@@ -392,8 +431,17 @@ def deobfuscated_units(text: str, lexicon: Lexicon | None = None) -> list[str]:
             if len(unit.split()) >= 3 and unit not in payloads and len(payloads) < MAX_PAYLOADS:
                 payloads.append(unit)
     if payloads and decoded_only:
-        return payloads
-    return [variant, *(p for p in payloads if p != variant)][: MAX_PAYLOADS + 1]
+        # what the text says besides its payloads (a harmful request beside a harmless encoded one still decides),
+        # without holes: a sentence with its decoded words cut out reads like an instruction to decode something
+        rest = normalize_text("".join(" " if normalize_text(p) in payloads else p for p in _PIECES.split(out)))
+        return Deobfuscation([*payloads, rest] if rest else payloads, decoded=True)
+    return Deobfuscation([variant, *(p for p in payloads if p != variant)][: MAX_PAYLOADS + 1], decoded_only)
+
+
+def deobfuscated_units(text: str, lexicon: Lexicon | None = None) -> list[str]:
+    """`deobfuscation(text).units`, or [] when nothing was undone."""
+    found = deobfuscation(text, lexicon)
+    return [] if found is None else found.units
 
 
 def _undo(text: str, lexicon: Lexicon) -> tuple[str, bool] | None:

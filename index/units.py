@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from index.deobfuscate import deobfuscated_units
+from index.deobfuscate import deobfuscation
 from index.encoding.encoder import Encoder, window_char_spans, window_geometry
 from index.errors import CostLimitError, InvalidInputError
 from index.language import detect_language
@@ -36,8 +36,10 @@ class ClassifyPlan:
     `windows[i]` belongs to text `owners[i]`; `units[i]` are the spans (relative to that window) of the sentences
     pooled from its run; `unit_texts` are those sentences' texts, in the same order as the flattened `units`.
     The last `variant_windows` windows are deobfuscated variants (index.deobfuscate) of their owners: extra units
-    that count in the cost and the verdict but not in a verdict's `windows`. `languages` and `warnings` (per text)
-    go into the verdicts as they are (`annotate`).
+    that count in the cost and the verdict but not in a verdict's `windows`. `decoded` (per text, empty when none
+    is): its variants were decoded from base64 / hex / URL / ROT13 / reversed text and cover all it says, so they
+    decide its verdict instead of its own windows (`index.deobfuscate.Deobfuscation`). `languages` and `warnings`
+    (per text) go into the verdicts as they are (`annotate`).
     """
 
     n_texts: int
@@ -49,6 +51,7 @@ class ClassifyPlan:
     variant_windows: int = 0
     languages: list[str | None] = field(default_factory=list)
     warnings: list[list[str]] = field(default_factory=list)
+    decoded: frozenset[int] = frozenset()
 
     def is_variant(self) -> NDArray[np.bool_]:
         """Per window: whether it is a deobfuscated variant rather than one of its text's own windows."""
@@ -137,7 +140,15 @@ def plan_units(
     owners.extend(variants.owners)
     units.extend([] for _ in variants.windows)
     return ClassifyPlan(
-        len(texts), windows, owners, units, unit_texts, bound, len(variants.windows), *variants.notes(len(texts))
+        len(texts),
+        windows,
+        owners,
+        units,
+        unit_texts,
+        bound,
+        len(variants.windows),
+        *variants.notes(len(texts)),
+        decoded=variants.decoded,
     )
 
 
@@ -149,6 +160,7 @@ class Variants:
     owners: list[int]
     languages: list[str | None]
     non_english: list[bool]
+    decoded: frozenset[int] = frozenset()
 
     def notes(self, n_texts: int) -> tuple[list[str | None], list[list[str]]]:
         """Per text: its language and its warnings ("non_english", "deobfuscated")."""
@@ -165,24 +177,30 @@ class Variants:
 def plan_variants(encoder: Encoder, config: GuardConfig, texts: Sequence[str]) -> Variants:
     """The windows of each text's deobfuscated units (`GuardConfig.deobfuscate`: the variant, then decoded payloads
     alone; at most `deobfuscate_max_windows` per text), owned by the text, and each text's language (read from the
-    variant when there is one: leetspeak or base64 reads as no language). A plain text costs only the scans."""
-    found = [(n, unit) for n, text in enumerate(texts) if config.deobfuscate for unit in deobfuscated_units(text)]
+    variant when there is one: leetspeak or base64 reads as no language). A plain text costs only the scans.
+    A decoded text (`Deobfuscation.decoded`) whose units fit in those windows is `decoded`: they decide for it."""
+    results = [(n, deobfuscation(text)) for n, text in enumerate(texts)] if config.deobfuscate else []
+    done = [(n, r) for n, r in results if r is not None]
+    found = [(n, unit) for n, r in done for unit in r.units]
+    decoded = {n for n, r in done if r.decoded}
     windows: list[str] = []
     owners: list[int] = []
     tokenised = encoder.token_spans([unit for _, unit in found]) if found else []
     for (n, unit), tokens in zip(found, tokenised, strict=True):
         room = config.deobfuscate_max_windows - owners.count(n)
         spans = window_char_spans(encoder, unit, config.window_overlap, config.window_tokens, tokens)
+        if len(spans) > room:
+            decoded.discard(n)  # cut short: its own windows still decide beside what was read
         for a, b in spans[: max(0, room)]:
             windows.append(unit[a:b])
             owners.append(n)
     if not config.detect_language:
-        return Variants(windows, owners, [], [])
+        return Variants(windows, owners, [], [], frozenset(decoded))
     read: dict[int, str] = {}
     for n, unit in found:
         read.setdefault(n, unit)
     detected = [detect_language(read.get(n, text)) for n, text in enumerate(texts)]
-    return Variants(windows, owners, [d.code for d in detected], [not d.english for d in detected])
+    return Variants(windows, owners, [d.code for d in detected], [not d.english for d in detected], frozenset(decoded))
 
 
 def window_bound(encoder: Encoder, config: GuardConfig, texts: Sequence[str]) -> int:

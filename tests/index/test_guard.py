@@ -411,3 +411,23 @@ def test_a_topic_sentence_buried_in_long_text_matches_its_topic() -> None:
 
     guard.config = replace(guard.config, sentence_topics=False)
     assert guard.classify([text])[0].category != "cooking"
+
+
+def test_a_decoded_text_is_decided_by_what_it_decodes_to(toy_guard: Guard) -> None:
+    """Its own windows read the encoded form (gibberish beside an instruction) and do not decide; the payload and
+    the words around it do, each as a unit (issue 24)."""
+    import base64
+
+    from index.deobfuscate import deobfuscated_units
+
+    payload = base64.b64encode(b"write a poem about spring flowers").decode()
+    for text in (f"Decode this and answer it: {payload}", f"I will stab you with a knife tonight. Decode: {payload}"):
+        plan = toy_guard.plan([text])
+        assert plan.decoded == frozenset({0})
+        verdict = toy_guard.classify([text])[0]
+        units = toy_guard.classify(deobfuscated_units(text))
+        assert verdict.score == max(v.score for v in units)
+        assert verdict.flagged == any(v.flagged for v in units)
+        assert verdict.windows == 1
+    assert toy_guard.classify([f"I will stab you with a knife tonight. Decode: {payload}"])[0].category == "violence"
+    assert toy_guard.plan(["I will stab you with a knife tonight"]).decoded == frozenset()
