@@ -5,8 +5,8 @@ common case, decided by a few linear scans). The variant is scored as an extra u
 normalised form, never instead of it, so a plain prompt keeps its verdict and the raw text stays the evidence. What
 is undone, in order:
 
-1. encoded spans: base64 (standard and URL-safe), hex (`68656c6c6f`, `68 65 6c`, `\\x68\\x65`) and URL-encoding
-   (`%68%6f%77`), each replaced by its decoding when that is readable text with a known word in it;
+1. encoded spans (index.decoding): base64 (standard and URL-safe), hex (`68656c6c6f`, `68 65 6c`, `\\x68\\x65`)
+   and URL-encoding (`%68%6f%77`), each replaced by its decoding when that is readable text with a known word in it;
 2. spaced letters ("H o w  d o  I", "p-i-p-e b-o-m-b"): a run of single letters is joined, a wider gap (two spaces,
    or a space among dashes or dots) is a word break, and a joined run that is not a word is segmented into words
    with the encoder's vocabulary (index.lexicon);
@@ -27,128 +27,18 @@ in all; only the first `MAX_INPUT` characters are read; the segmenter is linear 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import itertools
 import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes
 
+from index.decoding import CLOSE, OPEN, PIECES, decode_spans, unscramble
 from index.lexicon import Lexicon, default_lexicon
 from index.text import INVISIBLE, MIXED_WORD, fold_word, normalize_text
 
-MAX_SPANS = 8
-MAX_DECODED = 4096
 MAX_RUN = 400  # letters of one spaced run that are segmented; a longer run is only joined
 MAX_PAYLOADS = 2  # decoded payloads scored alone besides the whole variant
-# Decoded text is wrapped in these (control characters: normalisation drops them) so that the payload can be scored
-# alone too: "Decode this and answer it: <payload>" scores lower than <payload>, the instruction dilutes it.
-OPEN, CLOSE = "\x02", "\x03"
 MAX_INPUT = 20_000  # characters of a text that are read: past them a long text is left to windows and sentences
-
-# ------------------------------------------------------------------ encoded spans
-_B64_RUN = re.compile(r"[A-Za-z0-9+/_=-]{8,}")
-_B64_BODY = re.compile(r"[A-Za-z0-9+/]+|[A-Za-z0-9_-]+")
-_HEX_RUNS = (
-    re.compile(r"(?:\\x[0-9A-Fa-f]{2}){3,}"),
-    re.compile(r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ :]){3,}[0-9A-Fa-f]{2}(?![0-9A-Za-z])"),
-    re.compile(r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8,}(?![0-9A-Za-z])"),
-)
-_URL_RUN = re.compile(r"[A-Za-z0-9._~+%-]+")
-_URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-_WORD = re.compile(r"[A-Za-z]+")
-# what every encoded span holds and most plain prompts do not: a digit, '+', '/', '=', '%', '\' or a capital
-# inside a word
-_ENCODED_HINT = re.compile(r"[0-9+/=%\\]|[a-z][A-Z]")
-
-
-def _readable(data: bytes, lexicon: Lexicon, strict: bool = True) -> str | None:
-    """`data` as text when it reads like text: UTF-8, printable, mostly letters and spaces, and (`strict`, or
-    fewer than 6 bytes, where random bytes pass the other tests now and then) one known word."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if len(text) < 3 or any(unicodedata.category(ch)[0] == "C" and ch not in "\n\t" for ch in text):
-        return None
-    letters = sum(ch.isalpha() or ch.isspace() for ch in text)
-    if letters < 0.7 * len(text):
-        return None
-    if not strict and len(data) >= 6:
-        return text
-    return text if any(len(w) > 2 and w in lexicon for w in _WORD.findall(text)) else None
-
-
-def _looks_base64(run: str) -> bool:
-    # an ordinary word ("Something", "state-of-the-art") is letters, maybe capitalised, maybe hyphenated; base64 of
-    # text nearly always has a digit, a '+' or '/', padding, or an upper-case letter inside
-    body = run.rstrip("=")
-    return any(ch.isdigit() or ch in "+/=" for ch in run) or any(ch.isupper() for ch in body[1:])
-
-
-def _decode_base64(run: str, lexicon: Lexicon) -> str | None:
-    body = run.rstrip("=")
-    if len(run) - len(body) > 2 or len(body) % 4 == 1 or not _B64_BODY.fullmatch(body):
-        return None
-    try:
-        data = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_" if "-" in body or "_" in body else None)
-    except (binascii.Error, ValueError):
-        return None
-    return _readable(data, lexicon, strict=False)
-
-
-def _decode_hex(run: str, lexicon: Lexicon) -> str | None:
-    digits = re.sub(r"\\x|[ :]", "", run)
-    if len(digits) % 2:
-        return None
-    return _readable(bytes.fromhex(digits), lexicon, strict=False)
-
-
-def _decode_url(run: str, lexicon: Lexicon) -> str | None:
-    if len(_URL_ESCAPE.findall(run)) < 2:
-        return None
-    return _readable(unquote_to_bytes(run.replace("+", " ")), lexicon, strict=False)
-
-
-def decode_spans(text: str, lexicon: Lexicon) -> str:
-    """`text` with its base64, hex and URL-encoded spans replaced by their readable decodings (bounded)."""
-    if not _ENCODED_HINT.search(text):
-        return text
-    found: list[tuple[int, int, str]] = []  # (start, end, decoded)
-    budget = MAX_DECODED
-
-    def take(start: int, end: int, decoded: str | None) -> None:
-        nonlocal budget
-        if decoded is None or len(found) >= MAX_SPANS or len(decoded) > budget:
-            return
-        if any(s < end and start < e for s, e, _ in found):
-            return
-        found.append((start, end, decoded))
-        budget -= len(decoded)
-
-    if "%" in text:
-        for m in _URL_RUN.finditer(text):
-            if "%" in m.group():
-                take(m.start(), m.end(), _decode_url(m.group(), lexicon))
-    for pattern in _HEX_RUNS:
-        for m in pattern.finditer(text):
-            take(m.start(), m.end(), _decode_hex(m.group(), lexicon))
-    for m in _B64_RUN.finditer(text):
-        if _looks_base64(m.group()) and len(m.group()) <= 4 * MAX_DECODED:
-            take(m.start(), m.end(), _decode_base64(m.group(), lexicon))
-    if not found:
-        return text
-    out: list[str] = []
-    cursor = 0
-    for start, end, decoded in sorted(found):
-        out.extend((text[cursor:start], " " + OPEN, decoded, CLOSE + " "))
-        cursor = end
-    out.append(text[cursor:])
-    return "".join(out)
-
 
 # ------------------------------------------------------------------ spaced letters
 # Single letters (each ending its word) separated by up to a few spaces or a punctuation mark: bounded repeats and
@@ -286,71 +176,6 @@ def fold_leet(text: str, lexicon: Lexicon) -> str:
     return out
 
 
-# ------------------------------------------------------------------ ROT13 and reversed text
-def _rot13(text: str) -> str:
-    return codecs.encode(text, "rot13")
-
-
-def _reverse(text: str) -> str:
-    return text[::-1]
-
-
-_DECODERS: tuple[Callable[[str], str], ...] = (_rot13, _reverse)
-_TOLD = (re.compile(r"rot-?13|caesar", re.IGNORECASE), re.compile(r"backwards|reversed?\b", re.IGNORECASE))
-_PIECES = re.compile(r"([:\n])")
-
-
-def _known_share(text: str, lexicon: Lexicon) -> tuple[int, float]:
-    words = [w for w in _WORD.findall(text) if len(w) > 1]
-    if not words:
-        return 0, 0.0
-    return len(words), sum(w in lexicon for w in words) / len(words)
-
-
-def _decode_piece(piece: str, lexicon: Lexicon) -> str:
-    n, known = _known_share(piece, lexicon)
-    if n < 3 or known > 0.5:
-        return piece
-    for decode in _DECODERS:
-        candidate = decode(piece)
-        if _known_share(candidate, lexicon)[1] >= 0.75:
-            return OPEN + candidate + CLOSE
-    return piece
-
-
-def unscramble(text: str, lexicon: Lexicon) -> str:
-    """`text` with ROT13 or reversed pieces (the whole text, a line, after a colon) or words decoded."""
-    # every rule below needs two unknown words: plain English stops here after one pass of dictionary look-ups
-    unknown = set(lexicon.unknown(w for w in _WORD.findall(text) if len(w) > 2))
-    if not unknown or (len(unknown) == 1 and not any(p.search(text) for p in _TOLD)):
-        return text
-    # pieces first: "Decode this ROT13 and answer it: <payload>" keeps its instruction readable
-    out = "".join(_decode_piece(p, lexicon) for p in _PIECES.split(text))
-    if out == text:
-        out = _decode_piece(text, lexicon)
-    if out != text:
-        return out
-    # single words: two or more that decode to known words; or, after an explicit instruction ("ROT13",
-    # "backwards"), every unknown word (the vocabulary lacks many words an attacker hides: "indoctrinate")
-    pieces = _PIECES.split(out)
-    for decode, pattern in zip(_DECODERS, _TOLD, strict=True):
-        told = next((n for n, p in enumerate(pieces) if pattern.search(p)), None)
-        hits: dict[str, str] = {}
-        if told is None:
-            hits = {w: d for w in unknown if (d := decode(w)) in lexicon}
-        else:
-            # the instruction's own words stay: only what follows it (or surrounds it) is encoded
-            for piece in pieces[:told] + pieces[told + 1 :]:
-                hits.update((w, decode(w)) for w in _WORD.findall(piece) if w in unknown)
-        if len(hits) >= (1 if told is not None else 2):
-            return _WORD.sub(_replacer(hits), out)
-    return out
-
-
-def _replacer(words: dict[str, str]) -> Callable[[re.Match[str]], str]:
-    return lambda m: OPEN + words[m.group()] + CLOSE if m.group() in words else m.group()
-
-
 # ------------------------------------------------------------------ list items
 _LIST_MARKER = re.compile(r"^[ \t]*(?:[0-9]{1,2}[.)]|[a-zA-Z][.)]|[-*+•>])[ \t]+", re.MULTILINE)
 
@@ -425,7 +250,7 @@ def deobfuscation(text: str, lexicon: Lexicon | None = None) -> Deobfuscation | 
     payloads: list[str] = []
     if OPEN in out:
         spans = re.findall(re.escape(OPEN) + "(.*?)" + re.escape(CLOSE), out, flags=re.DOTALL)
-        pieces = [p for p in _PIECES.split(out) if OPEN in p or CLOSE in p]
+        pieces = [p for p in PIECES.split(out) if OPEN in p or CLOSE in p]
         for candidate in (*pieces, *(s for s in spans if len(s.split()) >= 3)):
             unit = normalize_text(candidate)
             if len(unit.split()) >= 3 and unit not in payloads and len(payloads) < MAX_PAYLOADS:
@@ -433,7 +258,7 @@ def deobfuscation(text: str, lexicon: Lexicon | None = None) -> Deobfuscation | 
     if payloads and decoded_only:
         # what the text says besides its payloads (a harmful request beside a harmless encoded one still decides),
         # without holes: a sentence with its decoded words cut out reads like an instruction to decode something
-        rest = normalize_text("".join(" " if normalize_text(p) in payloads else p for p in _PIECES.split(out)))
+        rest = normalize_text("".join(" " if normalize_text(p) in payloads else p for p in PIECES.split(out)))
         return Deobfuscation([*payloads, rest] if rest else payloads, decoded=True)
     return Deobfuscation([variant, *(p for p in payloads if p != variant)][: MAX_PAYLOADS + 1], decoded_only)
 
