@@ -154,6 +154,7 @@ def test_batches_stay_within_the_token_budget(
     np.testing.assert_allclose(vectors, alone, atol=2e-5)
 
 
+@pytest.mark.model
 def test_batch_order_is_restored(encoders: dict[Variant, OnnxEncoder]) -> None:
     encoder = encoders["fp32"]
     forward = encoder.encode(TEXTS, batch_size=4)
