@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e ".[train,dev]"
 	touch $@
 
-models/base/manifest.json: $(VENV)/.installed index/export.py
+models/base/manifest.json: $(VENV)/.installed index/encoding/export.py
 	$(VENV)/bin/lightguard export --if-missing
 
 ## run: start the service on 127.0.0.1:8000 (embedded SQLite in var/ by default)
