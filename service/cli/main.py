@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from service.bulk.local import classify_lines
 from service.verdicts import verdict_to_dict
 
 app = typer.Typer(
@@ -86,52 +86,13 @@ def classify(
     errors = 0
     with _progress() as progress, out:
         task = progress.add_task("classifying", total=len(lines))
-        for chunk in _chunks(list(_parse_lines(lines)), batch_size):
-            good = [(i, item) for i, item in enumerate(chunk) if "error" not in item[1]]
-            verdicts = guard.classify([item[1]["text"] for _, item in good]) if good else []
-            results: list[dict[str, Any]] = [dict(item[1]) for item in chunk]
-            for (pos, _), verdict in zip(good, verdicts, strict=True):
-                body = verdict_to_dict(verdict)
-                if not evidence:
-                    body.pop("evidence", None)
-                results[pos] = {"id": chunk[pos][1].get("id")} | body
+        for results in classify_lines(guard, lines, batch_size, evidence):
             for res in results:
-                res.pop("text", None)
                 errors += "error" in res
                 out.write(json.dumps(res, ensure_ascii=False) + "\n")
-            progress.advance(task, len(chunk))
+            progress.advance(task, len(results))
     elapsed = time.perf_counter() - started
     err.print(f"{len(lines)} lines, {errors} errors, {len(lines) / max(elapsed, 1e-9):.0f} lines/s")
-
-
-def _parse_lines(lines: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    for n, line in enumerate(lines, start=1):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            yield n, {"id": None, "error": f"line {n}: not valid JSON"}
-            continue
-        if not isinstance(obj, dict):
-            yield n, {"id": None, "error": f"line {n}: expected a JSON object"}
-            continue
-        text = obj.get("text")
-        if not isinstance(text, str):
-            yield n, {"id": obj.get("id"), "error": f"line {n}: field 'text' is missing or not a string"}
-        elif not text.strip() or not _has_content(text):
-            yield n, {"id": obj.get("id"), "error": f"line {n}: field 'text' is empty"}
-        else:
-            yield n, {"id": obj.get("id"), "text": text}
-
-
-def _has_content(text: str) -> bool:
-    from index import normalize_text
-
-    return bool(normalize_text(text))
-
-
-def _chunks(items: list[tuple[int, dict[str, Any]]], size: int) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 @app.command()
