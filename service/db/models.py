@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -127,6 +128,33 @@ class IndexBuild(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     # the topic name an incremental edit changed (names are unique and never renamed); None for full builds
     topic: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class IndexArtifact(Base):
+    """The saved guard of one committed full build, so that a replica with an empty home loads it instead of
+    re-embedding every exemplar. `files` maps each file of the artifact directory to its SHA-256 and chunk count;
+    `checksum` covers them all: an artifact whose chunks do not match is skipped."""
+
+    __tablename__ = "index_artifacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)  # the full build's index_builds.version
+    model_id: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer)
+    checksum: Mapped[str] = mapped_column(String(64))
+    files: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class IndexArtifactChunk(Base):
+    """One chunk of one file of an `IndexArtifact` (chunked: no single value nears a driver's or server's limit)."""
+
+    __tablename__ = "index_artifact_chunks"
+
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("index_artifacts.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class IndexLock(Base):

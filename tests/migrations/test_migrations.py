@@ -17,7 +17,7 @@ from service.db import models  # noqa: F401  (registers the tables)
 from service.db.engine import Base, alembic_config, create_db_engine, upgrade_database
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"topics", "exemplars", "index_builds", "api_keys", "decisions", "index_lock"}
+TABLES = {"topics", "exemplars", "index_builds", "api_keys", "decisions", "index_lock", "index_artifacts"}
 
 
 def test_models_and_migrations_agree(database_url: str) -> None:
