@@ -90,7 +90,7 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
         settings.operating_point,
         settings.resolved_data_dir / "operating_points.json",
     )
-    artifacts = IndexArtifacts(settings.index_dir, sessions)
+    artifacts = IndexArtifacts(settings.index_dir, sessions, settings.artifact_keep, metrics.index_loaded)
     following = IndexFollowing(runtime, sessions, artifacts, config)
     edits = IndexEdits(runtime, following, artifacts)
     lifecycle = IndexLifecycle(runtime, sessions, settings.resolved_data_dir, config, artifacts, following, edits)
@@ -137,7 +137,8 @@ def _size(runtime: GuardRuntime) -> int:
 def open_guard(
     settings: Settings, progress: Callable[[int, int], None] | None = None, encoder: Encoder | None = None
 ) -> Guard:
-    """The guard the service would serve (database + artifact under LIGHTGUARD_HOME), built if needed (CLI use)."""
+    """The guard the service would serve: the newest artifact (LIGHTGUARD_HOME's, or a full build's stored in the
+    database) caught up with the database, built if none is usable (CLI use)."""
     ctx = open_context(settings, encoder)
     try:
         asyncio.run(ctx.lifecycle.load_or_build(progress))

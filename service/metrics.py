@@ -64,6 +64,13 @@ class Metrics:
             ["key", "limit"],
             registry=self.registry,
         )
+        self.index_loaded_from = Counter(
+            "lightguard_index_loaded_from",
+            "Index artifacts read at start-up or while following a full build, by where they came from: `home`"
+            " (LIGHTGUARD_HOME), `database` (a full build's artifact stored there), `build` (embedded every exemplar)",
+            ["source"],
+            registry=self.registry,
+        )
         self.index_size = Gauge("lightguard_index_exemplars", "Exemplars in the live index", registry=self.registry)
         self.index_version = Gauge("lightguard_index_version", "Version of the live index", registry=self.registry)
 
@@ -73,6 +80,9 @@ class Metrics:
     def dropped(self, reason: DropReason, units: int) -> None:
         self.dropped_requests.labels(reason=reason).inc()
         self.dropped_runs.labels(reason=reason).inc(units)
+
+    def index_loaded(self, source: str) -> None:
+        self.index_loaded_from.labels(source=source).inc()
 
     def bind_index(self, size: Callable[[], float], version: Callable[[], float]) -> None:
         """Read the index gauges from the live runtime at scrape time."""

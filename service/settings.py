@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         description="Poll the database this often for index versions committed by other processes (other workers,"
         " the CLI) and catch up; 0 turns following off (a single process that alone edits its database)",
     )
+    artifact_keep: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Keep this many full builds' index artifacts in the database (older ones are pruned after each"
+        " build): a replica with an empty home loads the newest intact one instead of re-embedding (docs/deploy.md)",
+    )
     auto_migrate: bool = Field(default=True, description="Run `alembic upgrade head` at start-up")
     seed: bool = Field(default=True, description="Seed the built-in taxonomy into an empty database")
     operating_point: Literal["strict", "balanced", "permissive"] | None = Field(

@@ -1,15 +1,24 @@
-"""The saved index artifact of one LIGHTGUARD_HOME: read, written and replaced by one process at a time."""
+"""The saved index artifact: a folder in LIGHTGUARD_HOME (read, written and replaced by one process of the home at a
+time) and, for each committed full build, a copy in the database that a replica with an empty or older home loads
+instead of re-embedding every exemplar (docs/deploy.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from index import Encoder, Guard, IndexArtifactError, load_guard, read_guard_metadata, save_guard
+from service.db.artifacts import CorruptArtifactError, IndexArtifactRepository
+from service.db.engine import session_scope
 from service.db.repositories import IndexBuildRepository
 from service.serving.interprocess import FileLock
 from service.usecases.catchup import guard_digest
@@ -18,17 +27,89 @@ log = logging.getLogger(__name__)
 
 
 class IndexArtifacts:
-    """The artifact folder `index_dir`, behind a file lock shared by every process of the home."""
+    """The artifact folder `index_dir`, behind a file lock shared by every process of the home, and the artifacts
+    of full builds in the database (`keep` newest kept). `on_load(source)` is told where each guard read came from:
+    `home` or `database` (the metric `lightguard_index_loaded_from`)."""
 
-    def __init__(self, index_dir: Path, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        index_dir: Path,
+        sessions: sessionmaker[Session],
+        keep: int = 3,
+        on_load: Callable[[str], None] | None = None,
+    ) -> None:
         self.index_dir = index_dir
         self.sessions = sessions
+        self.keep = keep
+        self.on_load = on_load
         self.lock = FileLock(index_dir.parent / f".{index_dir.name}.artifact.lock")
 
     def read(self, encoder: Encoder) -> tuple[dict[str, Any], Guard]:
-        """The saved metadata and guard. Raises IndexArtifactError when there is none or it cannot be read."""
+        """The saved metadata and guard: the home's, unless the database holds a newer full build's artifact made
+        with this encoder, which then replaces the home's first. Raises IndexArtifactError when there is none or
+        it cannot be read."""
         with self.lock.hold():
-            return read_guard_metadata(self.index_dir), load_guard(self.index_dir, encoder)
+            try:
+                home_version = int(read_guard_metadata(self.index_dir).get("version", 0))
+            except IndexArtifactError:
+                home_version = -1
+            source = "database" if self._adopt_stored(encoder.model_id, home_version) else "home"
+            meta, guard = read_guard_metadata(self.index_dir), load_guard(self.index_dir, encoder)
+        log.info("index artifact v%s read from the %s", meta.get("version"), source)
+        self.loaded(source)
+        return meta, guard
+
+    def loaded(self, source: str) -> None:
+        """Count a guard read from `source` (`home`, `database`) or built from the exemplars (`build`)."""
+        if self.on_load is not None:
+            self.on_load(source)
+
+    def _adopt_stored(self, model_id: str, above: int) -> bool:
+        """Copy the newest intact database artifact newer than version `above` into the home (the caller holds
+        the lock); a corrupt or partial one is skipped for the one before it. Returns whether one was copied."""
+        try:
+            with self.sessions() as session:
+                repo = IndexArtifactRepository(session)
+                for stored in repo.newest(above=above):
+                    if stored.model_id != model_id:
+                        continue
+                    try:
+                        files = repo.files(stored.id)
+                    except CorruptArtifactError as exc:
+                        log.warning("skipping the index artifact in the database: %s", exc)
+                        continue
+                    _replace_dir(self.index_dir, files)
+                    return True
+        except SQLAlchemyError:
+            log.exception("could not read index artifacts from the database; using the home's")
+        return False
+
+    def publish(self, version: int) -> None:
+        """Store the home's artifact of committed full build `version` in the database and prune old ones.
+
+        Called after the build committed, outside the index lock: no edit waits for it. A replica that follows the
+        build before it is stored diffs and refits instead (docs/reliability.md). Failures are logged, not raised.
+        """
+        try:
+            with self.lock.hold():
+                if int(read_guard_metadata(self.index_dir).get("version", 0)) != version:
+                    return  # another process of this home saved a newer version meanwhile: it publishes its own
+                files = {p.name: p.read_bytes() for p in sorted(self.index_dir.iterdir()) if p.is_file()}
+                model_id = str(read_guard_metadata(self.index_dir).get("model_id", ""))
+            with session_scope(self.sessions) as session:
+                repo = IndexArtifactRepository(session)
+                repo.add(version, model_id, files)
+                pruned = repo.prune(self.keep)
+            log.info(
+                "index artifact v%d stored in the database (%d bytes; %d old one(s) pruned)",
+                version,
+                sum(len(b) for b in files.values()),
+                pruned,
+            )
+        except IntegrityError:
+            log.info("index artifact v%d is already in the database", version)
+        except (OSError, IndexArtifactError, SQLAlchemyError):
+            log.exception("could not store the index artifact v%d in the database", version)
 
     def write(self, guard: Guard, digest: str, version: int) -> None:
         """Save `guard` as committed version `version`, unless a newer committed version is saved already."""
@@ -59,3 +140,19 @@ class IndexArtifacts:
     def _latest_version(self) -> int:
         with self.sessions() as session:
             return IndexBuildRepository(session).latest_version()
+
+
+def _replace_dir(directory: Path, files: dict[str, bytes]) -> None:
+    """Write `files` into a fresh folder beside `directory`, then swap it in (a crash leaves one or the other)."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.db-", dir=directory.parent))
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        old = directory.with_name(f".{directory.name}.old-db-{os.getpid()}")
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -91,6 +91,7 @@ class IndexLifecycle:
                     " (reusing its vectors of unchanged exemplars)" if stale is not None else "",
                 )
                 await self._rebuild_locked("startup", progress, reuse=stale)
+                self.artifacts.loaded("build")
         except Exception as exc:
             self.runtime.status.state = "failed"
             self.runtime.status.error = f"index load failed: {exc}; fix the cause and restart"
@@ -177,6 +178,8 @@ class IndexLifecycle:
                     runtime.install(guard, done.version, done.finished_at)
             finally:
                 session.close()
+            # committed: replicas with other homes load it from the database (after the commit, outside the lock)
+            await asyncio.to_thread(self.artifacts.publish, done.version)
         except Exception as exc:
             runtime.status.rebuilding = False
             with session_scope(self.sessions) as session:
@@ -216,7 +219,8 @@ class IndexLifecycle:
         assert done is not None
         # a version above every committed change: other processes' edits may have taken versions after ours
         done.version = version if latest == version else latest + 1
-        done.status, done.finished_at = "ready", utcnow()
+        # error: a replica that started meanwhile (another home) marked this build interrupted; it was not
+        done.status, done.finished_at, done.error = "ready", utcnow(), None
         done.exemplar_count, done.checksum = len(guard), guard.checksum()
         session.flush()
         self.runtime.status.openai_keys = {t.name: tuple(t.openai_keys) for t in topics}

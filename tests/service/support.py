@@ -57,6 +57,22 @@ def create_cooking(client: TestClient, **extra: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
+def drop_stored_artifacts(database_url: str) -> None:
+    """Delete the index artifacts stored in the database, so that a start with an empty home has to build."""
+    from sqlalchemy import delete
+
+    from service.db.engine import create_db_engine
+    from service.db.models import IndexArtifact, IndexArtifactChunk
+
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(delete(IndexArtifactChunk))
+            conn.execute(delete(IndexArtifact))
+    finally:
+        engine.dispose()
+
+
 def pg_reachable() -> bool:
     try:
         import psycopg

@@ -36,6 +36,7 @@ from tests.service.support import (
     FIXTURES,
     Server,
     create_cooking,
+    drop_stored_artifacts,
     free_port,
     lightguard_server,
     make_settings,
@@ -264,6 +265,7 @@ def test_a_scoring_config_change_rebuilds_without_re_encoding_the_exemplars(
     assert encoded_at_start == background < exemplars, "only the background was encoded, no exemplar"
     # and the result equals a full build from nothing
     shutil.rmtree(tmp_path / "index")
+    drop_stored_artifacts(settings.resolved_database_url)
     full = _CountingEncoder()
     with TestClient(create_app(settings, full)) as client:
         wait_ready(client)

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from index import HashingEncoder
 from service.app import create_app
 from service.settings import Settings
-from tests.service.support import COOKING_PARAPHRASE, create_cooking, make_settings, wait_ready
+from tests.service.support import COOKING_PARAPHRASE, create_cooking, drop_stored_artifacts, make_settings, wait_ready
 
 
 class GatedEncoder(HashingEncoder):
@@ -58,9 +58,10 @@ def test_bad_artifact_is_rebuilt(settings: Settings, damage: str, caplog: pytest
         create_cooking(client)
         version = client.get("/v1/index").json()["version"]
     encoder = HashingEncoder()
-    if damage == "missing":
+    if damage == "missing":  # in the home and in the database (with a copy there, test_artifact_store)
         for f in settings.index_dir.iterdir():
             f.unlink()
+        drop_stored_artifacts(settings.resolved_database_url)
     elif damage == "corrupt":
         (settings.index_dir / "vectors.faiss").write_bytes(b"garbage")
     elif damage == "stale":
