@@ -58,10 +58,15 @@ def threshold_metrics(scores: Sequence[float], labels: Sequence[bool], threshold
     )
 
 
-def suggest_thresholds(scores: Sequence[float], labels: Sequence[bool], target_fmr: float) -> SuggestedThresholds:
-    """The max-F1 threshold and the target-false-match-rate threshold on labelled scores, with their metrics."""
+def suggest_thresholds(
+    scores: Sequence[float], labels: Sequence[bool], target_fmr: float, floor: float = 0.0
+) -> SuggestedThresholds:
+    """The max-F1 threshold and the target-false-match-rate threshold on labelled scores, with their metrics, neither
+    below `floor` (the index's topic threshold floor): topic scores are clipped at 0, so on a sample whose negatives
+    all score 0 "just above the highest negative" is 0.000001, which would match any text the topic scores at all."""
     best, _ = best_f1_threshold(np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool))
+    fmr = fmr_threshold(scores, labels, target_fmr)
     return SuggestedThresholds(
-        best_f1=threshold_metrics(scores, labels, best),
-        target_fmr=threshold_metrics(scores, labels, fmr_threshold(scores, labels, target_fmr)),
+        best_f1=threshold_metrics(scores, labels, max(best, floor)),
+        target_fmr=threshold_metrics(scores, labels, max(fmr, floor)),
     )

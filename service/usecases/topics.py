@@ -124,6 +124,7 @@ class _Scored:
     scores: list[float]
     threshold: float
     target_fmr: float
+    floor: float
     version: int
 
 
@@ -364,7 +365,7 @@ class TopicService:
             negatives=len(labels) - sum(labels),
             target_fmr=target,
             current=threshold_metrics(scored.scores, labels, scored.threshold),
-            suggested=suggest_thresholds(scored.scores, labels, target),
+            suggested=suggest_thresholds(scored.scores, labels, target, scored.floor),
             scores=scored.scores,
             index_version=scored.version,
         )
@@ -383,7 +384,10 @@ class TopicService:
         # the verdict reports max(0, score) of the worst window or sentence unit: the number classify compares with
         # the threshold
         scores = [float(v.categories.get(name, 0.0)) for v in verdicts]
-        return _Scored(scores, guard.topic_threshold(name), guard.config.topic_target_fmr, version)
+        config = guard.config
+        return _Scored(
+            scores, guard.topic_threshold(name), config.topic_target_fmr, config.topic_threshold_floor, version
+        )
 
     def _label(self, name: str) -> Label:
         label = self.runtime.require().guard.labels.get(name)

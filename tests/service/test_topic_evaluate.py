@@ -43,6 +43,15 @@ def test_suggestions_separate_perfectly_separable_scores() -> None:
     assert s.best_f1.f1 == 1.0 and s.target_fmr.false_match_rate == 0.0 and s.target_fmr.recall == 1.0
 
 
+def test_suggestions_never_go_below_the_topic_floor() -> None:
+    """Every negative scoring 0 (topic scores are clipped at 0): "just above the highest negative" was 0.000001."""
+    scores, labels = [0.6, 0.4, 0.0, 0.0, 0.0], [True, True, False, False, False]
+    s = suggest_thresholds(scores, labels, 0.01, floor=0.05)
+    assert s.target_fmr.threshold == 0.05 and s.target_fmr.recall == 1.0 and s.target_fmr.false_match_rate == 0.0
+    assert s.best_f1.threshold >= 0.05
+    assert suggest_thresholds(scores, labels, 0.01).target_fmr.threshold == pytest.approx(1e-6)
+
+
 def test_evaluate_route_reports_and_changes_nothing(client: TestClient) -> None:
     topic = create_cooking(client)
     url = f"/v1/topics/{topic['id']}/evaluate"
