@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from index import Encoder, Guard, load_guard_config
 from service.db.decision_log import DecisionLog
-from service.db.engine import create_db_engine, make_sessionmaker, session_scope, upgrade_database
+from service.db.engine import (
+    create_db_engine,
+    make_sessionmaker,
+    session_scope,
+    startup_lock,
+    upgrade_database,
+)
 from service.errors import DatabaseUnavailableError
 from service.metrics import Metrics
 from service.operating_points import apply_operating_point
@@ -113,6 +119,11 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
 
 
 def _prepare_database(settings: Settings, url: str, engine: Engine) -> sessionmaker[Session]:
+    with startup_lock(engine):  # replicas on other hosts starting at the same time: one migrates and seeds
+        return _migrate_and_seed(settings, url, engine)
+
+
+def _migrate_and_seed(settings: Settings, url: str, engine: Engine) -> sessionmaker[Session]:
     if settings.auto_migrate:
         upgrade_database(url, engine)
     sessions = make_sessionmaker(engine)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -101,6 +101,28 @@ def upgrade_database(url: str, engine: Engine | None = None) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url, engine), "head")
+
+
+# pg_advisory_lock key of start-up work (migrating, seeding): "lightgrd" as a 64-bit integer
+STARTUP_LOCK_KEY = int.from_bytes(b"lightgrd", "big") >> 1
+
+
+@contextmanager
+def startup_lock(engine: Engine) -> Iterator[None]:
+    """Hold a database-wide lock while migrating and seeding, so that replicas with different homes (hosts) that
+    start together on one PostgreSQL database do it one at a time (a concurrent `alembic upgrade` fails). On SQLite
+    a no-op: processes of one host serialise on a file lock in their shared home instead."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK_KEY})
+            conn.commit()
 
 
 def default_database_url() -> str:

@@ -5,6 +5,7 @@ one replica mid-rebuild loses nothing and the other carries on."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -13,7 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.support import COOKING, COOKING_PARAPHRASE, Server, fresh_pg_database, lightguard_server
+from index import HashingEncoder
+from service.context import ServiceContext, open_context
+from service.db.repositories import TopicRepository
+from tests.service.support import (
+    COOKING,
+    COOKING_PARAPHRASE,
+    Server,
+    fresh_pg_database,
+    lightguard_server,
+    make_settings,
+)
 from tests.service.test_faults import ADMIN, big_data_dir, build_rows, kill9, poll, post_in_background
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -156,3 +167,35 @@ def test_sigkill_of_one_replica_mid_rebuild_loses_nothing(tmp_path: Path, pg_dat
             names = {t["name"] for t in httpx.get(f"{a.base}/v1/topics", headers=AUTH).json()["topics"]}
             assert {"cooking", "baking"} <= names
     assert not any(s == "building" for _, _, s in build_rows(pg_database))
+
+
+def test_replicas_starting_together_on_an_empty_database_migrate_and_seed_once(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """Different homes share no file lock: the database's advisory lock orders their migrations and seeding."""
+    start = threading.Barrier(3)
+    contexts: list[ServiceContext] = []
+    errors: list[BaseException] = []
+
+    def open_one(name: str) -> None:
+        settings = make_settings(tmp_path / name, database_url=pg_database)
+        start.wait()
+        try:
+            contexts.append(open_context(settings, HashingEncoder()))
+        except BaseException as exc:  # reported below, with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(name,)) for name in ("a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert not errors, errors
+        with contexts[0].sessions() as session:
+            assert TopicRepository(session).count() == len(TopicRepository(session).find())
+            names = [t.name for t in TopicRepository(session).find()]
+        assert len(names) == len(set(names)) > 0
+    finally:
+        for ctx in contexts:
+            ctx.close()
