@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint typecheck bench eval data train clean
+.PHONY: install install-ray run test lint typecheck bench bench-bulk eval data train clean
 
 ## install: venv in .venv, pinned CPU torch first (so nothing pulls a CUDA build), the project, model artifacts
 install: $(VENV)/.installed models/base/manifest.json
@@ -22,6 +22,13 @@ $(VENV)/.installed: pyproject.toml
 
 models/base/manifest.json: $(VENV)/.installed index/encoding/export.py
 	$(VENV)/bin/lightguard export --if-missing
+
+## install-ray: the optional Ray Data extra for `lightguard classify --engine ray` (the server never imports it)
+install-ray: $(VENV)/.installed-ray
+
+$(VENV)/.installed-ray: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e ".[train,dev,ray]"
+	touch $@
 
 ## run: start the service on 127.0.0.1:8000 (embedded SQLite in var/ by default)
 run: install
@@ -54,6 +61,10 @@ train: install
 ## bench: latency / throughput benchmark table
 bench: install
 	$(PY) -m benchmarks.serving.bench
+
+## bench-bulk: rows/s of the local engine and Ray Data with 1 and 2 actors on one 100k-row file (docs/performance.md)
+bench-bulk: install install-ray
+	$(PY) -m benchmarks.serving.bulk
 
 clean:
 	rm -rf $(VENV) models var reports .pytest_cache .mypy_cache .ruff_cache

@@ -100,3 +100,19 @@ def test_index_takes_its_configuration_from_the_caller() -> None:
             elif isinstance(node, ast.Name) and node.id == "__file__":
                 bad.append((path.name, "__file__"))
     assert not bad, f"index/ reads its configuration itself: {bad}"
+
+
+def test_only_the_bulk_engine_imports_ray_and_only_lazily() -> None:
+    """Ray is an optional extra: the server never imports it, and the bulk engine only inside its functions."""
+    engine = ROOT / "service" / "bulk" / "ray_engine.py"
+    bad = [(str(p.relative_to(ROOT)), m) for p, m in imports("service") if m.split(".")[0] == "ray" and p != engine]
+    assert not bad, f"only service/bulk/ray_engine.py may import ray: {bad}"
+    top_level = [
+        alias.name if isinstance(node, ast.Import) else node.module
+        for node in ast.parse(engine.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (node.names if isinstance(node, ast.Import) else node.names[:1])
+    ]
+    assert not [m for m in top_level if m and m.split(".")[0] in ("ray", "pyarrow")], "import ray inside functions"
+    lazy = [(str(p.relative_to(ROOT)), m) for p, m in imports("service") if m == "service.bulk.ray_engine"]
+    assert {p for p, _ in lazy} <= {"service/cli/main.py"}, f"only the CLI reaches the Ray engine: {lazy}"

@@ -60,10 +60,26 @@ def classify(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Texts per encoder batch.")] = 64,
     evidence: Annotated[bool, typer.Option(help="Include nearest exemplars in batch output.")] = False,
+    engine: Annotated[
+        str, typer.Option(help="local: this process, JSONL, order kept; ray: Ray Data (pip install -e '.[ray]').")
+    ] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join (ray engine; default: a local Ray).")] = None,
+    actors: Annotated[int, typer.Option(min=1, help="Guard actors, one CPU each (ray engine).")] = 1,
 ) -> None:
-    """Classify one text, or a JSONL file (order kept; a bad line gets an `error` field and the run goes on)."""
+    """Classify one text, or a JSONL file (order kept; a bad line gets an `error` field and the run goes on).
+
+    With `--engine ray`: a JSONL or Parquet file or a folder of them, into a folder of Parquet or JSONL part files
+    (by the output's extension), every id once, in no particular order.
+    """
     if (text is None) == (input_path is None):
         raise typer.BadParameter("give either a TEXT argument or --input FILE (not both)")
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("--engine is `local` or `ray`")
+    if engine == "ray":
+        if input_path is None or output_path is None or evidence:
+            raise typer.BadParameter("--engine ray needs --input and --output (and has no --evidence)")
+        _classify_on_ray(input_path, output_path, address, actors, batch_size)
+        return
     if text is not None:
         if not text.strip():
             raise typer.BadParameter("TEXT is empty")
@@ -93,6 +109,23 @@ def classify(
             progress.advance(task, len(results))
     elapsed = time.perf_counter() - started
     err.print(f"{len(lines)} lines, {errors} errors, {len(lines) / max(elapsed, 1e-9):.0f} lines/s")
+
+
+def _classify_on_ray(input_path: Path, output_path: Path, address: str | None, actors: int, batch_size: int) -> None:
+    from service.bulk.ray_engine import BulkInputError, RayJob, run
+    from service.settings import Settings
+
+    started = time.perf_counter()
+    try:
+        rows = run(Settings(), RayJob(input_path, output_path, address, actors, batch_size))
+    except BulkInputError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(2) from exc
+    except ModuleNotFoundError as exc:
+        err.print(f"[red]{exc.name} is not installed: pip install -e '.[ray]' (or make install-ray)")
+        raise typer.Exit(2) from exc
+    elapsed = time.perf_counter() - started
+    err.print(f"{rows} rows into {output_path}/ in {elapsed:.1f} s, {rows / max(elapsed, 1e-9):.0f} rows/s")
 
 
 @app.command()

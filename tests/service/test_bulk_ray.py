@@ -1,0 +1,157 @@
+"""`lightguard classify --engine ray` on a real local Ray (2 CPUs) with the hashing encoder: same verdicts as local."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from service.bulk.local import classify_lines
+from service.bulk.ray_engine import BulkInputError, RayJob, input_format, run
+from service.cli.main import app
+from service.context import open_guard
+from tests.service.support import FIXTURES, make_settings
+
+# Ray warns about its own deprecated settings when it builds its DataContext: not ours to fix.
+pytestmark = [pytest.mark.ray, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")]
+
+if os.environ.get("LIGHTGUARD_REQUIRE_RAY"):
+    import ray
+else:
+    ray = pytest.importorskip("ray", reason="pip install -e '.[ray]' (make install-ray)")
+
+WORDS = [
+    "how",
+    "do",
+    "I",
+    "bake",
+    "bread",
+    "kill",
+    "neighbour",
+    "stab",
+    "knife",
+    "vermin",
+    "people",
+    "poem",
+    "spring",
+    "capital",
+    "france",
+    "weather",
+]
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+def _texts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(WORDS, k=rng.randint(3, 12))) for _ in range(n)]
+
+
+def _read_jsonl_dir(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for part in sorted(path.glob("*.jsonl")) for line in part.read_text().splitlines()]
+
+
+def test_same_verdicts_as_the_local_engine(local_ray: None, home: Path, tmp_path: Path) -> None:
+    settings = make_settings(home)
+    lines = [json.dumps({"id": f"r{i}", "text": text}) for i, text in enumerate(_texts(3000))]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    written = run(settings, RayJob(src, tmp_path / "out.jsonl", actors=2, batch_size=200))
+    got = {row["id"]: row for row in _read_jsonl_dir(tmp_path / "out.jsonl")}
+    assert written == 3000 and len(got) == 3000, "every id exactly once"
+    expected = [row for rows in classify_lines(open_guard(settings), lines, 64) for row in rows]
+    for want in expected:
+        row = got[want["id"]]
+        assert (row["flagged"], row["category"], row["action"]) == (want["flagged"], want["category"], want["action"])
+        assert row["score"] == pytest.approx(want["score"], abs=1e-6)
+        assert row["categories"] == pytest.approx(want["categories"], abs=1e-6)
+
+
+def test_bad_rows_are_reported_and_the_job_goes_on(local_ray: None, home: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.jsonl").write_text(
+        "\n".join(
+            [
+                json.dumps({"id": "a", "text": "hello there"}),
+                "this is not json",
+                json.dumps({"id": "c"}),
+                json.dumps({"id": "d", "text": "   \u200b "}),
+                json.dumps(["not", "an", "object"]),
+            ]
+        )
+        + "\n"
+    )
+    (src / "b.jsonl").write_text(json.dumps({"id": "e", "text": "what is the capital of france"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert run(make_settings(home), RayJob(src, out, actors=1, batch_size=2)) == 6
+    rows = sorted(_read_jsonl_dir(out), key=lambda r: (r["id"] is None, str(r["id"])))
+    assert [(r["id"], "error" in r) for r in rows] == [
+        ("a", False),
+        ("c", True),
+        ("d", True),
+        ("e", False),
+        (None, True),
+        (None, True),
+    ]
+    assert {"a.jsonl: not valid JSON", "a.jsonl: expected a JSON object"} == {r["error"] for r in rows[4:]}
+
+
+def test_parquet_rows_without_text_get_an_error(local_ray: None, home: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3], "text": ["hello there", None, "those people are vermin"]}), src)
+    out = tmp_path / "out.parquet"
+    assert run(make_settings(home), RayJob(src, out, actors=1)) == 3
+    table = pq.read_table(out).sort_by("id").to_pylist()
+    assert [r["id"] for r in table] == [1, 2, 3]
+    assert table[1]["error"] == "in.parquet: field 'text' is missing or not a string" and table[1]["flagged"] is None
+    assert table[0]["error"] is None and isinstance(table[0]["flagged"], bool)
+    assert set(table[2]["categories"]) == set(table[0]["categories"])
+
+
+def test_parquet_round_trip_through_the_cli(local_ray: None, home: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in"
+    src.mkdir()
+    texts = _texts(50, seed=1)
+    pq.write_table(pa.table({"id": list(range(25)), "text": texts[:25]}), src / "part-0.parquet")
+    pq.write_table(pa.table({"id": list(range(25, 50)), "text": texts[25:]}), src / "part-1.parquet")
+    env = {"LIGHTGUARD_HOME": str(home), "LIGHTGUARD_DATA_DIR": str(FIXTURES), "LIGHTGUARD_ENCODER": "hashing"}
+    out = tmp_path / "out.parquet"
+    args = ["classify", "--engine", "ray", "--input", str(src), "--output", str(out), "--actors", "2"]
+    result = CliRunner().invoke(app, [*args, "--batch-size", "10"], env=env)
+    assert result.exit_code == 0, result.output
+    ids = pq.read_table(out, columns=["id"]).column("id").to_pylist()
+    assert sorted(ids) == list(range(50))
+
+
+def test_input_format_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    (tmp_path / "b.parquet").write_bytes(b"")
+    with pytest.raises(BulkInputError, match="both"):
+        input_format(tmp_path)
+    with pytest.raises(BulkInputError, match="does not exist"):
+        input_format(tmp_path / "missing.jsonl")
+    assert input_format(tmp_path / "a.jsonl") == "jsonl"
