@@ -14,16 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from index import Guard, GuardConfig, IndexArtifactError
+from index import Guard, GuardConfig, IndexArtifactError, read_guard_metadata
+from service.db.artifacts import IndexArtifactRepository
+from service.db.models import utcnow
 from service.db.repositories import IndexBuildRepository, IndexLockRepository
 from service.serving.runtime import GuardRuntime
 from service.usecases.artifacts import IndexArtifacts
 from service.usecases.catchup import Changes, plan_sync, read_changes
 
 log = logging.getLogger(__name__)
+# A full build stores its artifact in the database right after it commits; a poll in between waits for it this long
+# (then diffs and refits its own head), so that replicas on other hosts serve the builder's index bit for bit.
+ARTIFACT_WAIT_S = 10.0
 
 
 class IndexFollowing:
@@ -41,6 +47,23 @@ class IndexFollowing:
         """The newest committed version in the database (the follower's poll)."""
         with self.sessions() as session:
             return IndexBuildRepository(session).latest_ready_version()
+
+    def artifact_pending(self, since: int) -> bool:
+        """Whether a full build committed after `since` finished under ARTIFACT_WAIT_S ago and its artifact is
+        neither in this home nor (yet) in the database: the poll then waits for it rather than refit on its own."""
+        with self.sessions() as session:
+            full = [b for b in IndexBuildRepository(session).ready_since(since) if b.topic is None]
+            finished = full[-1].finished_at if full else None
+            if finished is None or utcnow() - finished > timedelta(seconds=ARTIFACT_WAIT_S):
+                return False
+            version = full[-1].version
+            if IndexArtifactRepository(session).newest_version() >= version:
+                return False
+        with self.artifacts.lock.hold():
+            try:
+                return int(read_guard_metadata(self.artifacts.index_dir).get("version", 0)) < version
+            except IndexArtifactError:
+                return True
 
     def read_changes(self, since: int, every_topic: bool = False, locked: bool = False) -> Changes:
         """The changes after `since`, read as one state: under the caller's index lock (`locked`); else without
@@ -135,7 +158,7 @@ class IndexFollower:
             return None
         try:
             latest = await asyncio.to_thread(self.following.latest_ready_version)
-            if latest <= runtime.version:
+            if latest <= runtime.version or await asyncio.to_thread(self.following.artifact_pending, runtime.version):
                 self._failures = 0
                 return None
             async with runtime.edit_lock:

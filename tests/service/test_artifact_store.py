@@ -18,8 +18,16 @@ from service.db.artifacts import CorruptArtifactError, IndexArtifactRepository
 from service.db.engine import create_db_engine, make_sessionmaker, session_scope, upgrade_database
 from service.db.models import IndexArtifactChunk
 from service.settings import Settings
+from service.usecases.following import IndexFollower
 from service.usecases.seed import load_background
-from tests.service.support import COOKING, FIXTURES, create_cooking, make_settings, wait_ready
+from tests.service.support import (
+    COOKING,
+    FIXTURES,
+    create_cooking,
+    drop_stored_artifacts,
+    make_settings,
+    wait_ready,
+)
 
 FILES = {"guard.json": b'{"a": 1}', "vectors.faiss": bytes(range(256)) * 3, "empty.bin": b""}
 
@@ -136,3 +144,23 @@ def test_a_corrupt_newest_artifact_is_skipped_and_old_ones_pruned(
             # texts a build calibrates against are embedded again, no exemplar)
             assert loaded_from(b, "database") == 1 and encoder.texts == len(load_background(FIXTURES))
             assert b.get("/v1/index/verify").json()["ok"] is True
+
+
+def test_a_follower_waits_for_a_full_builds_artifact_then_loads_it(tmp_path: Path, database_url: str) -> None:
+    """Between a build's commit and its artifact being stored a poll stays behind, rather than refit on its own."""
+    with (
+        TestClient(create_app(replica(tmp_path, "a", database_url), HashingEncoder())) as a,
+        TestClient(create_app(replica(tmp_path, "b", database_url), HashingEncoder())) as b,
+    ):
+        wait_ready(a)
+        wait_ready(b)
+        built = a.post("/v1/index/rebuild").json()["version"]
+        drop_stored_artifacts(database_url)  # as if polled before the builder stored it
+        follower = IndexFollower(b.app.state.ctx.following, 1.0)  # type: ignore[attr-defined]
+        assert b.portal.call(follower.step) is None  # type: ignore[union-attr]
+        a.app.state.ctx.lifecycle.artifacts.publish(built)  # type: ignore[attr-defined]
+        assert b.portal.call(follower.step) == built  # type: ignore[union-attr]
+        assert loaded_from(b, "database") == 2  # at start-up, and now A's rebuild
+        guard_a = a.app.state.ctx.runtime.require().guard  # type: ignore[attr-defined]
+        guard_b = b.app.state.ctx.runtime.require().guard  # type: ignore[attr-defined]
+        assert guard_a.checksum() == guard_b.checksum()
