@@ -91,7 +91,6 @@ class IndexLifecycle:
                     " (reusing its vectors of unchanged exemplars)" if stale is not None else "",
                 )
                 await self._rebuild_locked("startup", progress, reuse=stale)
-                self.artifacts.loaded("build")
         except Exception as exc:
             self.runtime.status.state = "failed"
             self.runtime.status.error = f"index load failed: {exc}; fix the cause and restart"
@@ -175,6 +174,8 @@ class IndexLifecycle:
             try:
                 async with self.edits.hold(session, "rebuild finish"):
                     done = await asyncio.to_thread(self._finish_build, session, guard, build_id, snapshot, version)
+                    if trigger == "startup":  # counted before it serves: /readyz and the metric agree
+                        self.artifacts.loaded("build")
                     runtime.install(guard, done.version, done.finished_at)
             finally:
                 session.close()
