@@ -135,6 +135,9 @@ def run(settings: Settings, job: RayJob) -> int:
     import ray
 
     source, sink = input_format(job.input_path), output_format(job.output_path)
+    if job.output_path.exists() and (not job.output_path.is_dir() or any(job.output_path.iterdir())):
+        # Ray appends part files to a folder: into an old output, rows would be counted (and read) twice.
+        raise BulkInputError(f"{job.output_path} exists; remove it or name another output folder")
     # Migrate, seed and build the index here, once, so that the actors only load it (never build it side by side).
     open_guard(settings)
     if not ray.is_initialized():

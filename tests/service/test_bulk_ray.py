@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +14,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from service.bulk.local import classify_lines
 from service.bulk.ray_engine import BulkInputError, RayJob, input_format, run
 from service.cli.main import app
-from service.context import open_guard
 from tests.service.support import FIXTURES, make_settings
 
 # Ray warns about its own deprecated settings when it builds its DataContext: not ours to fix.
@@ -76,7 +76,18 @@ def test_same_verdicts_as_the_local_engine(local_ray: None, home: Path, tmp_path
     written = run(settings, RayJob(src, tmp_path / "out.jsonl", actors=2, batch_size=200))
     got = {row["id"]: row for row in _read_jsonl_dir(tmp_path / "out.jsonl")}
     assert written == 3000 and len(got) == 3000, "every id exactly once"
-    expected = [row for rows in classify_lines(open_guard(settings), lines, 64) for row in rows]
+    # The local engine as users run it, in a process of its own (as Ray's actors are): nothing an earlier test left
+    # in this process's numerical libraries can tell the two apart.
+    local = tmp_path / "local.jsonl"
+    env = os.environ | {
+        "LIGHTGUARD_HOME": str(home),
+        "LIGHTGUARD_DATA_DIR": str(FIXTURES),
+        "LIGHTGUARD_ENCODER": "hashing",
+    }
+    command = [sys.executable, "-m", "service.cli.main", "classify", "--input", str(src), "--output", str(local)]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
+    expected = [json.loads(line) for line in local.read_text().splitlines()]
+    assert len(expected) == 3000
     for want in expected:
         row = got[want["id"]]
         assert (row["flagged"], row["category"], row["action"]) == (want["flagged"], want["category"], want["action"])
@@ -155,3 +166,11 @@ def test_input_format_refuses_what_it_cannot_read(tmp_path: Path) -> None:
     with pytest.raises(BulkInputError, match="does not exist"):
         input_format(tmp_path / "missing.jsonl")
     assert input_format(tmp_path / "a.jsonl") == "jsonl"
+
+
+def test_an_existing_output_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    (tmp_path / "out.parquet").mkdir()
+    (tmp_path / "out.parquet" / "old.parquet").write_bytes(b"")
+    with pytest.raises(BulkInputError, match="exists"):
+        run(make_settings(tmp_path / "home"), RayJob(tmp_path / "in.jsonl", tmp_path / "out.parquet"))

@@ -81,4 +81,5 @@ def test_evaluate_bad_file_names_the_line(tmp_path: Path) -> None:
     src.write_text(json.dumps({"text": "ok", "label": "safe"}) + "\n" + json.dumps({"text": "x", "label": "maybe"}))
     result = CliRunner().invoke(app, ["evaluate", "--input", str(src)])
     assert result.exit_code == 2
-    assert "line 2" in result.output
+    # rich wraps the message at the runner's 80 columns, wherever the temporary path's length puts the break
+    assert "line 2" in " ".join(result.output.split())
