@@ -148,19 +148,23 @@ def test_a_corrupt_newest_artifact_is_skipped_and_old_ones_pruned(
 
 def test_a_follower_waits_for_a_full_builds_artifact_then_loads_it(tmp_path: Path, database_url: str) -> None:
     """Between a build's commit and its artifact being stored a poll stays behind, rather than refit on its own."""
-    with (
-        TestClient(create_app(replica(tmp_path, "a", database_url), HashingEncoder())) as a,
-        TestClient(create_app(replica(tmp_path, "b", database_url), HashingEncoder())) as b,
-    ):
-        wait_ready(a)
-        wait_ready(b)
-        built = a.post("/v1/index/rebuild").json()["version"]
-        drop_stored_artifacts(database_url)  # as if polled before the builder stored it
-        follower = IndexFollower(b.app.state.ctx.following, 1.0)  # type: ignore[attr-defined]
-        assert b.portal.call(follower.step) is None  # type: ignore[union-attr]
-        a.app.state.ctx.lifecycle.artifacts.publish(built)  # type: ignore[attr-defined]
-        assert b.portal.call(follower.step) == built  # type: ignore[union-attr]
-        assert loaded_from(b, "database") == 2  # at start-up, and now A's rebuild
-        guard_a = a.app.state.ctx.runtime.require().guard  # type: ignore[attr-defined]
-        guard_b = b.app.state.ctx.runtime.require().guard  # type: ignore[attr-defined]
-        assert guard_a.checksum() == guard_b.checksum()
+    with TestClient(create_app(replica(tmp_path, "a", database_url), HashingEncoder())) as a:
+        wait_ready(a)  # before B starts: B then loads A's start-up build rather than building its own
+        with TestClient(create_app(replica(tmp_path, "b", database_url), HashingEncoder())) as b:
+            wait_ready(b)
+            follow_a_rebuild(a, b, database_url)
+
+
+def follow_a_rebuild(a: TestClient, b: TestClient, database_url: str) -> None:
+    """A rebuilds; B polls before A's artifact is in the database (it waits), then after (it loads it)."""
+    built = a.post("/v1/index/rebuild").json()["version"]
+    drop_stored_artifacts(database_url)  # as if polled before the builder stored it
+    follower = IndexFollower(b.app.state.ctx.following, 1.0)  # type: ignore[attr-defined]
+    assert b.portal.call(follower.step) is None  # type: ignore[union-attr]
+    before = loaded_from(b, "database")
+    a.app.state.ctx.lifecycle.artifacts.publish(built)  # type: ignore[attr-defined]
+    assert b.portal.call(follower.step) == built  # type: ignore[union-attr]
+    assert loaded_from(b, "database") == before + 1
+    guard_a = a.app.state.ctx.runtime.require().guard  # type: ignore[attr-defined]
+    guard_b = b.app.state.ctx.runtime.require().guard  # type: ignore[attr-defined]
+    assert guard_a.checksum() == guard_b.checksum()
