@@ -15,7 +15,12 @@ from benchmarks.layout import MODELS_DIR, REPO, VAR_DIR
 
 FIXTURE_ADMIN_KEY = "lg_soak_admin_key_0123456789"
 READY_POLL_S = 0.02  # polling the port, not waiting a fixed time
+# `-c` puts the working directory (this checkout, the servers' cwd) first on sys.path, ahead of PYTHONPATH: an A/B
+# arm's older revision would then import this tree's service and be measured as this build. Drop it first.
 _SERVE_MAIN = """
+import sys
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
 try:
     from service.cli.main import main
 except ModuleNotFoundError:
