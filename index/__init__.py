@@ -6,7 +6,14 @@ from index.artifact import load_guard, read_guard_metadata, save_guard
 from index.calibration import Platt, best_f1_threshold, fit_platt, fmr_threshold
 from index.config import GuardConfig, load_guard_config
 from index.datasets import DatasetRow, LabelledText, load_labelled_jsonl, load_rows
-from index.encoding import Encoder, HashingEncoder, OnnxEncoder, split_windows
+from index.encoding import (
+    EmbeddingCache,
+    Encoder,
+    HashingEncoder,
+    OnnxEncoder,
+    SqliteEmbeddingCache,
+    split_windows,
+)
 from index.encoding.export import BASE_NAME, DEFAULT_MAX_TOKENS, ensure_base_model, export_onnx
 from index.encoding.models import ModelManifest, base_model_dir, read_manifest, verify_model_dir
 from index.errors import (
@@ -63,6 +70,7 @@ __all__ = [
     "DatasetError",
     "DatasetRow",
     "DuplicateExemplarError",
+    "EmbeddingCache",
     "Encoder",
     "Evidence",
     "Exemplar",
@@ -86,6 +94,7 @@ __all__ = [
     "Role",
     "Scorer",
     "Scores",
+    "SqliteEmbeddingCache",
     "StoreBackend",
     "Taxonomy",
     "TrainConfig",

@@ -13,6 +13,7 @@ import numpy as np
 
 from index.calibration import Platt
 from index.config import GuardConfig
+from index.encoding.cache import EmbeddingCache
 from index.encoding.encoder import Encoder
 from index.errors import IndexArtifactError, InvalidInputError
 from index.guard import Guard
@@ -72,10 +73,13 @@ def read_guard_metadata(directory: Path) -> dict[str, Any]:
     return dict(_read_manifest(directory).get("metadata", {}))
 
 
-def load_guard(directory: Path, encoder: Encoder, store: StoreBackend | None = None) -> Guard:
+def load_guard(
+    directory: Path, encoder: Encoder, store: StoreBackend | None = None, cache: EmbeddingCache | None = None
+) -> Guard:
     """Load a saved guard; raises IndexArtifactError when missing, corrupt, or built with another encoder.
 
-    `store`: the backend that wrote the vectors (default: FAISS, as the saved configuration describes).
+    `store`: the backend that wrote the vectors (default: FAISS, as the saved configuration describes); `cache`: the
+    embedding cache the guard's `embed` uses (see `Guard.build`).
     """
     manifest = _read_manifest(directory)
     if manifest.get("format") != FORMAT_VERSION:
@@ -108,7 +112,8 @@ def load_guard(directory: Path, encoder: Encoder, store: StoreBackend | None = N
         labels = [Label(**raw) for raw in manifest["labels"]]
         order = manifest["builtin_order"]
         labels.sort(key=lambda lab: order.index(lab.name) if lab.name in order else len(order))
-        guard = Guard(encoder, labels, config, background=arrays["background"].astype(np.float32), store=store)
+        background = arrays["background"].astype(np.float32)
+        guard = Guard(encoder, labels, config, background=background, store=store, cache=cache)
         if arrays["head_weights"].size:
             guard.head = LinearHead(arrays["head_weights"], arrays["head_bias"])
         stored = guard.store_backend.from_bytes(blobs[_VECTORS], encoder.dim, encoder.model_id)

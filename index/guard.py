@@ -3,6 +3,7 @@ lock so that classify and edits can run from many threads."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -12,7 +13,7 @@ from numpy.typing import NDArray
 
 from index.config import GuardConfig
 from index.decision import Decider
-from index.encoding import Encoder, embed_texts
+from index.encoding import EmbeddingCache, Encoder, embed_cached, embed_texts
 from index.errors import InvalidInputError, UnknownLabelError
 from index.exemplars import Change, ExemplarSet
 from index.labels import LabelSet
@@ -25,6 +26,7 @@ from index.types import Exemplar, Label, Vectors, Verdict
 from index.units import ClassifyPlan, plan_units, window_bound
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 
 class Guard:
@@ -43,10 +45,14 @@ class Guard:
         config: GuardConfig | None = None,
         background: Vectors | None = None,
         store: StoreBackend | None = None,
+        cache: EmbeddingCache | None = None,
     ) -> None:
-        """`store`: how to make this guard's vector store (default: FAISS, as `config` describes)."""
+        """`store`: how to make this guard's vector store (default: FAISS, as `config` describes); `cache`: where
+        `embed` takes and keeps exemplar vectors (`embedding_cache`)."""
         config = config or GuardConfig()
         self.encoder = encoder
+        # exemplar and topic-example vectors by (model, text), shared with other guards; never classify traffic
+        self.embedding_cache = cache
         self._lock = threading.RLock()
         self._labels = LabelSet(labels)
         self.store_backend = store or config.store_backend()
@@ -101,6 +107,7 @@ class Guard:
         progress: Progress | None = None,
         reuse: Guard | None = None,
         store: StoreBackend | None = None,
+        cache: EmbeddingCache | None = None,
     ) -> Guard:
         """Encode every exemplar, index it, fit the linear head on the built-in ones, calibrate topics.
 
@@ -108,9 +115,13 @@ class Guard:
         text, when it was built with the same encoder (model id) — e.g. a saved index whose scoring configuration is
         out of date: 24k exemplars are re-indexed in seconds instead of re-encoded in minutes. Vectors depend only on
         the encoder and the normalised text, so the result equals a full build.
+
+        `cache`: an embedding cache (`index.encoding.EmbeddingCache`) that vectors of the other texts are taken
+        from and stored in, for the next build of any guard on this model (a new home built from a warm cache
+        embeds nothing); the new guard keeps it for `embed`.
         """
         labels = list(labels)
-        probe = Guard(encoder, labels, config, store=store)
+        probe = Guard(encoder, labels, config, store=store, cache=cache)
         vectors = np.empty((len(exemplars), encoder.dim), dtype=np.float32)
         reused: list[int] = []
         if reuse is not None and reuse.encoder.model_id == encoder.model_id:
@@ -120,10 +131,29 @@ class Guard:
                 vectors[reused] = reuse.vectors([exemplars[n].id for n in reused])
         skip = set(reused)
         fresh = [n for n in range(len(exemplars)) if n not in skip]
-        embedded = probe.embed([exemplars[n].text for n in fresh] + list(background_texts), progress=progress)
+        texts = [exemplars[n].text for n in fresh] + list(background_texts)
+        if cache is None:
+            embedded, cached = probe.embed(texts, progress=progress), 0
+        else:
+            result = embed_cached(encoder, texts, probe.config.batch_size, cache, progress)
+            embedded, cached = result.vectors, result.cached
+        log.info(
+            "guard build on %s: %d texts embedded, %d from the embedding cache, %d reused from the previous index",
+            encoder.model_id,
+            len(texts) - cached,
+            cached,
+            len(reused),
+        )
         vectors[fresh] = embedded[: len(fresh)]
         return cls.from_vectors(
-            encoder, probe.labels.values(), exemplars, vectors, config, embedded[len(fresh) :], store=store
+            encoder,
+            probe.labels.values(),
+            exemplars,
+            vectors,
+            config,
+            embedded[len(fresh) :],
+            store=store,
+            cache=cache,
         )
 
     @classmethod
@@ -136,9 +166,10 @@ class Guard:
         config: GuardConfig | None = None,
         background: Vectors | None = None,
         store: StoreBackend | None = None,
+        cache: EmbeddingCache | None = None,
     ) -> Guard:
         """Like `build`, with exemplar (and background) vectors already computed by `encoder`."""
-        guard = Guard(encoder, labels, config, background=background, store=store)
+        guard = Guard(encoder, labels, config, background=background, store=store, cache=cache)
         guard.add_exemplars(exemplars, vectors, calibrate=False)
         guard.fit_head()
         for name, label in guard.labels.items():
@@ -270,8 +301,12 @@ class Guard:
 
     # ----------------------------------------------------------------- classifying
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> Vectors:
-        """Vectors of texts as exemplars are indexed (`index.encoding.embed_texts`)."""
-        return embed_texts(self.encoder, texts, self.config.batch_size, progress)
+        """Vectors of texts as exemplars are indexed (`index.encoding.embed_texts`), through `embedding_cache` when
+        the guard has one: for exemplars and topic examples only (classify never calls it)."""
+        cache = self.embedding_cache
+        if cache is None:
+            return embed_texts(self.encoder, texts, self.config.batch_size, progress)
+        return embed_cached(self.encoder, texts, self.config.batch_size, cache, progress).vectors
 
     def classify(self, texts: Sequence[str], encoder: Encoder | None = None) -> list[Verdict]:
         """Verdicts for texts; long texts are scored as overlapping windows, and the sentences of a text over

@@ -1,8 +1,16 @@
 """Encoders: the `Encoder` protocol and deterministic test encoder, the ONNX Runtime encoder that serves, the export
-of a sentence-transformers model to ONNX (fp32 + int8), and model manifests with their checksums."""
+of a sentence-transformers model to ONNX (fp32 + int8), model manifests with their checksums, and the cache of
+exemplar vectors by (model, text)."""
 
 from __future__ import annotations
 
+from index.encoding.cache import (
+    CachedVectors,
+    EmbeddingCache,
+    SqliteEmbeddingCache,
+    embed_cached,
+    encoder_key,
+)
 from index.encoding.encoder import (
     Encoder,
     HashingEncoder,
@@ -14,10 +22,15 @@ from index.encoding.encoder import (
 from index.encoding.onnx import OnnxEncoder
 
 __all__ = [
+    "CachedVectors",
+    "EmbeddingCache",
     "Encoder",
     "HashingEncoder",
     "OnnxEncoder",
+    "SqliteEmbeddingCache",
+    "embed_cached",
     "embed_texts",
+    "encoder_key",
     "split_windows",
     "window_char_spans",
     "window_geometry",

@@ -63,15 +63,27 @@ def embed_texts(
 ) -> Vectors:
     """Encode normalised texts in batches (no windowing: exemplars are indexed as written, truncated by the encoder).
 
-    Texts are batched in length order so a batch pads to similar lengths (a mixed batch of one 256-token and
-    thirty 20-token texts costs as much as thirty-one 256-token ones). `progress(done, total)` after each batch.
+    Texts are batched in length order (`encode_in_length_order`). `progress(done, total)` after each batch.
+    `index.encoding.cache.embed_cached` does the same through an embedding cache.
     """
+    return encode_in_length_order(encoder, normalized_texts(texts), batch_size, progress)
+
+
+def normalized_texts(texts: Sequence[str]) -> list[str]:
+    """What the encoder sees of exemplar texts: `normalize_text`, or the text itself if that leaves nothing."""
+    return [normalize_text(t) or t for t in texts]
+
+
+def encode_in_length_order(
+    encoder: Encoder, texts: Sequence[str], batch_size: int, progress: Callable[[int, int], None] | None = None
+) -> Vectors:
+    """Encode texts as given, in batches of similar length (a mixed batch of one 256-token and thirty 20-token
+    texts costs as much as thirty-one 256-token ones); rows in the order of `texts`."""
     out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    clean = [normalize_text(t) or t for t in texts]
-    order = sorted(range(len(clean)), key=lambda i: len(clean[i]))
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        out[rows] = encoder.encode([clean[i] for i in rows], batch_size=batch_size)
+        out[rows] = encoder.encode([texts[i] for i in rows], batch_size=batch_size)
         if progress is not None:
             progress(min(start + batch_size, len(texts)), len(texts))
     return out
