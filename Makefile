@@ -67,4 +67,4 @@ bench-bulk: install install-ray
 	$(PY) -m benchmarks.serving.bulk
 
 clean:
-	rm -rf $(VENV) models var reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) models var .cache reports .pytest_cache .mypy_cache .ruff_cache

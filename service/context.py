@@ -23,7 +23,7 @@ from service.db.engine import (
 from service.errors import DatabaseUnavailableError
 from service.metrics import Metrics
 from service.operating_points import apply_operating_point
-from service.serving.encoders import build_encoder
+from service.serving.encoders import build_embedding_cache, build_encoder
 from service.serving.runtime import GuardRuntime
 from service.settings import Settings
 from service.usecases.artifacts import IndexArtifacts
@@ -96,7 +96,10 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
         settings.operating_point,
         settings.resolved_data_dir / "operating_points.json",
     )
-    artifacts = IndexArtifacts(settings.index_dir, sessions, settings.artifact_keep, metrics.index_loaded)
+    embedding_cache = build_embedding_cache(settings, metrics.embedding_lookup)
+    artifacts = IndexArtifacts(
+        settings.index_dir, sessions, settings.artifact_keep, metrics.index_loaded, embedding_cache
+    )
     following = IndexFollowing(runtime, sessions, artifacts, config)
     edits = IndexEdits(runtime, following, artifacts)
     lifecycle = IndexLifecycle(runtime, sessions, settings.resolved_data_dir, config, artifacts, following, edits)

@@ -71,8 +71,20 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+        self.embedding_cache_texts = Counter(
+            "lightguard_embedding_cache_texts",
+            "Exemplar and topic-example texts looked up in the embedding cache (LIGHTGUARD_EMBEDDING_CACHE), by"
+            " result: `hit` (vector taken from the cache) or `miss` (embedded, then stored)",
+            ["result"],
+            registry=self.registry,
+        )
         self.index_size = Gauge("lightguard_index_exemplars", "Exemplars in the live index", registry=self.registry)
         self.index_version = Gauge("lightguard_index_version", "Version of the live index", registry=self.registry)
+
+    def embedding_lookup(self, hits: int, misses: int) -> None:
+        """Count one embedding-cache lookup (`SqliteEmbeddingCache(on_lookup=...)`)."""
+        self.embedding_cache_texts.labels(result="hit").inc(hits)
+        self.embedding_cache_texts.labels(result="miss").inc(misses)
 
     def queued(self, lane: Lane, seconds: float) -> None:
         self.queue_wait.labels(lane=lane).observe(seconds)

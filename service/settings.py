@@ -127,6 +127,19 @@ class Settings(BaseSettings):
         description="Poll the database this often for index versions committed by other processes (other workers,"
         " the CLI) and catch up; 0 turns following off (a single process that alone edits its database)",
     )
+    embedding_cache: str | None = Field(
+        default=None,
+        description="SQLite file of exemplar and topic-example vectors by (model, text), shared by every home and"
+        " process of this checkout: a new empty home, or a rebuild that changes no model, embeds only texts never"
+        " embedded before (classify traffic never goes in). Unset: .cache/embeddings.sqlite3 in the checkout (outside"
+        " var/, so `rm -rf var` keeps it); `off`: no cache. Keep it on a local disk (SQLite WAL), not NFS",
+    )
+    embedding_cache_max_entries: int = Field(
+        default=200_000,
+        ge=1000,
+        description="Vectors the embedding cache keeps, least recently used evicted first (1.6 KB each at dim 384:"
+        " 200,000 ~ 330 MB, the ~30k seed exemplars of six models)",
+    )
     artifact_keep: int = Field(
         default=3,
         ge=1,
@@ -149,6 +162,15 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
+
+    @property
+    def resolved_embedding_cache(self) -> Path | None:
+        """The embedding cache's file, None when LIGHTGUARD_EMBEDDING_CACHE is `off`."""
+        if self.embedding_cache is None or not self.embedding_cache.strip():
+            return REPO_ROOT / ".cache" / "embeddings.sqlite3"
+        if self.embedding_cache.strip().lower() == "off":
+            return None
+        return Path(self.embedding_cache).expanduser()
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -8,6 +8,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# No test shares an embedding cache with another or with the developer's (.cache/ in the checkout): hits would make
+# a test's encoder calls depend on the tests before it. Tests of the cache pass their own file.
+os.environ["LIGHTGUARD_EMBEDDING_CACHE"] = "off"
 
 from index import Exemplar, Guard, HashingEncoder, Label
 

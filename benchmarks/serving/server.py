@@ -95,6 +95,8 @@ def start_fixture_server(home: Path, database_url: str | None, workers: int) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
     env |= {
         "LIGHTGUARD_HOME": str(home),
+        # the caller's cache setting (tests: off), else the checkout's cache would collect the hashing model's rows
+        "LIGHTGUARD_EMBEDDING_CACHE": os.environ.get("LIGHTGUARD_EMBEDDING_CACHE", "off"),
         "LIGHTGUARD_ENCODER": "hashing",
         "LIGHTGUARD_ADMIN_KEY": FIXTURE_ADMIN_KEY,
         "LIGHTGUARD_DATA_DIR": str(REPO / "tests" / "service" / "fixtures"),

@@ -1,8 +1,11 @@
-"""The one place that picks the encoder from the settings (tests inject their own into create_app instead)."""
+"""The one place that picks the encoder (tests inject their own into create_app instead) and the embedding cache
+from the settings."""
 
 from __future__ import annotations
 
-from index import Encoder, HashingEncoder, ModelNotFoundError, OnnxEncoder
+from collections.abc import Callable
+
+from index import EmbeddingCache, Encoder, HashingEncoder, ModelNotFoundError, OnnxEncoder, SqliteEmbeddingCache
 from service.settings import Settings
 
 
@@ -19,3 +22,14 @@ def build_encoder(settings: Settings, threads: int | None = None) -> Encoder:
     return OnnxEncoder(
         model_dir, variant=settings.onnx_variant, threads=settings.threads if threads is None else threads
     )
+
+
+def build_embedding_cache(
+    settings: Settings, on_lookup: Callable[[int, int], None] | None = None
+) -> EmbeddingCache | None:
+    """The cache of exemplar vectors LIGHTGUARD_EMBEDDING_CACHE names (None when `off`); opened on first use, and an
+    unreadable one only logs a warning (texts are then embedded). `on_lookup(hits, misses)` after each lookup."""
+    path = settings.resolved_embedding_cache
+    if path is None:
+        return None
+    return SqliteEmbeddingCache(path, settings.embedding_cache_max_entries, on_lookup)

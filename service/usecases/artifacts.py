@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from index import Encoder, Guard, IndexArtifactError, load_guard, read_guard_metadata, save_guard
+from index import EmbeddingCache, Encoder, Guard, IndexArtifactError, load_guard, read_guard_metadata, save_guard
 from service.db.artifacts import CorruptArtifactError, IndexArtifactRepository
 from service.db.engine import session_scope
 from service.db.repositories import IndexBuildRepository
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 class IndexArtifacts:
     """The artifact folder `index_dir`, behind a file lock shared by every process of the home, and the artifacts
     of full builds in the database (`keep` newest kept). `on_load(source)` is told where each guard read came from:
-    `home` or `database` (the metric `lightguard_index_loaded_from`)."""
+    `home` or `database` (the metric `lightguard_index_loaded_from`). `embedding_cache`: where guards read and built
+    for this home take and keep exemplar vectors (`index.Guard.build`)."""
 
     def __init__(
         self,
@@ -37,8 +38,10 @@ class IndexArtifacts:
         sessions: sessionmaker[Session],
         keep: int = 3,
         on_load: Callable[[str], None] | None = None,
+        embedding_cache: EmbeddingCache | None = None,
     ) -> None:
         self.index_dir = index_dir
+        self.embedding_cache = embedding_cache
         self.sessions = sessions
         self.keep = keep
         self.on_load = on_load
@@ -54,7 +57,8 @@ class IndexArtifacts:
             except IndexArtifactError:
                 home_version = -1
             source = "database" if self._adopt_stored(encoder.model_id, home_version) else "home"
-            meta, guard = read_guard_metadata(self.index_dir), load_guard(self.index_dir, encoder)
+            meta = read_guard_metadata(self.index_dir)
+            guard = load_guard(self.index_dir, encoder, cache=self.embedding_cache)
         log.info("index artifact v%s read from the %s", meta.get("version"), source)
         self.loaded(source)
         return meta, guard

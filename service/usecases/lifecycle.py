@@ -167,7 +167,15 @@ class IndexLifecycle:
         try:
             background = await asyncio.to_thread(load_background, self.data_dir)
             guard = await asyncio.to_thread(
-                Guard.build, runtime.encoder, labels, exemplars, self.config, background, progress, reuse
+                Guard.build,
+                runtime.encoder,
+                labels,
+                exemplars,
+                self.config,
+                background,
+                progress,
+                reuse,
+                cache=self.artifacts.embedding_cache,
             )
             # no edit of this process or another between catching the new guard up and swapping it in
             session = self.sessions()
