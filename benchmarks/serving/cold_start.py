@@ -1,0 +1,78 @@
+"""Time to ready of a new empty home with a cold and then a warm embedding cache, and a rebuild that changes no
+model (issue 19): `python -m benchmarks.serving.cold_start` (the real model, the shipped data; minutes for the cold
+round), `--fixtures` for the hashing encoder on the test fixtures (seconds)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.layout import REPO, VAR_DIR
+from benchmarks.machine import machine
+from benchmarks.serving.server import free_port, serve_cmd, start_server, stop_server
+from benchmarks.tables import markdown_table
+from service.context import open_context
+from service.settings import Settings
+
+FIXTURES = REPO / "tests" / "service" / "fixtures"
+
+
+def fresh_home_ready_s(home: Path, cache: Path, extra: dict[str, str]) -> float:
+    """Seconds from starting `lightguard serve` on an empty `home` (its own SQLite database) to /readyz 200."""
+    shutil.rmtree(home, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
+    env |= {"LIGHTGUARD_HOME": str(home), "LIGHTGUARD_EMBEDDING_CACHE": str(cache)} | extra
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = start_server(serve_cmd(port), port, env, log=home.parent / f"{home.name}.log")
+    ready = time.perf_counter() - t0
+    stop_server(proc)
+    return ready
+
+
+def rebuild_s(home: Path, cache: Path, extra: dict[str, str]) -> float:
+    """Seconds of one index rebuild of `home` (loaded first) through the service's lifecycle, in this process."""
+    values: dict[str, Any] = {"home": home, "embedding_cache": str(cache), "follow_interval_s": 0}
+    if "LIGHTGUARD_ENCODER" in extra:
+        values |= {"encoder": extra["LIGHTGUARD_ENCODER"], "data_dir": extra["LIGHTGUARD_DATA_DIR"]}
+    ctx = open_context(Settings(**values))
+    try:
+        asyncio.run(ctx.lifecycle.load_or_build())
+        t0 = time.perf_counter()
+        asyncio.run(ctx.lifecycle.rebuild("benchmark"))
+        return time.perf_counter() - t0
+    finally:
+        ctx.close()
+
+
+def run(work: Path, fixtures: bool) -> list[tuple[str, float]]:
+    """The three timings, in order; `work` is emptied first (its cache starts cold)."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    cache = work / "embeddings.sqlite3"
+    extra = {"LIGHTGUARD_ENCODER": "hashing", "LIGHTGUARD_DATA_DIR": str(FIXTURES)} if fixtures else {}
+    return [
+        ("new empty home, cold cache (embeds every exemplar)", fresh_home_ready_s(work / "home-a", cache, extra)),
+        ("new empty home, warm cache", fresh_home_ready_s(work / "home-b", cache, extra)),
+        ("rebuild, no model change (warm cache)", rebuild_s(work / "home-b", cache, extra)),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--work", type=Path, default=VAR_DIR / "bench-cold-start", help="emptied first")
+    ap.add_argument("--fixtures", action="store_true", help="hashing encoder on tests/service/fixtures")
+    args = ap.parse_args()
+    info = machine()
+    print(f"CPU: {info['cpu']} ({info['cores']} cores, {info['int8_isa']}), load average {info['loadavg']}")
+    rows = run(args.work, args.fixtures)
+    print(markdown_table(["case", "seconds"], [(case, f"{s:.1f}") for case, s in rows], ["---", "---:"]))
+
+
+if __name__ == "__main__":
+    main()
