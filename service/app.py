@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
             for task in [t for t in (loader, following) if t is not None]:
                 with contextlib.suppress(BaseException):
                     await task
+            await ctx.rebuilds.aclose()  # a rebuild cut off here is marked failed (cancelled)
             await ctx.runtime.aclose()
             ctx.close()
 

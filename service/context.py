@@ -33,6 +33,7 @@ from service.usecases.keys import CREATE_HINT, KeyCache, KeyService
 from service.usecases.lifecycle import IndexLifecycle
 from service.usecases.limits import Limits
 from service.usecases.quotas import Quotas
+from service.usecases.rebuilds import RebuildJobs
 from service.usecases.seed import seed_database
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class ServiceContext:
     sessions: sessionmaker[Session]
     runtime: GuardRuntime
     lifecycle: IndexLifecycle  # load / rebuild / verify
+    rebuilds: RebuildJobs  # rebuilds as jobs: one at a time across processes, polled by id
     following: IndexFollowing  # catch up with other processes
     edits: IndexEdits  # the one way to change the live index
     metrics: Metrics
@@ -111,6 +113,7 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
         sessions,
         runtime,
         lifecycle,
+        RebuildJobs(lifecycle, sessions),
         following,
         edits,
         metrics,

@@ -32,6 +32,16 @@ class ConflictError(ServiceError):
     code = "conflict"
 
 
+class RebuildRunningError(ConflictError):
+    """A full build of the index is already running (in this process or another); `build_id` names it."""
+
+    code = "rebuild_running"
+
+    def __init__(self, detail: str, build_id: int) -> None:
+        super().__init__(detail)
+        self.build_id = build_id
+
+
 class AuthenticationError(ServiceError):
     """No API key was sent although keys are configured."""
 

@@ -28,6 +28,7 @@ from service.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     RateLimitedError,
+    RebuildRunningError,
     ServiceError,
 )
 from service.schemas.common import ErrorRead
@@ -90,9 +91,13 @@ async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+    body = error_body(exc.code, exc.detail, exc.field)
     if isinstance(exc, RateLimitedError):
         headers = {"Retry-After": str(exc.retry_after_s)}
-    return JSONResponse(error_body(exc.code, exc.detail, exc.field), status_code=status, headers=headers)
+    if isinstance(exc, RebuildRunningError):  # names the running build: where to poll it instead
+        body["build_id"] = exc.build_id
+        headers = {"Location": f"/v1/index/builds/{exc.build_id}"}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -128,6 +128,13 @@ class IndexBuild(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     # the topic name an incremental edit changed (names are unique and never renamed); None for full builds
     topic: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # A full build's progress and liveness, so that any process can answer a poll (issue 19): texts embedded so far
+    # (None: queued, not started) of `total` (None: not known yet), the process building it (`host:pid`) and its last
+    # heartbeat. A `building` row whose holder is gone is abandoned (service.usecases.rebuilds).
+    embedded: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class IndexArtifact(Base):

@@ -114,12 +114,31 @@ class IndexBuildRepository:
         )
         return self.session.scalars(query).first()
 
-    def fail_unfinished(self, error: str) -> int:
-        """Mark builds left `building` by a process that died mid-build as failed; returns how many."""
-        rows = list(self.session.scalars(select(IndexBuild).where(IndexBuild.status == "building")))
-        for row in rows:
-            row.status, row.error, row.finished_at = "failed", error, utcnow()
-        return len(rows)
+    def get(self, build_id: int) -> IndexBuild | None:
+        return self.session.get(IndexBuild, build_id)
+
+    def building(self) -> list[IndexBuild]:
+        """Full builds not finished (queued or embedding, or left so by a process that died), oldest first."""
+        return list(
+            self.session.scalars(select(IndexBuild).where(IndexBuild.status == "building").order_by(IndexBuild.id))
+        )
+
+    def record_progress(self, build_id: int, embedded: int | None, total: int | None, at: datetime) -> None:
+        """Store a running build's progress and heartbeat (a finished or failed row is left as it is)."""
+        values = {"embedded": embedded, "total": total, "heartbeat_at": at}
+        self.session.execute(
+            update(IndexBuild).where(IndexBuild.id == build_id, IndexBuild.status == "building").values(**values)
+        )
+
+    def fail(self, build: IndexBuild, error: str) -> bool:
+        """Mark a `building` row failed; False (and `build` re-read) when it had finished meanwhile."""
+        done = self.session.execute(
+            update(IndexBuild)
+            .where(IndexBuild.id == build.id, IndexBuild.status == "building")
+            .values(status="failed", error=error, finished_at=utcnow())
+        )
+        self.session.refresh(build)
+        return _rowcount(done) > 0
 
     def add(self, build: IndexBuild) -> IndexBuild:
         self.session.add(build)

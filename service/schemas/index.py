@@ -7,10 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.schemas.common import ErrorRead
+
 
 class IndexBuildRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+    id: int = Field(description="The build's id: `GET /v1/index/builds/{id}` reads it")
     version: int
     trigger: str
     model_id: str
@@ -21,6 +24,43 @@ class IndexBuildRead(BaseModel):
     started_at: datetime
     finished_at: datetime | None
     topic: str | None = Field(default=None, description="The topic an edit changed; null for a full build")
+
+
+class JobProgress(BaseModel):
+    embedded: int = Field(description="Texts embedded so far")
+    total: int | None = Field(
+        description="Texts the build embeds (null until it knows; exemplars whose vectors are reused are not counted)"
+    )
+
+
+class IndexJobRead(BaseModel):
+    """A full rebuild as a job (`POST /v1/index/rebuild` starts one); any worker or replica reads the same state."""
+
+    id: int = Field(description="The build's id")
+    status: Literal["queued", "running", "succeeded", "failed"] = Field(
+        description="queued: accepted, waiting to start; running: embedding or catching up; succeeded: its version"
+        " serves; failed: see `error` (the previous index kept serving)"
+    )
+    trigger: str = Field(description="Who asked: `rebuild` (the API), `cli`, `startup`, or an edit's purpose")
+    progress: JobProgress | None = Field(description="How far it is; null while queued")
+    version: int | None = Field(description="The index version it serves as, once succeeded; null before")
+    exemplar_count: int | None = Field(description="Exemplars in the built index, once succeeded")
+    error: str | None = Field(description="Why it failed, once failed")
+    started_at: datetime = Field(description="When it was asked for")
+    finished_at: datetime | None = Field(description="When it succeeded or failed")
+    heartbeat_at: datetime | None = Field(
+        description="The building process's last sign of life (written every few seconds while it runs); a running"
+        " build whose process is gone is reported failed"
+    )
+    holder: str | None = Field(description="The process building it, `host:pid`")
+    topic: str | None = Field(default=None, description="The topic an edit changed; null for a full build")
+
+
+class RebuildConflictRead(ErrorRead):
+    """409 of `POST /v1/index/rebuild` (`rebuild_running`): a build is already running; `build_id` and the Location
+    header name it."""
+
+    build_id: int = Field(description="The running build's id (`GET /v1/index/builds/{build_id}`)")
 
 
 class BuildProgress(BaseModel):

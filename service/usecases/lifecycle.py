@@ -26,6 +26,7 @@ from service.errors import IndexBuildError
 from service.serving.interprocess import FileLock
 from service.serving.runtime import GuardRuntime
 from service.usecases.artifacts import IndexArtifacts
+from service.usecases.build_liveness import BuildHeartbeat, abandon_dead, holder_name
 from service.usecases.catchup import (
     VerifyReport,
     guard_digest,
@@ -77,7 +78,7 @@ class IndexLifecycle:
         try:
             # Nothing edits before the index is installed (edits need it), so the build lock alone suffices.
             async with self.build_lock.hold_async():
-                # Every build holds the build lock: a row still `building` now was cut off by a crash or kill.
+                # A row still `building` whose process is gone was cut off by a crash or kill (build_liveness).
                 interrupted = await asyncio.to_thread(self._fail_interrupted)
                 if interrupted:
                     log.warning("%d index build(s) left unfinished by a stopped process marked failed", interrupted)
@@ -99,9 +100,7 @@ class IndexLifecycle:
 
     def _fail_interrupted(self) -> int:
         with session_scope(self.sessions) as session:
-            return IndexBuildRepository(session).fail_unfinished(
-                "interrupted: the process stopped during the build (the previous index stayed in use)"
-            )
+            return len(abandon_dead(session))
 
     async def _load_artifact(self) -> tuple[str | None, Guard | None]:
         """Install the saved guard caught up with the database. Returns (None, None) when installed, else why it is
@@ -132,32 +131,94 @@ class IndexLifecycle:
         return None, None
 
     # ------------------------------------------------------------------ rebuilds
-    async def rebuild(self, trigger: str = "rebuild", progress: Progress | None = None) -> IndexBuild:
+    async def rebuild(
+        self, trigger: str = "rebuild", progress: Progress | None = None, queued: BuildHeartbeat | None = None
+    ) -> IndexBuild:
         """Re-embed every exemplar into a new guard, swap it in and bump the version.
 
-        One build at a time per LIGHTGUARD_HOME (the build lock). Edits, here and in other processes, go on against
-        the live guard while it builds; the new guard takes in every change committed meanwhile before it serves.
+        One build at a time per LIGHTGUARD_HOME (the build lock); `RebuildJobs` also refuses a second one across
+        processes. Edits, here and in other processes, go on against the live guard while it builds; the new guard
+        takes in every change committed meanwhile before it serves. `queued`: the heartbeat of the `building` row
+        `RebuildJobs.start` committed for this build (it beats from now, while the build waits for the lock);
+        without one, the row is added when the build starts.
         """
-        async with self.build_lock.hold_async():
-            return await self._rebuild_locked(trigger, progress)
+        if queued is not None:
+            queued.start()
+        try:
+            async with self.build_lock.hold_async():
+                return await self._rebuild_locked(trigger, progress, beat=queued)
+        finally:
+            if queued is not None:
+                queued.stop()
 
-    def _start_build(self, trigger: str) -> tuple[list[Topic], int, int, int]:
-        with session_scope(self.sessions) as session:
-            IndexLockRepository(session).acquire(trigger)
-            topics = topics_with_exemplars(session)
-            builds = IndexBuildRepository(session)
-            snapshot = builds.latest_ready_version()
-            version = max(builds.latest_version(), self.runtime.version) + 1
-            build = builds.add(
-                IndexBuild(version=version, trigger=trigger, model_id=self.runtime.encoder.model_id, status="building")
-            )
-            session.expunge_all()
-            return topics, snapshot, version, build.id
+    def _start_build(self, trigger: str, beat: BuildHeartbeat | None) -> tuple[list[Topic], int, int, BuildHeartbeat]:
+        created: BuildHeartbeat | None = None
+        try:
+            with session_scope(self.sessions) as session:
+                IndexLockRepository(session).acquire(trigger)
+                topics = topics_with_exemplars(session)
+                builds = IndexBuildRepository(session)
+                snapshot = builds.latest_ready_version()
+                version = max(builds.latest_version(), self.runtime.version) + 1
+                if beat is None:
+                    build = builds.add(
+                        IndexBuild(
+                            version=version,
+                            trigger=trigger,
+                            model_id=self.runtime.encoder.model_id,
+                            status="building",
+                            embedded=0,
+                            holder=holder_name(),
+                            heartbeat_at=utcnow(),
+                        )
+                    )
+                    beat = created = BuildHeartbeat(self.sessions, build.id)  # running before the row commits
+                else:
+                    queued = builds.get(beat.build_id)
+                    if queued is None or queued.status != "building":
+                        reason = queued.error if queued is not None else "its row is gone"
+                        raise IndexBuildError(f"build {beat.build_id} was ended before it started: {reason}")
+                    if builds.latest_version() == queued.version:  # nothing committed since it was queued
+                        version = queued.version
+                    # else edits committed while it was queued took versions above its own: it takes a new one
+                    queued.version, queued.embedded, queued.heartbeat_at = version, 0, utcnow()
+                beat.update(0, None)
+                session.expunge_all()
+        except BaseException:
+            if created is not None:
+                created.stop()
+            raise
+        return topics, snapshot, version, beat
 
-    async def _rebuild_locked(self, trigger: str, progress: Progress | None, reuse: Guard | None = None) -> IndexBuild:
-        """`reuse`: a guard (same encoder) whose vectors of unchanged exemplars are taken instead of re-encoded."""
-        runtime = self.runtime
-        topics, snapshot, version, build_id = await asyncio.to_thread(self._start_build, trigger)
+    async def _rebuild_locked(
+        self, trigger: str, progress: Progress | None, reuse: Guard | None = None, beat: BuildHeartbeat | None = None
+    ) -> IndexBuild:
+        """`reuse`: a guard (same encoder) whose vectors of unchanged exemplars are taken instead of re-encoded;
+        `beat`: the heartbeat of a queued row to build (see `rebuild`)."""
+        topics, snapshot, version, running = await asyncio.to_thread(self._start_build, trigger, beat)
+        try:
+            return await self._build(trigger, progress, reuse, running, topics, snapshot, version)
+        finally:
+            running.stop()
+
+    async def _build(
+        self,
+        trigger: str,
+        progress: Progress | None,
+        reuse: Guard | None,
+        beat: BuildHeartbeat,
+        topics: list[Topic],
+        snapshot: int,
+        version: int,
+    ) -> IndexBuild:
+        runtime, build_id = self.runtime, beat.build_id
+        beat.start()
+
+        def track(done: int, total: int) -> None:  # from the build thread, after each batch
+            beat.update(done, total)
+            if progress is not None:
+                progress(done, total)
+
         labels = [label_for(t, recalibrate=True) for t in topics]
         exemplars = [Exemplar(e.id, e.text, t.name, cast(Role, e.role)) for t in topics for e in t.exemplars]
         exemplars.sort(key=lambda e: e.id)
@@ -173,7 +234,7 @@ class IndexLifecycle:
                 exemplars,
                 self.config,
                 background,
-                progress,
+                track,
                 reuse,
                 cache=self.artifacts.embedding_cache,
             )
@@ -181,7 +242,9 @@ class IndexLifecycle:
             session = self.sessions()
             try:
                 async with self.edits.hold(session, "rebuild finish"):
-                    done = await asyncio.to_thread(self._finish_build, session, guard, build_id, snapshot, version)
+                    done = await asyncio.to_thread(
+                        self._finish_build, session, guard, build_id, snapshot, version, beat.progress
+                    )
                     if trigger == "startup":  # counted before it serves: /readyz and the metric agree
                         self.artifacts.loaded("build")
                     runtime.install(guard, done.version, done.finished_at)
@@ -204,7 +267,15 @@ class IndexLifecycle:
         log.info("index v%d built (%s): %d exemplars", done.version, trigger, len(guard))
         return done
 
-    def _finish_build(self, session: Session, guard: Guard, build_id: int, snapshot: int, version: int) -> IndexBuild:
+    def _finish_build(
+        self,
+        session: Session,
+        guard: Guard,
+        build_id: int,
+        snapshot: int,
+        version: int,
+        progress: tuple[int | None, int | None],
+    ) -> IndexBuild:
         """Under the index lock (`session`'s): catch the new guard up with the changes committed while it was built
         (by any process), store the recalibrated thresholds, save the artifact, then commit the build as ready."""
         changes = read_changes(session, snapshot)
@@ -231,6 +302,7 @@ class IndexLifecycle:
         # error: a replica that started meanwhile (another home) marked this build interrupted; it was not
         done.status, done.finished_at, done.error = "ready", utcnow(), None
         done.exemplar_count, done.checksum = len(guard), guard.checksum()
+        done.embedded, done.total = progress
         session.flush()
         self.runtime.status.openai_keys = {t.name: tuple(t.openai_keys) for t in topics}
         # saved before the commit: a process that sees this build ready finds its artifact in place

@@ -50,6 +50,30 @@ def wait_ready(client: TestClient, timeout: float = 30.0) -> None:
     raise AssertionError(f"service not ready after {timeout}s: {client.get('/readyz').json()}")
 
 
+def rebuild_and_wait(http: httpx.Client, timeout: float = 60.0) -> dict[str, Any]:
+    """POST /v1/index/rebuild (202) and poll its Location until the build succeeded or failed; returns the build.
+    `http`: a TestClient, or an httpx.Client with the server's base_url and key."""
+    started = http.post("/v1/index/rebuild")
+    assert started.status_code == 202, started.text
+    build = wait_build(http, started.headers["Location"], timeout)
+    if isinstance(http, TestClient):  # and its artifact stored, as the blocking POST did before answering
+        http.portal.call(http.app.state.ctx.rebuilds.join)  # type: ignore[attr-defined,union-attr]
+    return build
+
+
+def wait_build(http: httpx.Client, location: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll a build until it succeeded or failed; returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        build = http.get(location)
+        assert build.status_code == 200, build.text
+        if build.json()["status"] in ("succeeded", "failed"):
+            return dict(build.json())
+        if time.monotonic() > deadline:
+            raise AssertionError(f"build not finished after {timeout}s: {build.json()}")
+        time.sleep(0.02)  # polling interval under a deadline
+
+
 def create_cooking(client: TestClient, **extra: Any) -> dict[str, Any]:
     body = {"name": "cooking", "description": "baking questions", "examples": COOKING} | extra
     response = client.post("/v1/topics", json=body)

@@ -26,6 +26,7 @@ from tests.service.support import (
     create_cooking,
     drop_stored_artifacts,
     make_settings,
+    rebuild_and_wait,
     wait_ready,
 )
 
@@ -127,7 +128,7 @@ def test_a_corrupt_newest_artifact_is_skipped_and_old_ones_pruned(
     with TestClient(create_app(replica(tmp_path, "a", database_url, artifact_keep=2), HashingEncoder())) as a:
         wait_ready(a)
         for _ in range(3):
-            assert a.post("/v1/index/rebuild").status_code == 200
+            assert rebuild_and_wait(a)["status"] == "succeeded"
         sessions = a.app.state.ctx.sessions  # type: ignore[attr-defined]
         with sessions() as session:
             kept = IndexArtifactRepository(session).newest()
@@ -157,7 +158,7 @@ def test_a_follower_waits_for_a_full_builds_artifact_then_loads_it(tmp_path: Pat
 
 def follow_a_rebuild(a: TestClient, b: TestClient, database_url: str) -> None:
     """A rebuilds; B polls before A's artifact is in the database (it waits), then after (it loads it)."""
-    built = a.post("/v1/index/rebuild").json()["version"]
+    built = rebuild_and_wait(a)["version"]
     drop_stored_artifacts(database_url)  # as if polled before the builder stored it
     follower = IndexFollower(b.app.state.ctx.following, 1.0)  # type: ignore[attr-defined]
     assert b.portal.call(follower.step) is None  # type: ignore[union-attr]

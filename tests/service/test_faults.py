@@ -40,6 +40,7 @@ from tests.service.support import (
     free_port,
     lightguard_server,
     make_settings,
+    rebuild_and_wait,
     wait_ready,
 )
 
@@ -154,14 +155,16 @@ def test_sigkill_during_rebuild_loses_nothing(tmp_path: Path, database_url: str)
         created = httpx.post(f"{srv.base}/v1/topics", json={"name": "cooking", "examples": COOKING}, headers=AUTH)
         assert created.status_code == 201, created.text
         before = httpx.get(f"{srv.base}/v1/index", headers=AUTH).json()
-        worker = post_in_background(f"{srv.base}/v1/index/rebuild")
-        poll(
-            lambda: any(s == "building" and t == "rebuild" for _, t, s in build_rows(database_url)),
-            30,
-            "the rebuild to start",
-        )
+        started = httpx.post(f"{srv.base}/v1/index/rebuild", headers=AUTH, timeout=30)
+        assert started.status_code == 202, started.text
+        location = started.headers["Location"]
+
+        def embedding() -> bool:
+            progress = httpx.get(f"{srv.base}{location}", headers=AUTH, timeout=10).json()["progress"]
+            return progress is not None and progress["embedded"] > 0
+
+        poll(embedding, 30, "the rebuild to report progress")
         kill9(srv)
-        worker.join(10)
     # killed in the middle: the build row was committed as `building` and never finished
     assert any(s == "building" for _, _, s in build_rows(database_url))
     with server(tmp_path, data, database_url) as srv:
@@ -169,10 +172,13 @@ def test_sigkill_during_rebuild_loses_nothing(tmp_path: Path, database_url: str)
         assert index["version"] >= before["version"]
         failed = [b for b in index["recent_builds"] if b["trigger"] == "rebuild"]  # type: ignore[attr-defined]
         assert failed and failed[0]["status"] == "failed" and "interrupted" in failed[0]["error"]
+        polled = httpx.get(f"{srv.base}{location}", headers=AUTH).json()  # the job polled after the restart
+        assert polled["status"] == "failed" and "interrupted" in polled["error"], polled
         verdict = httpx.post(f"{srv.base}/v1/classify", json={"text": COOKING_PARAPHRASE}, headers=AUTH).json()
         assert verdict["category"] == "cooking"  # the committed topic survived
         # and a rebuild afterwards works
-        assert httpx.post(f"{srv.base}/v1/index/rebuild", headers=AUTH, timeout=60).status_code == 200
+        with httpx.Client(base_url=srv.base, headers=AUTH, timeout=60) as http:
+            assert rebuild_and_wait(http)["status"] == "succeeded"
         assert_consistent(srv.base, tmp_path)
 
 

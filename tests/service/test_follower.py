@@ -17,7 +17,7 @@ from index import HashingEncoder
 from service.app import create_app
 from service.settings import Settings
 from service.usecases.following import IndexFollower
-from tests.service.support import COOKING, COOKING_PARAPHRASE, make_settings, wait_ready
+from tests.service.support import COOKING, COOKING_PARAPHRASE, make_settings, rebuild_and_wait, wait_ready
 from tests.service.test_index_lifecycle import GatedEncoder
 
 BAKING_EXTRA = "how many eggs go into a pound cake"
@@ -112,7 +112,7 @@ def test_a_full_rebuild_is_followed_from_its_artifact(shared: Settings, caplog: 
         wait_ready(a)
         wait_ready(b)
         a.post("/v1/topics", json={"name": "cooking", "examples": COOKING})
-        rebuilt = a.post("/v1/index/rebuild").json()
+        rebuilt = rebuild_and_wait(a)
         with caplog.at_level(logging.INFO, logger="service"):
             assert follow(b) == rebuilt["version"]
         assert "artifact loaded" in caplog.text
@@ -138,7 +138,7 @@ def test_a_rebuild_catches_up_with_edits_committed_while_it_built(shared: Settin
         gated.gate.clear()
         gated.entered.clear()
         result: dict[str, Any] = {}
-        builder = threading.Thread(target=lambda: result.update(a.post("/v1/index/rebuild").json()))
+        builder = threading.Thread(target=lambda: result.update(rebuild_and_wait(a)))
         builder.start()
         assert gated.entered.wait(10)  # A is embedding its snapshot; its build row holds version before + 1
         client = b if editor == "other worker" else a
@@ -147,7 +147,7 @@ def test_a_rebuild_catches_up_with_edits_committed_while_it_built(shared: Settin
         assert topic["index_version"] == before + 2 and not result  # committed while A is still building
         gated.gate.set()
         builder.join(30)
-        assert result["status"] == "ready" and result["version"] == before + 3  # above the edit it caught up with
+        assert result["status"] == "succeeded" and result["version"] == before + 3  # above the edit it caught up with
         verdict = a.post("/v1/classify", json={"text": COOKING[0]}).json()
         assert verdict["category"] == "cooking" and verdict["index_version"] == before + 3
         assert follow(b) == before + 3

@@ -13,7 +13,14 @@ from fastapi.testclient import TestClient
 from index import HashingEncoder
 from service.app import create_app
 from service.settings import Settings
-from tests.service.support import COOKING_PARAPHRASE, create_cooking, drop_stored_artifacts, make_settings, wait_ready
+from tests.service.support import (
+    COOKING_PARAPHRASE,
+    create_cooking,
+    drop_stored_artifacts,
+    make_settings,
+    rebuild_and_wait,
+    wait_ready,
+)
 
 
 class GatedEncoder(HashingEncoder):
@@ -97,7 +104,7 @@ def test_rebuild_swaps_atomically_while_classify_answers(tmp_path: Path) -> None
         encoder.gate.clear()
         encoder.entered.clear()
         result: dict[str, object] = {}
-        worker = threading.Thread(target=lambda: result.update(client.post("/v1/index/rebuild").json()))
+        worker = threading.Thread(target=lambda: result.update(rebuild_and_wait(client)))
         worker.start()
         assert encoder.entered.wait(10)
         during = client.post("/v1/classify", json={"text": COOKING_PARAPHRASE}).json()
@@ -105,7 +112,7 @@ def test_rebuild_swaps_atomically_while_classify_answers(tmp_path: Path) -> None
         assert client.get("/v1/index").json()["rebuilding"] is True
         encoder.gate.set()
         worker.join(30)
-        assert result["version"] == before + 1 and result["status"] == "ready"
+        assert result["version"] == before + 1 and result["status"] == "succeeded"
         after = client.post("/v1/classify", json={"text": COOKING_PARAPHRASE}).json()
         assert after["index_version"] == before + 1 and after["category"] == "cooking"
         assert client.get("/v1/index/verify").json()["ok"]

@@ -1,4 +1,5 @@
-"""GET /v1/index shows how far a rebuild (POST /v1/index/rebuild) is while it runs: the console polls it."""
+"""GET /v1/index shows how far a rebuild (POST /v1/index/rebuild) is while it runs, as its job does
+(GET /v1/index/builds/{id}): the console polls them."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
 from fastapi.testclient import TestClient
 
 from index import HashingEncoder
 from service.app import create_app
-from tests.service.support import make_settings, wait_ready
+from tests.service.support import make_settings, wait_build, wait_ready
 
 
 class GatedEncoder(HashingEncoder):
@@ -39,22 +39,20 @@ def test_index_reports_rebuild_progress_while_it_embeds(tmp_path: Path) -> None:
         wait_ready(client)
         assert client.get("/v1/index").json()["progress"] is None
         encoder.hold = True
-        answers: list[httpx.Response] = []
-        rebuild = threading.Thread(target=lambda: answers.append(client.post("/v1/index/rebuild")))
-        rebuild.start()
+        started = client.post("/v1/index/rebuild")
+        assert started.status_code == 202, started.text  # at once, while the build embeds
         try:
             for _ in range(1_000):  # polling, as the console does, until the first batch is reported
                 state = client.get("/v1/index").json()
                 if state["progress"] is not None:
                     break
-                assert rebuild.is_alive(), answers[0].text if answers else "the rebuild ended"
                 threading.Event().wait(0.01)  # polling interval
             assert state["rebuilding"] is True and state["status"] == "ready"  # the old index still serves
             assert 0 < state["progress"]["done"] < state["progress"]["total"]
             assert client.post("/v1/classify", json={"text": "still answering"}).status_code == 200
         finally:
             encoder.release.set()
-            rebuild.join(30)
-        assert answers[0].status_code == 200, answers[0].text
+        done = wait_build(client, started.headers["Location"])
+        assert done["status"] == "succeeded", done
         after = client.get("/v1/index").json()
-        assert after["progress"] is None and after["rebuilding"] is False
+        assert after["progress"] is None and after["rebuilding"] is False and after["version"] == done["version"]

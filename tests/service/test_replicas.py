@@ -24,6 +24,7 @@ from tests.service.support import (
     fresh_pg_database,
     lightguard_server,
     make_settings,
+    rebuild_and_wait,
 )
 from tests.service.test_faults import ADMIN, big_data_dir, build_rows, kill9, poll, post_in_background
 
@@ -106,9 +107,10 @@ def test_replicas_with_their_own_homes_converge_and_a_new_one_loads_from_the_dat
         patched = httpx.patch(f"{b.base}/v1/topics/{topic}", json={"action": "flag"}, headers=AUTH, timeout=30)
         assert patched.status_code == 200, patched.text
         converge([a, b], int(patched.json()["index_version"]))
-        rebuilt = httpx.post(f"{b.base}/v1/index/rebuild", headers=AUTH, timeout=60)
-        assert rebuilt.status_code == 200, rebuilt.text
-        converge([a, b], int(rebuilt.json()["version"]))
+        with httpx.Client(base_url=b.base, headers=AUTH, timeout=60) as http:
+            rebuilt = rebuild_and_wait(http)
+        assert rebuilt["status"] == "succeeded", rebuilt
+        converge([a, b], int(rebuilt["version"]))
         removed = httpx.delete(f"{a.base}/v1/topics/{topic}", headers=AUTH, timeout=30)
         assert removed.status_code == 204, removed.text
         extra = httpx.post(f"{a.base}/v1/topics", json={"name": "baking", "examples": COOKING[:3]}, headers=AUTH)
@@ -158,7 +160,9 @@ def test_sigkill_of_one_replica_mid_rebuild_loses_nothing(tmp_path: Path, pg_dat
         )
         more = httpx.post(f"{b.base}/v1/topics", json={"name": "baking", "examples": COOKING[:3]}, headers=AUTH)
         assert more.status_code == 201, more.text
-        assert httpx.post(f"{b.base}/v1/index/rebuild", headers=AUTH, timeout=60).status_code == 200
+        with httpx.Client(base_url=b.base, headers=AUTH, timeout=60) as http:
+            # the killed replica's build is seen as interrupted (its process is gone): it blocks no rebuild
+            assert rebuild_and_wait(http)["status"] == "succeeded"
         assert_verified(b)
         # the killed replica comes back (its home as it was left) and converges; nothing committed was lost
         with replica(tmp_path / "a", data, pg_database) as a:

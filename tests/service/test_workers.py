@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from service.cli.admin import listening_socket
-from tests.service.support import COOKING, COOKING_PARAPHRASE, Server, lightguard_server
+from tests.service.support import COOKING, COOKING_PARAPHRASE, Server, lightguard_server, rebuild_and_wait
 
 ADMIN = "lg_workers_admin_key_for_tests"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -77,9 +77,10 @@ def test_two_workers_converge_on_the_newest_version(tmp_path: Path, database_url
             assert verify.json()["ok"] is True, verify.json()
 
         # a full rebuild through one worker: the other loads its artifact
-        rebuilt = httpx.post(f"{srv.base}/v1/index/rebuild", headers=AUTH, timeout=60)
-        assert rebuilt.status_code == 200, rebuilt.text
-        worker_versions(srv, lambda v: min(v.values()) >= int(rebuilt.json()["version"]), CONVERGE_S)
+        with httpx.Client(base_url=srv.base, headers=AUTH, timeout=60) as http:
+            rebuilt = rebuild_and_wait(http)
+        assert rebuilt["status"] == "succeeded", rebuilt
+        worker_versions(srv, lambda v: min(v.values()) >= int(rebuilt["version"]), CONVERGE_S)
     log = srv.log.read_text()
     assert "followed" in log and "artifact loaded" in log, log[-3000:]
 
