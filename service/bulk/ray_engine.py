@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,10 +28,19 @@ JSONL_SUFFIXES = (".jsonl", ".json")
 # Reading and writing take no CPU slot: they are light next to the model, and N actors then fill N cores.
 IO_CPUS = 0
 VERDICT_COLUMNS = ("flagged", "score", "category", "categories", "action", "threshold", "error")
+# Ray restarts a dead actor without limit (Ray Data's default, kept: on a long job a node can be lost more than once);
+# the batch it was classifying runs again up to TASK_RETRIES times (Ray Data's default is -1, forever: a batch that
+# kills every process it reaches, say one that runs it out of memory, would then never let the job end).
+MAX_RESTARTS = -1
+TASK_RETRIES = 3
 
 
 class BulkInputError(ValueError):
     """The input or output path cannot be used; the message says why and what to give instead."""
+
+
+class BulkJobError(RuntimeError):
+    """The job stopped (a batch still failed after its retries, an actor could not start); no output was written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +52,7 @@ class RayJob:
     address: str | None = None  # None: start a local Ray on this machine
     actors: int = 1  # guard actors, one CPU each
     batch_size: int = 256  # rows per `map_batches` call (one guard call)
+    task_retries: int = TASK_RETRIES  # runs of a batch again after its actor died (max_task_retries)
 
 
 def input_format(path: Path) -> Format:
@@ -126,11 +139,19 @@ class GuardActor:
         return pa.table(columns)
 
 
-def run(settings: Settings, job: RayJob) -> int:
+def run(settings: Settings, job: RayJob, *, actor: type[GuardActor] = GuardActor) -> int:
     """Classify `job.input_path` into `job.output_path` (a folder of part files) on Ray; returns the rows written.
+
+    The part files are written into a hidden staging folder beside the output, renamed to the output once the job
+    has finished: an output folder is always a whole job's, never a failed one's first parts.
+
+    Args:
+        actor: the class Ray Data runs as actors (a seam for tests, which inject faults into a subclass).
 
     Raises:
         BulkInputError: the input or output path cannot be used.
+        BulkJobError: the job stopped (a batch still failed after its retries, an actor could not start); the
+            staging folder is removed.
     """
     import ray
 
@@ -148,9 +169,10 @@ def run(settings: Settings, job: RayJob) -> int:
     actor_settings = settings.model_copy(
         update={"threads": 1, "search_threads": 1, "auto_migrate": False, "seed": False}
     )
-    # A dead actor is restarted and its unfinished batch retried (Ray Data's actor-pool defaults: max_restarts and
-    # max_task_retries -1); a batch's output counts only once returned, so a retried one is neither lost nor written
-    # twice. A block that still fails stops the job (no errored block is skipped): rows are never dropped silently.
+    # A dead actor is restarted and its unfinished batches run again (MAX_RESTARTS, job.task_retries); a batch's
+    # output counts only once returned, so a retried one is neither lost nor passed on twice. A write task that dies is
+    # retried by Ray under the same file name (Ray's contract: one name per write and task index), so it leaves no
+    # second part. A block that still fails stops the job (no errored block is skipped): no row is dropped silently.
     # A row's own failure is caught in the actor (classify_rows) and becomes its `error`, so it retries nothing.
     context = ray.data.DataContext.get_current()
     context.max_errored_blocks = 0
@@ -159,18 +181,37 @@ def run(settings: Settings, job: RayJob) -> int:
     # actor it never starts. The V1 reader honours IO_CPUS.
     context.use_datasource_v2 = False
     dataset = _read(source, job.input_path)
-    results = dataset.map_batches(
-        GuardActor,
-        fn_constructor_args=(actor_settings, source, sink),
-        batch_format="pyarrow",
-        batch_size=job.batch_size,
-        compute=ray.data.ActorPoolStrategy(size=job.actors),
-        num_cpus=1,
-    )
-    if sink == "parquet":
-        results.write_parquet(str(job.output_path), ray_remote_args={"num_cpus": IO_CPUS})
-    else:
-        results.write_datasink(_jsonl_sink(str(job.output_path)), ray_remote_args={"num_cpus": IO_CPUS})
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates map_batches' **ray_remote_args (gone in 2.64) but names no parameter for these two:
+        # they are the documented way to set them until then (pinned ray[data]; a test fails if they stop working).
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated", category=DeprecationWarning)
+        results = dataset.map_batches(
+            actor,
+            fn_constructor_args=(actor_settings, source, sink),
+            batch_format="pyarrow",
+            batch_size=job.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=job.actors),
+            num_cpus=1,
+            max_restarts=MAX_RESTARTS,
+            max_task_retries=job.task_retries,
+        )
+    staging = job.output_path.with_name(f".{job.output_path.name}.staging-{uuid.uuid4().hex[:12]}")
+    try:
+        if sink == "parquet":
+            results.write_parquet(str(staging), ray_remote_args={"num_cpus": IO_CPUS})
+        else:
+            results.write_datasink(_jsonl_sink(str(staging)), ray_remote_args={"num_cpus": IO_CPUS})
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)  # the parts of a failed job are no output
+        if not isinstance(exc, ray.exceptions.RayError):
+            raise
+        cause = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise BulkJobError(
+            f"the job stopped and wrote nothing to {job.output_path}: {type(exc).__name__}: {cause} (a batch whose "
+            f"actor died runs again at most {job.task_retries} times: --task-retries; the actors' logs say more)"
+        ) from exc
+    staging.mkdir(parents=True, exist_ok=True)  # no rows at all: Ray wrote nothing, not even the folder
+    staging.replace(job.output_path)  # an empty output folder is replaced too (checked above)
     return _count_rows(job.output_path, sink)
 
 
@@ -201,11 +242,14 @@ def _jsonl_sink(path: str) -> Any:
     class JsonLinesDatasink(BlockBasedFileDatasink):
         """Writes the `line` column as is: the same bytes the local engine writes."""
 
+        def __init__(self, path: str) -> None:
+            super().__init__(path, file_format="jsonl")
+
         def write_block_to_file(self, block: Any, file: Any) -> None:
             for line in block.to_arrow().column("line").to_pylist():
                 file.write((line + "\n").encode("utf-8"))
 
-    return JsonLinesDatasink(path, file_format="jsonl")
+    return JsonLinesDatasink(path)
 
 
 def _count_rows(path: Path, sink: Format) -> int:

@@ -65,6 +65,9 @@ def classify(
     ] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster to join (ray engine; default: a local Ray).")] = None,
     actors: Annotated[int, typer.Option(min=1, help="Guard actors, one CPU each (ray engine).")] = 1,
+    task_retries: Annotated[
+        int, typer.Option(min=-1, help="Runs of a batch again after its actor died (ray engine; -1: no limit).")
+    ] = 3,
 ) -> None:
     """Classify one text, or a JSONL file (order kept; a bad line gets an `error` field and the run goes on).
 
@@ -78,7 +81,7 @@ def classify(
     if engine == "ray":
         if input_path is None or output_path is None or evidence:
             raise typer.BadParameter("--engine ray needs --input and --output (and has no --evidence)")
-        _classify_on_ray(input_path, output_path, address, actors, batch_size)
+        _classify_on_ray(input_path, output_path, address, actors, batch_size, task_retries)
         return
     if text is not None:
         if not text.strip():
@@ -111,16 +114,21 @@ def classify(
     err.print(f"{len(lines)} lines, {errors} errors, {len(lines) / max(elapsed, 1e-9):.0f} lines/s")
 
 
-def _classify_on_ray(input_path: Path, output_path: Path, address: str | None, actors: int, batch_size: int) -> None:
-    from service.bulk.ray_engine import BulkInputError, RayJob, run
+def _classify_on_ray(
+    input_path: Path, output_path: Path, address: str | None, actors: int, batch_size: int, task_retries: int
+) -> None:
+    from service.bulk.ray_engine import BulkInputError, BulkJobError, RayJob, run
     from service.settings import Settings
 
     started = time.perf_counter()
     try:
-        rows = run(Settings(), RayJob(input_path, output_path, address, actors, batch_size))
+        rows = run(Settings(), RayJob(input_path, output_path, address, actors, batch_size, task_retries))
     except BulkInputError as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(2) from exc
+    except BulkJobError as exc:
+        err.print(f"[red]{exc}")
+        raise typer.Exit(1) from exc
     except ModuleNotFoundError as exc:
         err.print(f"[red]{exc.name} is not installed: pip install -e '.[ray]' (or make install-ray)")
         raise typer.Exit(2) from exc

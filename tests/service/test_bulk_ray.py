@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from service.bulk.ray_engine import BulkInputError, RayJob, input_format, run
+from service.bulk import ray_engine
+from service.bulk.ray_engine import BulkInputError, BulkJobError, GuardActor, RayJob, input_format, run
 from service.cli.main import app
 from tests.service.support import FIXTURES, make_settings
 
@@ -68,31 +70,142 @@ def _read_jsonl_dir(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for part in sorted(path.glob("*.jsonl")) for line in part.read_text().splitlines()]
 
 
-def test_same_verdicts_as_the_local_engine(local_ray: None, home: Path, tmp_path: Path) -> None:
-    settings = make_settings(home)
-    lines = [json.dumps({"id": f"r{i}", "text": text}) for i, text in enumerate(_texts(3000))]
-    src = tmp_path / "in.jsonl"
-    src.write_text("\n".join(lines) + "\n")
-    written = run(settings, RayJob(src, tmp_path / "out.jsonl", actors=2, batch_size=200))
-    got = {row["id"]: row for row in _read_jsonl_dir(tmp_path / "out.jsonl")}
-    assert written == 3000 and len(got) == 3000, "every id exactly once"
-    # The local engine as users run it, in a process of its own (as Ray's actors are): nothing an earlier test left
-    # in this process's numerical libraries can tell the two apart.
-    local = tmp_path / "local.jsonl"
+def _local_engine(home: Path, src: Path, out: Path) -> list[dict[str, Any]]:
+    """The local engine as users run it, in a process of its own (as Ray's actors are): nothing an earlier test left
+    in this process's numerical libraries can tell the two apart."""
     env = os.environ | {
         "LIGHTGUARD_HOME": str(home),
         "LIGHTGUARD_DATA_DIR": str(FIXTURES),
         "LIGHTGUARD_ENCODER": "hashing",
     }
-    command = [sys.executable, "-m", "service.cli.main", "classify", "--input", str(src), "--output", str(local)]
+    command = [sys.executable, "-m", "service.cli.main", "classify", "--input", str(src), "--output", str(out)]
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
-    expected = [json.loads(line) for line in local.read_text().splitlines()]
-    assert len(expected) == 3000
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def _assert_same_verdicts(got: dict[str, dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    assert len(got) == len(expected)
     for want in expected:
         row = got[want["id"]]
         assert (row["flagged"], row["category"], row["action"]) == (want["flagged"], want["category"], want["action"])
         assert row["score"] == pytest.approx(want["score"], abs=1e-6)
         assert row["categories"] == pytest.approx(want["categories"], abs=1e-6)
+
+
+def _write_rows(path: Path, n: int) -> None:
+    lines = [json.dumps({"id": f"r{i}", "text": text}) for i, text in enumerate(_texts(n))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_same_verdicts_as_the_local_engine(local_ray: None, home: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    _write_rows(src, 3000)
+    written = run(make_settings(home), RayJob(src, tmp_path / "out.jsonl", actors=2, batch_size=200))
+    got = {row["id"]: row for row in _read_jsonl_dir(tmp_path / "out.jsonl")}
+    assert written == 3000 and len(got) == 3000, "every id exactly once"
+    _assert_same_verdicts(got, _local_engine(home, src, tmp_path / "local.jsonl"))
+
+
+def _killed_once(killed: Path, starts: Path, at_batch: int) -> type[GuardActor]:
+    """A guard actor whose process SIGKILLs itself at its `at_batch`-th batch, once in the whole job: the first actor
+    to get there creates `killed` (O_EXCL, so no other actor, nor its own restart, does it again). Every actor start
+    appends its pid to `starts`. Defined in a function, so Ray ships the class by value to the workers."""
+
+    class KilledOnceGuardActor(GuardActor):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.batches = 0
+            with starts.open("a") as log:
+                log.write(f"{os.getpid()}\n")
+
+        def __call__(self, batch: Any) -> Any:
+            self.batches += 1
+            if self.batches == at_batch:
+                try:
+                    fd = os.open(killed, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    pass
+                else:
+                    os.write(fd, f"{os.getpid()}\n".encode())
+                    os.close(fd)
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return super().__call__(batch)
+
+    return KilledOnceGuardActor
+
+
+def _killed_pid(killed: Path) -> int:
+    assert killed.exists(), "no actor reached the batch it dies at: the test tested nothing"
+    return int(killed.read_text())
+
+
+def test_a_killed_actor_is_restarted_and_no_row_is_lost_or_duplicated(
+    local_ray: None, home: Path, tmp_path: Path
+) -> None:
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write_rows(src, 2000)
+    killed, starts = tmp_path / "killed", tmp_path / "starts"
+    # 20 batches over 2 actors: one of them reaches its 3rd, after it has returned 2, whatever the split.
+    actor = _killed_once(killed, starts, at_batch=3)
+    written = run(make_settings(home), RayJob(src, out, actors=2, batch_size=100), actor=actor)
+    pids = [int(pid) for pid in starts.read_text().split()]
+    assert _killed_pid(killed) in pids and len(pids) == 3, "two actors, and the killed one started again"
+    rows = _read_jsonl_dir(out)
+    ids = [row["id"] for row in rows]
+    assert written == len(rows) == 2000 and sorted(ids) == sorted(f"r{i}" for i in range(2000)), "each id once"
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
+    _assert_same_verdicts({row["id"]: row for row in rows}, _local_engine(home, src, tmp_path / "local.jsonl"))
+
+
+def test_a_write_killed_mid_part_leaves_no_duplicate_part(
+    local_ray: None, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, out, killed = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "killed"
+    _write_rows(src, 1000)
+    sink_class = type(ray_engine._jsonl_sink(str(out)))
+
+    class KilledOnceSink(sink_class):  # type: ignore[misc, valid-type]
+        """Writes half of its first part, flushed to disk, then SIGKILLs its process (once in the job)."""
+
+        def write_block_to_file(self, block: Any, file: Any) -> None:
+            try:
+                fd = os.open(killed, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                super().write_block_to_file(block, file)
+                return
+            lines = block.to_arrow().column("line").to_pylist()
+            for line in lines[: len(lines) // 2]:
+                file.write((line + "\n").encode("utf-8"))
+            file.flush()
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.close(fd)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # The sink object travels to the write tasks pickled (by value: the class is local), so the driver's patch
+    # reaches them.
+    monkeypatch.setattr(ray_engine, "_jsonl_sink", KilledOnceSink)
+    written = run(make_settings(home), RayJob(src, out, actors=2, batch_size=100))
+    _killed_pid(killed)
+    ids = [row["id"] for row in _read_jsonl_dir(out)]
+    assert written == len(ids) == 1000 and sorted(ids) == sorted(f"r{i}" for i in range(1000)), "each id once"
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
+
+
+def test_without_retries_a_killed_actor_stops_the_job_and_writes_nothing(
+    local_ray: None, home: Path, tmp_path: Path
+) -> None:
+    src, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": list(range(1000)), "text": _texts(1000)}), src)
+    killed = tmp_path / "killed"
+    actor = _killed_once(killed, tmp_path / "starts", at_batch=2)
+    with pytest.raises(BulkJobError, match="wrote nothing to"):
+        run(make_settings(home), RayJob(src, out, actors=1, batch_size=100, task_retries=0), actor=actor)
+    _killed_pid(killed)
+    assert not out.exists(), "no output, not even the parts written before the kill"
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
 
 
 def test_bad_rows_are_reported_and_the_job_goes_on(local_ray: None, home: Path, tmp_path: Path) -> None:
