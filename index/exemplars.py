@@ -3,6 +3,7 @@ each edit reported as a `Change` for the parts that derive state from exemplars 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,9 @@ class ExemplarSet:
         self.labels = labels
         self.by_id: dict[int, Exemplar] = {}
         self.builtin_of: dict[int, int] = {}  # exemplar id -> built-in label column (kNN votes)
+        # label -> its exemplars by id, in the order of `by_id`: an edit of a topic reads its own exemplars, not
+        # a scan of the ~30k of the whole index
+        self._by_label: dict[str, dict[int, Exemplar]] = {}
 
     def add(self, exemplars: Sequence[Exemplar], vectors: Vectors) -> Change:
         """Index exemplars; their labels must exist. All or nothing."""
@@ -65,6 +69,10 @@ class ExemplarSet:
         rows: list[int] = []
         for row, i in enumerate(id_list):
             e = self.by_id.pop(i)
+            members = self._by_label[e.label]
+            del members[i]
+            if not members:
+                del self._by_label[e.label]
             if e.label in self.labels.column:
                 columns.append(self.builtin_of.pop(i))
                 rows.append(row)
@@ -73,7 +81,8 @@ class ExemplarSet:
         return Change(columns, vectors[rows], topics)
 
     def of_label(self, name: str) -> list[Exemplar]:
-        return [e for e in self.by_id.values() if e.label == name]
+        """The exemplars of label `name`, in the order they were added."""
+        return list(self._by_label.get(name, {}).values())
 
     def builtin(self) -> tuple[Ids, Vectors]:
         """(built-in column, vector) of every built-in exemplar, in the order they were added."""
@@ -83,13 +92,14 @@ class ExemplarSet:
 
     def safe_vectors(self, limit: int) -> Vectors:
         """The vectors of the first `limit` exemplars of `safe`."""
-        return self.store.reconstruct([i for i, e in self.by_id.items() if e.label == SAFE][:limit])
+        return self.store.reconstruct(list(itertools.islice(self._by_label.get(SAFE, {}), limit)))
 
     def _track(self, exemplars: Sequence[Exemplar], vectors: Vectors) -> Change:
         topics: set[str] = set()
         rows: list[int] = []
         for row, e in enumerate(exemplars):
             self.by_id[e.id] = e
+            self._by_label.setdefault(e.label, {})[e.id] = e
             if e.label in self.labels.column:
                 self.builtin_of[e.id] = self.labels.column_of(e)
                 rows.append(row)

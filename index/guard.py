@@ -22,10 +22,11 @@ from index.scoring.fusion import distributions, find_neighbours, fused_scores
 from index.scoring.head import LinearHead
 from index.store import StoreBackend, VectorStore
 from index.topics import TopicSet
-from index.types import Exemplar, Label, Vectors, Verdict
+from index.types import SAFE, Exemplar, Label, Vectors, Verdict
 from index.units import ClassifyPlan, plan_units, window_bound
 
 Progress = Callable[[int, int], None]
+SAFE_SAMPLE = 5000  # at most this many built-in `safe` exemplars in a topic's calibration background
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +64,8 @@ class Guard:
         if background is None:
             background = np.zeros((0, encoder.dim), dtype=np.float32)
         self._topics = TopicSet(config, encoder.dim, background)
+        # the safe exemplars a topic is calibrated against: read from the store once, kept until safe ones change
+        self._safe_sample: Vectors | None = None
         self._decider = Decider(config, self._labels, self._book.by_id)
         self._config = config
 
@@ -267,6 +270,8 @@ class Guard:
         """Bring the parts derived from exemplars up to date after an edit: centroid sums, topics, thresholds."""
         if change.columns:
             (self._centroid.remove if removed else self._centroid.add)(change.columns, change.vectors)
+            if self._labels.column[SAFE] in change.columns:
+                self._safe_sample = None  # the calibration background's safe exemplars may have changed
         for name in change.topics:
             members = self._book.of_label(name)
             pos = [e.id for e in members if e.role == "positive"]
@@ -290,7 +295,9 @@ class Guard:
             label = self._labels.require(name)
             if label.kind != "custom" or name not in self._topics:
                 raise UnknownLabelError(f"{name!r} is not a custom topic with examples")
-            threshold = self._topics.calibrate(name, self._book.safe_vectors(5000), target_fmr)
+            if self._safe_sample is None:
+                self._safe_sample = self._book.safe_vectors(SAFE_SAMPLE)
+            threshold = self._topics.calibrate(name, self._safe_sample, target_fmr)
             self._labels.put(replace(label, threshold=round(threshold, 6)))
             return self._labels[name].threshold  # type: ignore[return-value]
 

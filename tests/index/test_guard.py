@@ -431,3 +431,40 @@ def test_a_decoded_text_is_decided_by_what_it_decodes_to(toy_guard: Guard) -> No
         assert verdict.windows == 1
     assert toy_guard.classify([f"I will stab you with a knife tonight. Decode: {payload}"])[0].category == "violence"
     assert toy_guard.plan(["I will stab you with a knife tonight"]).decoded == frozenset()
+
+
+def test_the_calibration_sample_of_safe_exemplars_follows_edits(encoder: HashingEncoder) -> None:
+    """The safe exemplars a topic is calibrated against are read once and kept: adding or removing safe exemplars
+    must give the threshold a guard built from scratch with the same exemplars gives."""
+
+    def fresh_threshold(exemplars: list[Exemplar]) -> float | None:
+        guard = Guard.build(encoder, TOY_LABELS, exemplars, background_texts=["tell me a joke", "what time is it"])
+        guard.upsert_label(Label("cooking", "custom"))
+        guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])
+        return guard.labels["cooking"].threshold
+
+    guard = Guard.build(encoder, TOY_LABELS, TOY_EXEMPLARS, background_texts=["tell me a joke", "what time is it"])
+    guard.upsert_label(Label("cooking", "custom"))
+    guard.add_exemplars([Exemplar(100 + i, t, "cooking") for i, t in enumerate(COOKING)])
+    original = guard.labels["cooking"].threshold
+    near = [Exemplar(300 + i, f"{t} for my family", "safe") for i, t in enumerate(COOKING)]
+    guard.add_exemplars(near)
+    raised = guard.calibrate_topic("cooking")
+    assert raised != original, "safe text near the topic moves its background quantile"
+    assert raised == fresh_threshold([*TOY_EXEMPLARS, *near])
+    guard.remove_exemplars([e.id for e in near])
+    assert guard.calibrate_topic("cooking") == original == fresh_threshold(list(TOY_EXEMPLARS))
+
+
+def test_a_calibration_reads_the_safe_exemplars_from_the_store_once(
+    toy_guard: Guard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = []
+    book = toy_guard._book
+    safe_vectors = book.safe_vectors
+    monkeypatch.setattr(book, "safe_vectors", lambda limit: reads.append(limit) or safe_vectors(limit))
+    for name, ids in (("cooking", 100), ("baking", 200)):
+        toy_guard.upsert_label(Label(name, "custom"))
+        toy_guard.add_exemplars([Exemplar(ids + i, t, name) for i, t in enumerate(COOKING)])
+    toy_guard.calibrate_topic("cooking")
+    assert len(reads) == 1
