@@ -91,6 +91,7 @@ def job_read(build: IndexBuild) -> IndexJobRead:
         progress=None if build.embedded is None else JobProgress(embedded=build.embedded, total=build.total),
         version=build.version if done else None,
         exemplar_count=build.exemplar_count if done else None,
+        checksum=build.checksum if done else None,
         error=build.error if status == "failed" else None,
         started_at=build.started_at,
         finished_at=build.finished_at,

@@ -320,17 +320,22 @@ def topics_suggest_threshold(
 
 # ---------------------------------------------------------------------------- index
 @index_app.command("rebuild")
-def index_rebuild() -> None:
-    """Re-embed every exemplar, save the artifact and bump the version."""
-    from service.context import open_context
+def index_rebuild(
+    server: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LIGHTGUARD_SERVER_URL",
+            help="Rebuild on this running server (e.g. http://127.0.0.1:8000) instead of in this process.",
+        ),
+    ] = None,
+    key: Annotated[str | None, typer.Option(envvar="LIGHTGUARD_API_KEY", help="Admin key for --server.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Re-embed every exemplar, save the artifact and bump the version, with a progress bar (exit 1 if another
+    build is running: one at a time across every process on the database)."""
+    from service.cli.rebuild import rebuild
 
-    ctx = open_context(Settings())
-    try:
-        build = asyncio.run(ctx.lifecycle.rebuild("cli"))
-    finally:
-        ctx.close()
-    out.print(f"index v{build.version}: {build.exemplar_count} exemplars, checksum {build.checksum}")
-    err.print(OFFLINE_NOTE)
+    rebuild(server, key, quiet)
 
 
 @index_app.command("verify")

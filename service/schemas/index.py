@@ -45,6 +45,7 @@ class IndexJobRead(BaseModel):
     progress: JobProgress | None = Field(description="How far it is; null while queued")
     version: int | None = Field(description="The index version it serves as, once succeeded; null before")
     exemplar_count: int | None = Field(description="Exemplars in the built index, once succeeded")
+    checksum: str | None = Field(description="The built index's checksum, once succeeded")
     error: str | None = Field(description="Why it failed, once failed")
     started_at: datetime = Field(description="When it was asked for")
     finished_at: datetime | None = Field(description="When it succeeded or failed")
