@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from index.artifact import load_guard, read_guard_metadata, save_guard
+from index.artifact import GuardImage, capture_guard, load_guard, read_guard_metadata, save_guard, write_guard_image
 from index.calibration import Platt, best_f1_threshold, fit_platt, fmr_threshold
 from index.config import GuardConfig, load_guard_config
 from index.datasets import DatasetRow, LabelledText, load_labelled_jsonl, load_rows
@@ -79,6 +79,7 @@ __all__ = [
     "FaissStore",
     "Guard",
     "GuardConfig",
+    "GuardImage",
     "HashingEncoder",
     "IndexArtifactError",
     "InvalidInputError",
@@ -106,6 +107,7 @@ __all__ = [
     "base_model_dir",
     "best_f1_threshold",
     "binary_metrics",
+    "capture_guard",
     "data_digest",
     "ensure_base_model",
     "export_onnx",
@@ -130,4 +132,5 @@ __all__ = [
     "train",
     "verify_model_dir",
     "warm_up",
+    "write_guard_image",
 ]

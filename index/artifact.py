@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from index.guard import Guard
 from index.scoring import LinearHead
 from index.store import StoreBackend, atomic_write_dir
 from index.text import NORMALIZATION_VERSION
-from index.types import Exemplar, Label
+from index.types import Exemplar, Label, Vectors
 
 FORMAT_VERSION = 1
 _MANIFEST = "guard.json"
@@ -28,42 +28,81 @@ _VECTORS = "vectors.faiss"
 _ARRAYS = "arrays.npz"
 
 
+@dataclass(frozen=True, slots=True)
+class GuardImage:
+    """What `save_guard` writes, captured from a guard under its lock (`capture_guard`) so that the slow part
+    (checksums, the manifest, the disk) can run later with no lock held while the guard goes on changing."""
+
+    model_id: str
+    dim: int
+    store_bytes: bytes
+    background: Vectors
+    head: LinearHead | None
+    config: GuardConfig
+    builtin_order: list[str]
+    labels: list[Label]
+    exemplars: list[Exemplar]
+
+
+def capture_guard(guard: Guard) -> GuardImage:
+    """The guard's state as `save_guard` would write it, read in one hold of its lock (the store's bytes are the
+    cost: the arrays and lists are references and shallow copies; edits replace them, never change them)."""
+    with guard.lock:
+        return GuardImage(
+            model_id=guard.encoder.model_id,
+            dim=guard.encoder.dim,
+            store_bytes=guard.store.to_bytes(),
+            background=guard.background,
+            head=guard.head,
+            config=guard.config,
+            builtin_order=guard.builtin_labels,
+            labels=list(guard.labels.values()),
+            exemplars=list(guard.exemplars.values()),
+        )
+
+
 def save_guard(guard: Guard, directory: Path, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the guard (store, exemplars, labels, config, head, background) atomically; returns the manifest.
 
     `metadata` is stored verbatim (the service records the database state digest and index version there).
     """
-    with guard.lock:
-        store_bytes = guard.store.to_bytes()
-        arrays = io.BytesIO()
-        head = guard.head
-        np.savez(
-            arrays,
-            background=guard.background,
-            head_weights=head.weights if head is not None else np.zeros((0, 0), np.float32),
-            head_bias=head.bias if head is not None else np.zeros(0, np.float32),
-        )
-        arrays_bytes = arrays.getvalue()
-        config = asdict(guard.config)
-        manifest: dict[str, Any] = {
-            "format": FORMAT_VERSION,
-            "normalization": NORMALIZATION_VERSION,
-            "model_id": guard.encoder.model_id,
-            "dim": guard.encoder.dim,
-            "count": len(guard),
-            "checksums": {
-                _VECTORS: hashlib.sha256(store_bytes).hexdigest(),
-                _ARRAYS: hashlib.sha256(arrays_bytes).hexdigest(),
-            },
-            "config": config,
-            "builtin_order": guard.builtin_labels,
-            "labels": [asdict(label) for label in guard.labels.values()],
-            "exemplars": [[e.id, e.text, e.label, e.role] for e in guard.exemplars.values()],
-            "metadata": metadata or {},
-        }
+    return write_guard_image(capture_guard(guard), directory, metadata)
+
+
+def write_guard_image(image: GuardImage, directory: Path, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a captured guard (`capture_guard`) atomically, as `save_guard` does; returns the manifest."""
+    arrays = io.BytesIO()
+    head = image.head
+    np.savez(
+        arrays,
+        background=image.background,
+        head_weights=head.weights if head is not None else np.zeros((0, 0), np.float32),
+        head_bias=head.bias if head is not None else np.zeros(0, np.float32),
+    )
+    arrays_bytes = arrays.getvalue()
+    manifest: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "normalization": NORMALIZATION_VERSION,
+        "model_id": image.model_id,
+        "dim": image.dim,
+        "count": len(image.exemplars),
+        "checksums": {
+            _VECTORS: hashlib.sha256(image.store_bytes).hexdigest(),
+            _ARRAYS: hashlib.sha256(arrays_bytes).hexdigest(),
+        },
+        "config": asdict(image.config),
+        "builtin_order": image.builtin_order,
+        "labels": [asdict(label) for label in image.labels],
+        "exemplars": [[e.id, e.text, e.label, e.role] for e in image.exemplars],
+        "metadata": metadata or {},
+    }
     atomic_write_dir(
         directory,
-        {_VECTORS: store_bytes, _ARRAYS: arrays_bytes, _MANIFEST: json.dumps(manifest, ensure_ascii=False).encode()},
+        {
+            _VECTORS: image.store_bytes,
+            _ARRAYS: arrays_bytes,
+            _MANIFEST: json.dumps(manifest, ensure_ascii=False).encode(),
+        },
     )
     return manifest
 

@@ -52,6 +52,7 @@ def _run_topics(action: Callable[[TopicService, IndexLifecycle], Awaitable[T]]) 
             return await action(TopicService(session, ctx.edits, ctx.limits), ctx.lifecycle)
         finally:
             session.close()
+            await ctx.edits.flush()  # the artifact an edit saves in the background, before the process exits
 
     try:
         return asyncio.run(run())

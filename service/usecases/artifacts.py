@@ -4,7 +4,6 @@ instead of re-embedding every exemplar (docs/deploy.md)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -16,12 +15,21 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from index import EmbeddingCache, Encoder, Guard, IndexArtifactError, load_guard, read_guard_metadata, save_guard
+from index import (
+    EmbeddingCache,
+    Encoder,
+    Guard,
+    GuardImage,
+    IndexArtifactError,
+    capture_guard,
+    load_guard,
+    read_guard_metadata,
+    write_guard_image,
+)
 from service.db.artifacts import CorruptArtifactError, IndexArtifactRepository
 from service.db.engine import session_scope
 from service.db.repositories import IndexBuildRepository
 from service.serving.interprocess import FileLock
-from service.usecases.catchup import guard_digest
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +125,14 @@ class IndexArtifacts:
 
     def write(self, guard: Guard, digest: str, version: int) -> None:
         """Save `guard` as committed version `version`, unless a newer committed version is saved already."""
-        meta: dict[str, Any] = {"db_digest": digest, "version": version, "model_id": guard.encoder.model_id}
+        self._write(lambda: capture_guard(guard), digest, version)
+
+    def write_image(self, image: GuardImage, digest: str, version: int) -> None:
+        """`write` of a guard captured earlier (`index.capture_guard`), when no lock is held any more."""
+        self._write(lambda: image, digest, version)
+
+    def _write(self, image: Callable[[], GuardImage], digest: str, version: int) -> None:
+        meta: dict[str, Any] = {"db_digest": digest, "version": version}
         with self.lock.hold():
             # another process may have saved a newer committed version meanwhile: never replace it with an older one
             try:
@@ -126,20 +141,11 @@ class IndexArtifacts:
                 saved = 0
             if saved >= version and saved <= self._latest_version():
                 return
+            captured = image()
             try:
-                save_guard(guard, self.index_dir, meta)
+                write_guard_image(captured, self.index_dir, meta | {"model_id": captured.model_id})
             except OSError:
                 log.exception("could not save the index artifact to %s", self.index_dir)
-
-    async def save(self, guard: Guard, order: dict[str, int], version: int) -> None:
-        """Save the guard as version `version` (the caller holds `runtime.edit_lock`, so it cannot change); `order`
-        maps topic names to database ids (the order the state digest walks). A failure is logged, not raised."""
-        try:
-            digest = await asyncio.to_thread(guard_digest, guard, order)
-            await asyncio.to_thread(self.write, guard, digest, version)
-        except Exception:
-            # The database is the source of truth: a stale artifact is caught up or rebuilt at the next start.
-            log.exception("could not save the index artifact to %s", self.index_dir)
 
     def _latest_version(self) -> int:
         with self.sessions() as session:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
-from index import Action, Exemplar, Guard, Label, LabelKind, Role
+from index import Action, Exemplar, Guard, GuardImage, Label, LabelKind, Role
 from service.db.models import Topic
 from service.db.repositories import IndexBuildRepository, topics_with_exemplars
 
@@ -58,13 +58,22 @@ def guard_digest(guard: Guard, order: dict[str, int]) -> str:
     `order` maps topic names to database ids (labels the database lacks go last); being a digest of the guard's own
     content, it can only match a database that holds that content, whatever state the order was read from.
     """
+    return _content_digest(guard.labels.values(), guard.exemplars.values(), order)
+
+
+def image_digest(image: GuardImage, order: dict[str, int]) -> str:
+    """`guard_digest` of a captured guard (`index.capture_guard`)."""
+    return _content_digest(image.labels, image.exemplars, order)
+
+
+def _content_digest(labels: Iterable[Label], exemplars: Iterable[Exemplar], order: dict[str, int]) -> str:
     rows: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
-    for e in guard.exemplars.values():
+    for e in exemplars:
         rows[e.label].append((e.id, e.role, e.text))
-    labels = guard.labels
-    names = sorted(labels, key=lambda n: (order.get(n, 1 << 62), n))
+    by_name = {label.name: label for label in labels}
+    names = sorted(by_name, key=lambda n: (order.get(n, 1 << 62), n))
     return _digest(
-        ((n, labels[n].kind, labels[n].action, labels[n].enabled, labels[n].threshold), rows[n]) for n in names
+        ((n, by_name[n].kind, by_name[n].action, by_name[n].enabled, by_name[n].threshold), rows[n]) for n in names
     )
 
 

@@ -13,10 +13,12 @@ publishes the new version only once the commit succeeded. If the commit fails, `
 section: no request ever saw the change, the version is not bumped, and the database and the index stay as they
 were. Applying before the commit is what lets a new topic's calibrated threshold (`record`) be stored in the same
 transaction. If the block raises, the transaction is rolled back and nothing is applied. The artifact is saved
-after the commit (a failure there is logged: the database is the source of truth).
+after the commit, in the background (`service.usecases.artifact_saving`): its cost grows with the whole index, an
+edit's only with the edit, and the database is the source of truth (a stale artifact is caught up at start-up).
 
-Locks one edit takes: the edit lock, the index row, the guard's write lock once (twice when another process
-committed since this one's last catch-up) and the artifact's file lock; one commit.
+Locks one edit takes: the edit lock, the index row and the guard's write lock once (twice when another process
+committed since this one's last catch-up); one commit. The background save takes the edit lock while it captures
+the guard, then the artifact's file lock.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from index import Guard
 from service.db.models import IndexBuild, utcnow
 from service.db.repositories import IndexBuildRepository, IndexLockRepository, topic_order
 from service.serving.runtime import GuardRuntime
+from service.usecases.artifact_saving import ArtifactSaver
 from service.usecases.artifacts import IndexArtifacts
 from service.usecases.following import IndexFollowing
 
@@ -90,6 +93,11 @@ class IndexEdits:
         self.runtime = runtime
         self.following = following
         self.artifacts = artifacts
+        self.saver = ArtifactSaver(runtime, artifacts)
+
+    async def flush(self) -> None:
+        """Wait for the artifact saves edits requested (a command that exits after its edit; tests)."""
+        await self.saver.flush()
 
     @asynccontextmanager
     async def hold(self, session: Session, purpose: str) -> AsyncIterator[None]:
@@ -156,5 +164,5 @@ class IndexEdits:
                 raise
 
         await runtime.apply(change_and_commit, version)
-        await self.artifacts.save(runtime.require().guard, order, version)
+        self.saver.request(version, order)
         return version

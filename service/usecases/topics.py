@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from index import Exemplar, Guard, Label, Role
@@ -128,6 +130,21 @@ class _Scored:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Embedded:
+    """Example vectors encoded before an edit took its locks (encoding the examples is most of an add's work)."""
+
+    texts: list[str]
+    model_id: str
+    vectors: NDArray[np.float32]
+
+    async def current(self, runtime: GuardRuntime) -> NDArray[np.float32]:
+        """The vectors, encoded again if a rebuild changed the live model since (a rare race)."""
+        if runtime.require().guard.encoder.model_id == self.model_id:
+            return self.vectors
+        return await runtime.embed(self.texts)
+
+
 class TopicService:
     def __init__(self, session: Session, edits: IndexEdits, limits: Limits) -> None:
         self.session = session
@@ -169,6 +186,8 @@ class TopicService:
                 "POST /v1/topics/{id}/examples",
                 "examples",
             )
+        positives, allows = _dedupe(spec.examples), _dedupe(spec.allow_examples)
+        embedded = await self._embed(positives + allows)  # before the edit: encoding needs no lock
         async with self.edits.open(self.session, "topic_create") as edit:
             if self.topics.get_by_name(spec.name) is not None:
                 raise ConflictError(f"a topic named {spec.name!r} exists; pick another name or update it", "name")
@@ -185,11 +204,10 @@ class TopicService:
                     openai_keys=[],
                 )
             )
-            items = [(t, "positive", "api") for t in _dedupe(spec.examples)]
-            items += [(t, "allow", "api") for t in _dedupe(spec.allow_examples)]
+            items = [(t, "positive", "api") for t in positives] + [(t, "allow", "api") for t in allows]
             rows = self.exemplars.add_many(topic, items)
             exemplars = _to_exemplars(rows, topic.name)
-            vectors = await self.runtime.embed([e.text for e in exemplars])
+            vectors = await embedded.current(self.runtime)
             label = label_for(topic)
 
             def change(guard: Guard) -> Label:
@@ -270,15 +288,16 @@ class TopicService:
                 f"too many examples in one request; the limit is {self.limits.max_examples} (LIGHTGUARD_MAX_EXAMPLES)",
                 "examples",
             )
+        positives, allows = _dedupe(examples), _dedupe(allow_examples)
+        embedded = await self._embed(positives + allows)  # before the edit: encoding needs no lock
         async with self.edits.open(self.session, "examples_add") as edit:
             topic = self._get(topic_id)
             if topic.kind == "safe" and allow_examples:
                 raise InvalidRequestError("the `safe` class takes `examples` only", "allow_examples")
-            items = [(t, "positive", "api") for t in _dedupe(examples)]
-            items += [(t, "allow", "api") for t in _dedupe(allow_examples)]
+            items = [(t, "positive", "api") for t in positives] + [(t, "allow", "api") for t in allows]
             rows = self.exemplars.add_many(topic, items)
             exemplars = _to_exemplars(rows, topic.name)
-            vectors = await self.runtime.embed([e.text for e in exemplars])
+            vectors = await embedded.current(self.runtime)
             name, recalibrate = topic.name, topic.kind == "custom" and topic.threshold_source == "calibrated"
             old_label = self._label(name)
             count = self.topics.exemplar_counts().get(topic.id, 0)
@@ -388,6 +407,10 @@ class TopicService:
         return _Scored(
             scores, guard.topic_threshold(name), config.topic_target_fmr, config.topic_threshold_floor, version
         )
+
+    async def _embed(self, texts: list[str]) -> _Embedded:
+        model_id = self.runtime.require().guard.encoder.model_id
+        return _Embedded(texts, model_id, await self.runtime.embed(texts))
 
     def _label(self, name: str) -> Label:
         label = self.runtime.require().guard.labels.get(name)

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from index import read_guard_metadata
 from service.db.repositories import IndexLockRepository
 from service.serving.interprocess import FileLock
 from service.serving.runtime import ReadWriteLock
@@ -69,10 +70,15 @@ class CountingLock:
 def test_each_topic_edit_takes_each_lock_once_and_commits_once(
     client: TestClient, counts: collections.Counter[str]
 ) -> None:
-    """Before the unit of work: the same four locks, but two commits (the use case's and the request's)."""
+    """Before the unit of work: the same locks, but two commits (the use case's and the request's). The artifact's
+    file lock is the background save's, after the response (the artifact is then at the edit's version)."""
     wait_ready(client)
-    runtime = client.app.state.ctx.runtime  # type: ignore[attr-defined]
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    runtime = ctx.runtime
     runtime.edit_lock = CountingLock(runtime.edit_lock, counts)
+    saver = ctx.edits.saver
+    request_save, requested = saver.request, []
+    saver.request = lambda *version_order: requested.append(version_order)  # saved below, uncounted
     ids: dict[str, int] = {}
     edits: list[tuple[str, Callable[[], Any]]] = [
         ("create", lambda: client.post("/v1/topics", json={"name": "cooking", "examples": COOKING})),
@@ -95,6 +101,30 @@ def test_each_topic_edit_takes_each_lock_once_and_commits_once(
             ids["example"] = r.json()["added"][0]["id"]
             assert r.json()["topic"]["index_version"] == before + 1
         taken = {k: v for k, v in counts.items() if k != "on"}
-        expected = {"edit lock": 1, "index lock row": 1, "guard write lock": 1, "file lock": 1, "commit": 1}
+        expected = {"edit lock": 1, "index lock row": 1, "guard write lock": 1, "commit": 1}
         assert taken == expected, name
         assert client.get("/v1/index").json()["version"] == before + 1
+        assert [v for v, _ in requested] == [before + 1], name
+        portal = client.portal
+        assert portal is not None
+        portal.call(request_save, *requested.pop())  # on the event loop, as the edit calls it
+        portal.call(ctx.edits.flush)
+        assert read_guard_metadata(ctx.settings.index_dir)["version"] == before + 1
+
+
+def test_examples_are_encoded_before_the_edit_takes_its_locks(client: TestClient) -> None:
+    """Encoding is most of an add's work: other edits (and the artifact's capture) must not wait for it."""
+    runtime = client.app.state.ctx.runtime  # type: ignore[attr-defined]
+    embed = runtime.embed
+    held: list[bool] = []
+
+    async def watched(texts: Any) -> Any:
+        held.append(runtime.edit_lock.locked())
+        return await embed(texts)
+
+    runtime.embed = watched
+    r = client.post("/v1/topics", json={"name": "cooking", "examples": COOKING})
+    assert r.status_code == 201, r.text
+    r = client.post(f"/v1/topics/{r.json()['id']}/examples", json={"examples": ["knead it twice"]})
+    assert r.status_code == 201, r.text
+    assert held == [False, False]
