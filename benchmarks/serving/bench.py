@@ -30,6 +30,7 @@ from benchmarks.machine import machine, proc_stats
 from benchmarks.samples import long_prompt, short_prompts
 from benchmarks.serving.load import Mode, run_load
 from benchmarks.serving.server import free_port, http_get, serve_cmd, start_server, stop_server
+from benchmarks.serving.topic_add import LOAD_CLIENTS, TopicAddTimes, measure_topic_adds
 from benchmarks.tables import markdown_table
 
 Row = dict[str, Any]
@@ -225,6 +226,10 @@ def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int, stub
         phase("POST /v1/classify 64 prompts per request", "batch", 24, 1)
         phase("8 concurrent clients, 1 prompt each", "single", max(2000, n_seq), 8)  # 400 took ~1 s: too noisy
         phase("GET /healthz, 8 concurrent clients (HTTP floor)", "healthz", 2000, 8)
+        adds = TopicAddTimes()
+        measure_topic_adds(port, 10, adds)  # benchmarks.serving.topic_add alternates builds
+        for case, samples in (("idle", adds.idle), (f"{LOAD_CLIENTS} classify clients running", adds.loaded)):
+            rows.append({"section": "http", "case": f"POST /v1/topics, 10 examples, {case}", **pct(samples)})
         metrics = http_get(port, "/metrics")[1]
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
         report["server"] = proc_stats(proc.pid) | {
