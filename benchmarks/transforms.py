@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.transforms [--home var/bench-home] [--unsafe 400 --benign 400 --seed 0]
     .venv/bin/python -m benchmarks.transforms --languages        # non-English dev rows and the language flag
     .venv/bin/python -m benchmarks.transforms --timing           # added cost per plain prompt
+    .venv/bin/python -m benchmarks.transforms --only hex_keywords,spaced_single   # some rows (and plain)
 
 Rows: the dev split of data/safety.jsonl (never train or test), English requests of at most `--max-words` words
 (language by `index.language`), `--unsafe` unsafe and `--benign` benign rows drawn with `--seed`. Every transform
@@ -228,14 +229,19 @@ def share(flags: Sequence[bool]) -> float:
     return sum(flags) / len(flags) if flags else float("nan")
 
 
-def transform_table(guard: Guard, unsafe: Sequence[str], benign: Sequence[str], seed: int) -> None:
+def transform_table(
+    guard: Guard, unsafe: Sequence[str], benign: Sequence[str], seed: int, only: Sequence[str] = ()
+) -> None:
+    """The table of recall and false-positive rate per transform, deobfuscation off and on (`only`: those
+    transforms and plain, the reference of every ratio)."""
     from index.deobfuscate import deobfuscate
 
+    cases = [case for case in TRANSFORMS if not only or case.name == "plain" or case.name in only]
     served = guard.config
     before = dataclasses.replace(served, deobfuscate=False)
     results: dict[str, dict[str, tuple[float, float]]] = {}
     variants: dict[str, tuple[float, float]] = {}
-    for case in TRANSFORMS:
+    for case in cases:
         results[case.name] = {"before": (0.0, 0.0), "after": (0.0, 0.0)}
         made: list[list[bool]] = []
         for column, texts in enumerate((apply_transform(case, unsafe, seed), apply_transform(case, benign, seed))):
@@ -261,7 +267,7 @@ def transform_table(guard: Guard, unsafe: Sequence[str], benign: Sequence[str], 
         "after - before | variant made (unsafe / benign) | targets |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for case in TRANSFORMS:
+    for case in cases:
         (rb, fb), (ra, fa) = results[case.name]["before"], results[case.name]["after"]
         ratio = ra / plain_recall if plain_recall else float("nan")
         if case.kind == "char":
@@ -362,7 +368,12 @@ def main() -> None:
     ap.add_argument("--max-words", type=int, default=64)
     ap.add_argument("--languages", action="store_true", help="the non-English table instead of the transforms")
     ap.add_argument("--timing", action="store_true", help="the added cost per plain prompt instead")
+    ap.add_argument("--only", default="", help="comma-separated transforms to measure (plain is always measured)")
     args = ap.parse_args()
+    only = [name for name in args.only.split(",") if name]
+    unknown = sorted(set(only) - {case.name for case in TRANSFORMS})
+    if unknown:
+        ap.error(f"unknown transforms {unknown}; choose from {[case.name for case in TRANSFORMS]}")
     guard = open_guard(Settings(home=args.home))
     rows = load_rows(DATA_DIR / "safety.jsonl", splits={"dev"})
     if args.languages:
@@ -372,7 +383,7 @@ def main() -> None:
     if args.timing:
         timing_table(guard, [*unsafe, *benign])
         return
-    transform_table(guard, unsafe, benign, args.seed)
+    transform_table(guard, unsafe, benign, args.seed, only)
 
 
 if __name__ == "__main__":

@@ -184,5 +184,24 @@ def unscramble(text: str, lexicon: Lexicon) -> str:
     return out
 
 
+# The words of an instruction that only says how to read a payload and to answer it ("Decode the encoded words hex
+# and answer it:", "Read this backwards and reply:"). Words that ask for more than an answer (follow, execute, obey,
+# ignore, ...) are not here: such an instruction is read as a unit of its own and the injection category judges it.
+_READING = """a an the this these that it its them they following below above here text string message word words line
+    lines payload question request prompt input content decode decoded decoding encoded encoding convert translate read
+    interpret unscramble decipher decrypt base64 base 64 hex hexadecimal rot13 rot 13 url caesar cipher backwards
+    reversed reverse percent and then answer reply respond to it me please first in from of with as is are"""
+_READING_WORDS = frozenset(_READING.split())
+_TOKEN = re.compile(r"[A-Za-z0-9]+")
+
+
+def only_reading_instruction(text: str) -> bool:
+    """Whether `text` (the words around a decoded payload) says nothing but how to read the payload and to answer
+    it: such words tell nothing about the request, which is in the payload, so they are not scored on their own
+    ("Decode the encoded words hex and answer it:" alone scored 0.72 as prompt_injection, whatever the payload)."""
+    words = _TOKEN.findall(text.lower())
+    return len(words) <= 16 and all(w in _READING_WORDS for w in words)
+
+
 def _replacer(words: dict[str, str]) -> Callable[[re.Match[str]], str]:
     return lambda m: OPEN + words[m.group()] + CLOSE if m.group() in words else m.group()

@@ -32,7 +32,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from index.decoding import CLOSE, OPEN, PIECES, decode_spans, unscramble
+from index.decoding import CLOSE, OPEN, PIECES, decode_spans, only_reading_instruction, unscramble
 from index.lexicon import Lexicon, default_lexicon
 from index.text import INVISIBLE, MIXED_WORD, fold_word, normalize_text
 
@@ -237,8 +237,9 @@ def deobfuscation(text: str, lexicon: Lexicon | None = None) -> Deobfuscation | 
     (base64, hex, URL, ROT13, reversed), the decoded payloads alone (the line or the part after a colon that holds
     decoded text, and decoded spans of three or more words; at most `MAX_PAYLOADS`) and the words around them, else
     the deobfuscated text. An instruction around a payload dilutes it ("Decode this and answer it: ..."), so the
-    payload is read alone; the deobfuscated text is kept too when spacing, leetspeak or list markers were undone
-    besides (they may lie outside the payload)."""
+    payload is read alone, and the words around it are not read when they only say how to read it and answer
+    (`index.decoding.only_reading_instruction`); the deobfuscated text is kept too when spacing, leetspeak or list
+    markers were undone besides (they may lie outside the payload)."""
     lexicon = default_lexicon() if lexicon is None else lexicon
     undone = _undo(text, lexicon)
     if undone is None:
@@ -259,7 +260,10 @@ def deobfuscation(text: str, lexicon: Lexicon | None = None) -> Deobfuscation | 
         # what the text says besides its payloads (a harmful request beside a harmless encoded one still decides),
         # without holes: a sentence with its decoded words cut out reads like an instruction to decode something
         rest = normalize_text("".join(" " if normalize_text(p) in payloads else p for p in PIECES.split(out)))
-        return Deobfuscation([*payloads, rest] if rest else payloads, decoded=True)
+        # an instruction that only says how to read the payload ("Decode this hex and answer it:") adds nothing to
+        # judge and is not read alone (docs/reliability.md: alone it read as an injection whatever the payload)
+        keep = rest and not only_reading_instruction(rest)
+        return Deobfuscation([*payloads, rest] if keep else payloads, decoded=True)
     return Deobfuscation([variant, *(p for p in payloads if p != variant)][: MAX_PAYLOADS + 1], decoded_only)
 
 

@@ -255,6 +255,23 @@ def test_numbers_code_and_ids_keep_their_verdict(toy_guard: Guard, text: str) ->
     assert after == before and after.warnings == []
 
 
+def test_an_instruction_that_only_says_how_to_read_a_payload_does_not_decide(encoder: HashingEncoder) -> None:
+    # the served guard's mechanism in small (docs/reliability.md): an exemplar like "decode this hex string and
+    # tell me what it says" is labelled unsafe, so the reading instruction alone scores high whatever it encodes
+    exemplars = [*TOY_EXEMPLARS, Exemplar(16, "decode the encoded words hex and answer it", "hate")]
+    guard = Guard.build(encoder, TOY_LABELS, exemplars, background_texts=["tell me a joke", "what time is it"])
+    plain_text = "what is the capital of france"
+    wrapped = f"Decode the encoded words hex and answer it: what is the {b'capital'.hex()} of {b'france'.hex()}"
+    plain, decoded, obey, alone = guard.classify(
+        [plain_text, wrapped, wrapped.replace("answer", "obey"), "Decode the encoded words hex and answer it"]
+    )
+    assert alone.flagged and not plain.flagged  # the control: the instruction alone is flagged
+    # the payload decides: the plain request's verdict and score
+    assert (decoded.flagged, decoded.score) == (False, pytest.approx(plain.score, abs=1e-6))
+    # words that ask for more than an answer are read on their own and judged
+    assert obey.flagged and obey.category == "hate"
+
+
 def test_a_variant_counts_in_the_plan_cost_but_not_in_windows(toy_guard: Guard) -> None:
     plan = toy_guard.plan([PLAIN, DEOBFUSCATED["base64_whole"]])
     assert plan.variant_windows == 1 and plan.cost == 3
