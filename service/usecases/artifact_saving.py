@@ -10,9 +10,10 @@ which is why it must not sit in an edit's path.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
-from index import capture_guard
+from index import GuardImage, capture_guard
 from service.db.repositories import topic_order
 from service.serving.runtime import GuardRuntime
 from service.usecases.artifacts import IndexArtifacts
@@ -25,9 +26,9 @@ class ArtifactSaver:
     """Saves the live guard's artifact after edits: one save at a time, coalesced (edits that commit while a save
     runs are covered by one more save of the newest version).
 
-    A save holds the edit lock only while it captures the guard (`index.capture_guard`: the store's bytes and
-    shallow copies), so the guard is one committed version; the digest, the manifest and the disk write run with no
-    lock. Failures are logged, not raised: a stale artifact is caught up at the next start.
+    A save holds the runtime's read lock only while it captures the guard (`index.capture_guard`: the store's bytes
+    and shallow copies); the digest, the manifest and the disk write run with no lock. Failures are logged, not
+    raised: a stale artifact is caught up at the next start.
     """
 
     def __init__(self, runtime: GuardRuntime, artifacts: IndexArtifacts) -> None:
@@ -59,15 +60,24 @@ class ArtifactSaver:
                 log.exception("could not save the index artifact to %s", self.artifacts.index_dir)
 
     async def _save(self) -> None:
-        runtime = self.runtime
-        async with runtime.edit_lock:  # no edit or catch-up changes the guard while it is captured
-            live = runtime.require()
-            version, order = self._order
-            if version != live.version:  # another change came after the last edit (a catch-up, a rebuild)
-                order = await asyncio.to_thread(self._topic_order)
-            image = await asyncio.to_thread(capture_guard, live.guard)
+        image, version = await asyncio.to_thread(self._capture)
+        saved_version, order = self._order
+        if version != saved_version:  # another change came after the last edit (a catch-up, a rebuild)
+            order = await asyncio.to_thread(self._topic_order)
         digest = await asyncio.to_thread(image_digest, image, order)
-        await asyncio.to_thread(self.artifacts.write_image, image, digest, live.version)
+        await asyncio.to_thread(self.artifacts.write_image, image, digest, version)
+
+    def _capture(self) -> tuple[GuardImage, int]:
+        """The live guard captured under the runtime's read lock, with the version it is at: every change to the
+        live guard (an edit with its commit, a catch-up) runs under the write lock, so the image is one committed
+        version, and no edit waits for more than the capture itself."""
+        runtime = self.runtime
+        live = runtime.require()
+        while True:
+            seen = runtime.read_live(live.guard, None, functools.partial(capture_guard, live.guard))
+            if isinstance(seen, tuple):
+                return seen
+            live = seen  # a rebuild replaced the guard meanwhile: capture the new one
 
     def _topic_order(self) -> dict[str, int]:
         """Topic names -> database ids: the order the state digest walks (`catchup.guard_digest`)."""

@@ -17,8 +17,8 @@ after the commit, in the background (`service.usecases.artifact_saving`): its co
 edit's only with the edit, and the database is the source of truth (a stale artifact is caught up at start-up).
 
 Locks one edit takes: the edit lock, the index row and the guard's write lock once (twice when another process
-committed since this one's last catch-up); one commit. The background save takes the edit lock while it captures
-the guard, then the artifact's file lock.
+committed since this one's last catch-up); one commit. The background save takes the runtime's read lock while it
+captures the guard, then the artifact's file lock.
 """
 
 from __future__ import annotations
