@@ -183,6 +183,7 @@ class IndexLifecycle:
                     # else edits committed while it was queued took versions above its own: it takes a new one
                     queued.version, queued.embedded, queued.heartbeat_at = version, 0, utcnow()
                 beat.update(0, None)
+                session.flush()  # before expunging: an expunged object's pending changes are dropped
                 session.expunge_all()
         except BaseException:
             if created is not None:

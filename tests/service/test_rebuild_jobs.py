@@ -20,6 +20,7 @@ from index import HashingEncoder
 from service.app import create_app
 from service.db.engine import session_scope
 from service.db.models import IndexBuild, utcnow
+from service.serving.interprocess import FileLock
 from service.settings import Settings
 from service.usecases.build_liveness import STALE_AFTER_S
 from tests.service.support import COOKING_PARAPHRASE, create_cooking, make_settings, wait_build, wait_ready
@@ -211,3 +212,31 @@ def test_a_live_build_of_another_process_is_not_taken_for_dead(shared: Settings)
         assert client.get(f"/v1/index/builds/{build_id}").json()["status"] == "running"
         refused = client.post("/v1/index/rebuild")
         assert refused.status_code == 409 and refused.json()["build_id"] == build_id
+
+
+def test_a_queued_rebuild_takes_a_version_above_the_edits_committed_while_it_waited(tmp_path: Path) -> None:
+    """Queued behind the home's build lock (held here as another process's build would), the job reads `queued`; an
+    edit commits meanwhile, and another while it embeds; it succeeds above both (found by the soak: the version it
+    was started with was not stored, so an edit during the build took the same one and the finish collided)."""
+    encoder = BlockingEncoder()
+    with TestClient(create_app(make_settings(tmp_path), encoder)) as client:
+        wait_ready(client)
+        lifecycle = client.app.state.ctx.lifecycle  # type: ignore[attr-defined]
+        with FileLock(lifecycle.build_lock.path).hold():
+            started = client.post("/v1/index/rebuild")
+            assert started.status_code == 202, started.text
+            queued = client.get(started.headers["Location"]).json()
+            assert queued["status"] == "queued" and queued["progress"] is None, queued
+            while_queued = create_cooking(client)["index_version"]
+            encoder.hold = True
+        try:
+            assert encoder.entered.wait(10)  # started, embedding
+            # one example: the blocking encoder holds only batches of several texts (the build's)
+            during = client.post("/v1/topics", json={"name": "baking", "examples": ["bake a pie"]})
+            assert during.status_code == 201, during.text
+        finally:
+            encoder.release.set()
+        done = wait_build(client, started.headers["Location"])
+        assert done["status"] == "succeeded", done
+        assert done["version"] > during.json()["index_version"] > while_queued
+        assert client.get("/v1/index/verify").json()["ok"] is True
