@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -170,11 +171,24 @@ def settle_and_verify(base: str, key: str, workers: int, timeout: float = 30) ->
 
 
 def rebuilder(base: str, key: str, stop: float, stats: Stats, every: float) -> None:
+    """A rebuild every `every` s: its 202, then its build polled until it ends; the row's time is the whole build
+    (as when the POST held the request), its status 200 if it succeeded, 500 if it failed."""
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120) as http:
         next_at = time.monotonic() + every
         while time.monotonic() < stop:
             if time.monotonic() >= next_at:
-                request(http, stats, "rebuild", "POST", "/v1/index/rebuild")
+                start = time.perf_counter()
+                r = request(http, stats, "rebuild start", "POST", "/v1/index/rebuild")
+                build = r.json() if r.status_code == 202 else {"status": "refused"}
+                while r.status_code in (200, 202) and build["status"] in ("queued", "running"):
+                    time.sleep(0.1)  # polling interval of the build
+                    r = request(http, stats, "rebuild poll", "GET", f"/v1/index/builds/{build['id']}")
+                    build = r.json() if r.status_code == 200 else build
+                if build["status"] in ("succeeded", "failed"):
+                    status = 200 if build["status"] == "succeeded" else 500
+                    stats.record("rebuild", status, (time.perf_counter() - start) * 1000)
+                    if build["error"]:
+                        print(f"rebuild {build['id']} failed: {build['error']}", file=sys.stderr)
                 next_at = time.monotonic() + every
             time.sleep(0.05)  # pacing between rebuilds, not a wait for a result
 

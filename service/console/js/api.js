@@ -13,12 +13,13 @@ export function storeKey(key) {
 
 /** An error answer of the API: `{"error", "detail", "field"?}` plus its status, or a network failure (status 0). */
 export class ApiError extends Error {
-  constructor(status, code, detail, field) {
+  constructor(status, code, detail, field, body) {
     super(detail);
     this.status = status;
     this.code = code;
     this.detail = detail;
     this.field = field || null;
+    this.body = body || null; // the whole error body (a 409 of a rebuild names the running build: `build_id`)
   }
 }
 
@@ -50,7 +51,7 @@ async function errorOf(response) {
     // not JSON: a proxy's page, say
   }
   if (body && typeof body.detail === "string") {
-    return new ApiError(response.status, body.error || "error", body.detail, body.field);
+    return new ApiError(response.status, body.error || "error", body.detail, body.field, body);
   }
   return new ApiError(response.status, "http_error", `the server answered ${response.status} ${response.statusText}`);
 }

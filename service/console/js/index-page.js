@@ -1,4 +1,5 @@
-// Index: what serves (version, model, exemplars, built at), verify against the database, rebuild with progress.
+// Index: what serves (version, model, exemplars, built at), verify against the database, rebuild as a job polled
+// by id (GET /v1/index/builds/{id}) with its progress.
 
 import { api } from "./api.js";
 import { busy, byId, el, when } from "./dom.js";
@@ -118,17 +119,65 @@ async function rebuild() {
   const message = byId("index-message");
   const button = byId("index-rebuild");
   await busy(button, async () => {
-    message.textContent = "Rebuild started.";
     const started = performance.now();
-    const request = api("POST", "/v1/index/rebuild"); // answers when the new index serves
-    poll();
+    let id;
     try {
-      const state = await request;
-      render(state);
-      message.textContent = `Rebuilt: version ${state.version} serves (${((performance.now() - started) / 1000).toFixed(1)} s).`;
+      id = (await api("POST", "/v1/index/rebuild")).id; // 202 at once: the build runs in the background
+      message.textContent = `Rebuild ${id} started.`;
     } catch (error) {
-      message.textContent = `Rebuild failed: ${error.detail}`;
-      await refresh();
+      if (error.code !== "rebuild_running") {
+        message.textContent = `Rebuild failed: ${error.detail}`;
+        return;
+      }
+      // one at a time, across every worker and replica: follow the build that runs (the 409 names it)
+      id = error.body.build_id;
+      message.textContent = `A rebuild is already running (build ${id}); following it.`;
     }
+    await follow(id, started);
   });
+}
+
+/** Poll a build (GET /v1/index/builds/{id}: any worker answers it from the database) until it succeeded or failed. */
+async function follow(id, started) {
+  const message = byId("index-message");
+  for (;;) {
+    let build;
+    try {
+      build = await api("GET", `/v1/index/builds/${id}`);
+    } catch (error) {
+      message.textContent = `Rebuild ${id}: ${error.detail}`;
+      break;
+    }
+    showJob(build);
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    if (build.status === "succeeded") {
+      message.textContent = `Rebuilt: version ${build.version} serves (${seconds} s).`;
+      break;
+    }
+    if (build.status === "failed") {
+      message.textContent = `Rebuild failed: ${build.error}`;
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  await refresh();
+}
+
+function showJob(build) {
+  const active = build.status === "queued" || build.status === "running";
+  byId("index-progress").hidden = !active;
+  const bar = byId("index-progress-bar");
+  const progress = build.progress;
+  let text = build.status === "queued" ? "Queued: waiting to start…" : "Rebuilding…";
+  if (progress && progress.total > 0) {
+    bar.value = (100 * progress.embedded) / progress.total;
+    text = `Rebuilding: ${progress.embedded} of ${progress.total} texts embedded`;
+  } else {
+    bar.removeAttribute("value");
+  }
+  byId("index-progress-label").textContent = text;
+  if (badge) {
+    badge.hidden = !active;
+    badge.textContent = progress && progress.total ? `rebuilding ${Math.floor((100 * progress.embedded) / progress.total)} %` : "rebuilding";
+  }
 }

@@ -218,6 +218,21 @@ def test_index_page_rebuilds_with_progress(page: Page, console_server: ConsoleSe
     assert console_server.api("GET", "/v1/index").json()["version"] > before
 
 
+def test_index_page_follows_the_rebuild_that_already_runs(page: Page, console_server: ConsoleServer) -> None:
+    """A 409 names the build that runs (another tab, worker or replica started it): the page polls that one. The
+    409 is the server's body for a build that is running; the build it names is real and is polled for real."""
+    started = console_server.api("POST", "/v1/index/rebuild")
+    assert started.status_code == 202, started.text
+    build = started.json()["id"]
+    body = {"error": "rebuild_running", "detail": f"a full build is already running (build {build})", "build_id": build}
+    page.route("**/v1/index/rebuild", lambda route: route.fulfill(status=409, json=body))
+    sign_in(page, console_server, console_server.admin_key, "#/index")
+    page.get_by_role("button", name="Rebuild the index").click()
+    expect(page.locator("#index-message")).to_contain_text(re.compile(r"Rebuilt: version \d+ serves"))
+    version = console_server.api("GET", f"/v1/index/builds/{build}").json()["version"]
+    expect(page.locator("#index-message")).to_contain_text(f"version {version} serves")
+
+
 def test_decisions_page_lists_filters_and_counts(page: Page, console_server: ConsoleServer) -> None:
     for text in (VIOLENT, "what is the capital of france"):
         assert console_server.api("POST", "/v1/classify", json={"text": text}).status_code == 200
