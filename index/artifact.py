@@ -18,7 +18,7 @@ from index.encoding.encoder import Encoder
 from index.errors import IndexArtifactError, InvalidInputError
 from index.guard import Guard
 from index.scoring import LinearHead
-from index.store import StoreBackend, atomic_write_dir
+from index.store import StoreBackend, VectorStore, atomic_write_dir
 from index.text import NORMALIZATION_VERSION
 from index.types import Exemplar, Label, Vectors
 
@@ -35,7 +35,7 @@ class GuardImage:
 
     model_id: str
     dim: int
-    store_bytes: bytes
+    store: VectorStore  # a copy: serialised when the image is written
     background: Vectors
     head: LinearHead | None
     config: GuardConfig
@@ -45,13 +45,14 @@ class GuardImage:
 
 
 def capture_guard(guard: Guard) -> GuardImage:
-    """The guard's state as `save_guard` would write it, read in one hold of its lock (the store's bytes are the
-    cost: the arrays and lists are references and shallow copies; edits replace them, never change them)."""
+    """The guard's state as `save_guard` would write it, read in one hold of its lock: a copy of the store (a memory
+    copy, not its serialisation), references to the arrays (edits replace them, never change them) and shallow
+    copies of the labels and exemplars."""
     with guard.lock:
         return GuardImage(
             model_id=guard.encoder.model_id,
             dim=guard.encoder.dim,
-            store_bytes=guard.store.to_bytes(),
+            store=guard.store.copy(),
             background=guard.background,
             head=guard.head,
             config=guard.config,
@@ -71,6 +72,7 @@ def save_guard(guard: Guard, directory: Path, metadata: dict[str, Any] | None = 
 
 def write_guard_image(image: GuardImage, directory: Path, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write a captured guard (`capture_guard`) atomically, as `save_guard` does; returns the manifest."""
+    store_bytes = image.store.to_bytes()
     arrays = io.BytesIO()
     head = image.head
     np.savez(
@@ -87,7 +89,7 @@ def write_guard_image(image: GuardImage, directory: Path, metadata: dict[str, An
         "dim": image.dim,
         "count": len(image.exemplars),
         "checksums": {
-            _VECTORS: hashlib.sha256(image.store_bytes).hexdigest(),
+            _VECTORS: hashlib.sha256(store_bytes).hexdigest(),
             _ARRAYS: hashlib.sha256(arrays_bytes).hexdigest(),
         },
         "config": asdict(image.config),
@@ -99,7 +101,7 @@ def write_guard_image(image: GuardImage, directory: Path, metadata: dict[str, An
     atomic_write_dir(
         directory,
         {
-            _VECTORS: image.store_bytes,
+            _VECTORS: store_bytes,
             _ARRAYS: arrays_bytes,
             _MANIFEST: json.dumps(manifest, ensure_ascii=False).encode(),
         },

@@ -59,6 +59,11 @@ class VectorStore(Protocol):
         """A serialisation that `StoreBackend.from_bytes` reads back."""
         ...
 
+    def copy(self) -> VectorStore:
+        """An independent copy (equal contents, equal bytes) that later edits of this store do not change: taken
+        under a lock, it lets the slow serialisation run after the lock is released."""
+        ...
+
 
 class StoreBackend(Protocol):
     """Makes stores of one kind: empty ones for a new guard, and stores read back from `VectorStore.to_bytes`."""

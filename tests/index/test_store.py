@@ -121,6 +121,21 @@ def test_bytes_round_trip_keeps_ids_vectors_and_checksum(backend: StoreBackend) 
     np.testing.assert_array_equal(loaded.reconstruct([110, 101]), vecs[[10, 1]])
 
 
+def test_a_copy_has_equal_bytes_and_does_not_follow_later_edits(backend: StoreBackend) -> None:
+    store = backend.empty(16, "model-a")
+    vecs = unit(30)
+    store.add(range(100, 130), vecs)
+    store.remove([105])
+    twin = store.copy()
+    assert twin.to_bytes() == store.to_bytes() and len(twin) == 29 and twin.model_id == "model-a"
+    np.testing.assert_array_equal(twin.reconstruct([110, 101]), vecs[[10, 1]])
+    store.add([200], unit(1, seed=1))
+    store.remove([101])
+    assert 200 not in twin and 101 in twin and ids_of(twin) == set(range(100, 130)) - {105}
+    twin.remove([110])  # and the other way round
+    assert 110 in store
+
+
 def test_equal_contents_give_equal_checksums(backend: StoreBackend) -> None:
     a, b = backend.empty(16, "m"), backend.empty(16, "m")
     a.add([1, 2, 3], unit(3))
