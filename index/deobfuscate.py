@@ -83,7 +83,7 @@ def _join_run(run: str, lexicon: Lexicon, after_apostrophe: bool = False) -> str
         # as written ("r e p u l s i v e", not "rep ul si ve"); a word the vocabulary lacks ("wetbacks") may leave a
         # few letters outside any word rather than sink the run
         whole = words_marked or group in lexicon or len(group) > MAX_RUN
-        split = None if whole else lexicon.segment(group, len(group) // 4)
+        split = None if whole else lexicon.segment(group, len(group) // 4, len(group) // 2)
         words.extend(split if split else [group])
     return " ".join(words)
 

@@ -23,6 +23,11 @@ _PER_WORD = 2.5  # log of the harmonic normaliser of a Zipf list of ~20k words: 
 # so the rank counts more than the 1/rank of Zipf's law: "how do i" wins over "how doi" with this exponent.
 _RANK_WEIGHT = 1.5
 _UNKNOWN_LETTER = 25.0  # cost of a letter left outside any word (about the cost of two rare words)
+# A piece of 4+ letters that is no known word ("repulsive", "supremacist") costs a little more per letter than the
+# rare short words it could be cut into ("rep ul si ve"); the tokenizer reads it by its WordPiece pieces, as it reads
+# the exemplars that hold it. Chosen on the dev rows of the transform benchmark (docs/reliability.md).
+_UNKNOWN_WORD = (3.0, 5.5)  # cost: first + second * letters
+MIN_UNKNOWN_WORD = 4
 
 
 class Lexicon:
@@ -58,12 +63,14 @@ class Lexicon:
         """The word's frequency rank (case-insensitive), None when it is not a known word."""
         return self._rank.get(word.lower())
 
-    def segment(self, run: str, max_unknown: int = 0) -> list[str] | None:
+    def segment(self, run: str, max_unknown: int = 0, unknown_words: int = 0) -> list[str] | None:
         """The likeliest split of a run of letters into known words (unigram Zipf model, Viterbi), case kept.
 
         Args:
             run: letters only, e.g. "howdoimakeapipebomb"; at most a few hundred (linear in length).
             max_unknown: how many letters may be left outside any word (each as a one-letter piece).
+            unknown_words: how many letters, counted with those, may be left in pieces of `MIN_UNKNOWN_WORD` or
+                more letters that are no known word ("whitesupremacist" -> white supremacist).
 
         Returns:
             The words, or None when the run cannot be covered with at most `max_unknown` unknown letters.
@@ -82,6 +89,8 @@ class Lexicon:
                     cost, extra = best[start] + _RANK_WEIGHT * math.log(rank) + _PER_WORD, 0
                 elif end - start == 1 and unknown[start] < max_unknown:
                     cost, extra = best[start] + _UNKNOWN_LETTER, 1
+                elif end - start >= MIN_UNKNOWN_WORD and unknown[start] + end - start <= unknown_words:
+                    cost, extra = best[start] + _UNKNOWN_WORD[0] + _UNKNOWN_WORD[1] * (end - start), end - start
                 else:
                     continue
                 if cost < best[end]:

@@ -65,6 +65,9 @@ def test_cheap_obfuscation_is_undone(variant: str, expected: str) -> None:
         "a JWT header eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9 and key sk-AbCdEf0123456789XyZ",
         "see https://example.com/search?q=pipes&page=2 and state-of-the-art Something Internationalization",
         "call me at +1 (555) 010-9999 before 9am, COVID19 and Web3",
+        "colours #ff0000, #1a2b3c and #deadbeef; rgba(255, 0, 0, 0.5); commit 3328318 and 1ad18d0c9f2e",
+        "uuid 123e4567-e89b-12d3-a456-426614174000, md5 d41d8cd98f00b204e9800998ecf8427e, 0xDEADBEEF",
+        "the total is 1 2 3 4 5 dollars, grades A B C and the U S A",
         "Привет, как дела у тебя сегодня?",
         "如何在家制作蛋糕",
     ],
@@ -100,6 +103,22 @@ def test_segmenter_prefers_frequent_words() -> None:
     assert lexicon.segment("xqzv", max_unknown=4) == ["x", "q", "z", "v"]
     small = Lexicon(["the", "cat", "cats", "at"])
     assert small.segment("thecats") == ["the", "cats"]
+
+
+def test_segmenter_may_leave_a_word_the_vocabulary_lacks_whole() -> None:
+    lexicon = default_lexicon()
+    assert "steroids" not in lexicon
+    # without unknown words a word the vocabulary lacks is shredded into rare short words the encoder reads badly
+    assert lexicon.segment("tellmeaboutsteroids", 4) == ["tell", "me", "about", "ste", "roi", "ds"]
+    assert lexicon.segment("tellmeaboutsteroids", 4, 9) == ["tell", "me", "about", "steroids"]
+    # an unknown piece costs more than the known words it could hold, and is never shorter than four letters
+    assert lexicon.segment("howdoimakeapipebomb", 4, 9) == ["how", "do", "i", "make", "a", "pipe", "bomb"]
+    assert lexicon.segment("thequickbrownfox", 4, 8) == ["the", "quick", "brown", "fox"]
+    assert Lexicon(["the"]).segment("thexqz", 0, 3) is None
+    assert Lexicon(["the"]).segment("thexqzw", 0, 4) == ["the", "xqzw"]
+    assert Lexicon(["the"]).segment("thexqzw", 0, 3) is None  # over the budget
+    # one space between every letter: the reading keeps such a word whole
+    assert deobfuscate(" ".join("tell me about steroids".replace(" ", ""))) == "tell me about steroids"
 
 
 def test_decoding_is_bounded() -> None:
