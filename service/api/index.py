@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from service.db.models import IndexBuild
 from service.deps import AdminKeyDep, ContextDep, SessionDep
 from service.exception_handlers import error_responses
 from service.schemas.common import ErrorRead
@@ -22,7 +21,7 @@ from service.schemas.index import (
     JobProgress,
     RebuildConflictRead,
 )
-from service.usecases.rebuilds import build_location
+from service.usecases.rebuilds import BuildView, build_location
 
 router = APIRouter(prefix="/v1/index", tags=["index"], responses=error_responses(401, 403, 413, 422, 503))
 
@@ -31,7 +30,6 @@ BuildId = Annotated[int, Path(ge=1, le=DB_ID_MAX, description="Build id (the reb
 LOCATION = {
     "Location": {"description": "Where to poll the build: `/v1/index/builds/{id}`", "schema": {"type": "string"}}
 }
-JOB_STATUS = {"building": "running", "ready": "succeeded", "failed": "failed"}
 REBUILD_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {
         "description": "Accepted: the rebuild runs in the background; poll the Location",
@@ -81,24 +79,10 @@ async def get_index(ctx: ContextDep, session: SessionDep, _key: AdminKeyDep) -> 
     return index_read(ctx, session)
 
 
-def job_read(build: IndexBuild) -> IndexJobRead:
-    status = "queued" if build.status == "building" and build.embedded is None else JOB_STATUS[build.status]
-    done = status == "succeeded"
-    return IndexJobRead(
-        id=build.id,
-        status=status,
-        trigger=build.trigger,
-        progress=None if build.embedded is None else JobProgress(embedded=build.embedded, total=build.total),
-        version=build.version if done else None,
-        exemplar_count=build.exemplar_count if done else None,
-        checksum=build.checksum if done else None,
-        error=build.error if status == "failed" else None,
-        started_at=build.started_at,
-        finished_at=build.finished_at,
-        heartbeat_at=build.heartbeat_at,
-        holder=build.holder,
-        topic=build.topic,
-    )
+def job_read(build: BuildView) -> IndexJobRead:
+    fields = {name: getattr(build, name) for name in IndexJobRead.model_fields if name != "progress"}
+    progress = None if build.embedded is None else JobProgress(embedded=build.embedded, total=build.total)
+    return IndexJobRead(**fields, progress=progress)
 
 
 @router.post("/rebuild", status_code=202, response_model=IndexJobRead, responses=REBUILD_RESPONSES)

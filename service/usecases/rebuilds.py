@@ -15,6 +15,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +31,55 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 CANCELLED = "cancelled: the server stopped before the build finished; the previous index stayed in use"
+
+
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildView:
+    """A build as a job: `building` reads `queued` until it starts embedding, then `running`; `ready` reads
+    `succeeded`. The version, count and checksum only once it succeeded, the error only once it failed."""
+
+    id: int
+    status: JobStatus
+    trigger: str
+    embedded: int | None
+    total: int | None
+    version: int | None
+    exemplar_count: int | None
+    checksum: str | None
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    holder: str | None
+    topic: str | None
+
+    @classmethod
+    def of(cls, build: IndexBuild) -> BuildView:
+        status: JobStatus = "failed"
+        if build.status == "building":
+            status = "queued" if build.embedded is None else "running"
+        elif build.status == "ready":
+            status = "succeeded"
+        done = status == "succeeded"
+        return cls(
+            id=build.id,
+            status=status,
+            trigger=build.trigger,
+            embedded=build.embedded,
+            total=build.total,
+            version=build.version if done else None,
+            exemplar_count=build.exemplar_count if done else None,
+            checksum=build.checksum if done else None,
+            error=build.error if status == "failed" else None,
+            started_at=build.started_at,
+            finished_at=build.finished_at,
+            heartbeat_at=build.heartbeat_at,
+            holder=build.holder,
+            topic=build.topic,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +185,7 @@ class RebuildJobs:
         if not task.cancelled() and task.exception() is not None:  # logged by the lifecycle; retrieved here
             log.info("rebuild %d failed: %s", build_id, task.exception())
 
-    def read(self, session: Session, build_id: int) -> IndexBuild:
+    def read(self, session: Session, build_id: int) -> BuildView:
         """A build (or edit) by id; a running one whose process is gone is failed first (`build_liveness`).
 
         Raises:
@@ -146,7 +197,7 @@ class RebuildJobs:
             raise NotFoundError(f"no index build {build_id}; GET /v1/index lists the recent ones", "build_id")
         if build.status == "building" and (reason := gone_reason(build, utcnow())) is not None:
             builds.fail(build, f"{reason}; the previous index stayed in use")
-        return build
+        return BuildView.of(build)
 
     async def join(self) -> None:
         """Wait until the rebuilds this process runs have ended, their artifacts stored (a build reads
