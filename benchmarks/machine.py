@@ -16,6 +16,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": model,
         "int8_isa": int8_isa(),
+        "simd_flags": simd_flags(),
         "cores": os.cpu_count(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
@@ -23,12 +24,28 @@ def machine() -> dict[str, Any]:
     }
 
 
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+"""The /proc/cpuinfo flags that change ONNX Runtime's and FAISS's kernels (int8 dot products, 512-bit vectors)."""
+
+
+def simd_flags() -> list[str]:
+    """Which of `SIMD_FLAGS` the CPU has, in that order (empty where /proc/cpuinfo cannot be read)."""
+    flags = set(_cpuinfo_flags())
+    return [flag for flag in SIMD_FLAGS if flag in flags]
+
+
+def _cpuinfo_flags() -> list[str]:
+    try:
+        return next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return []
+
+
 def int8_isa() -> str:
     """The widest int8 dot-product instructions the CPU has: ONNX Runtime's int8 kernels run ~2x faster with VNNI
     than with plain AVX2 (docs/performance.md, sixth session), so bench numbers differ between such machines."""
-    try:
-        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
+    flags = _cpuinfo_flags()
+    if not flags:
         return "unknown"
     for flag in ("amx_int8", "avx512_vnni", "avx_vnni", "avx512bw", "avx2"):
         if flag in flags:

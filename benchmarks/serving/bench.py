@@ -5,7 +5,9 @@
     .venv/bin/python -m benchmarks.serving.bench --only micro,scale   # skip the server / torch parts
     .venv/bin/python -m benchmarks.serving.bench --only server --stub-encoder  # the serving path without the model
 
-LIGHTGUARD_HOME (default var/bench-home) must hold, or will get, the built index of the shipped exemplars: the first
+The server section also times the encoder alone (same model, threads and prompts, in-process) right before and
+after the 8-client phase and prints the end-to-end rate as a share of it (issue 19: >= 80 %), beside the CPU model
+and its SIMD flags. LIGHTGUARD_HOME (default var/bench-home) must hold, or will get, the built index of the shipped exemplars: the first
 run embeds them all (minutes). Prints one table and writes reports/bench.json (and reports/bench.md).
 """
 
@@ -15,13 +17,14 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +35,9 @@ from benchmarks.serving.load import Mode, run_load
 from benchmarks.serving.server import free_port, http_get, serve_cmd, start_server, stop_server
 from benchmarks.serving.topic_add import LOAD_CLIENTS, TopicAddTimes, measure_topic_adds
 from benchmarks.tables import markdown_table
+
+if TYPE_CHECKING:
+    from index import Encoder
 
 Row = dict[str, Any]
 
@@ -136,6 +142,45 @@ def micro(rows: list[Row], report: dict[str, Any], home: Path) -> None:
     report["real_vectors"] = store.items()[1]
 
 
+# ---------------------------------------------------------------------------- the encoder alone (issue 19)
+ENCODER_PROMPTS = 256
+ENCODER_PASSES = 5  # ~2 s at 600 prompts/s
+TARGET_RATIO = 0.8  # issue 19: 8 single-prompt clients end to end >= 80 % of the encoder alone
+TARGET_P99_MS = 25.0  # issue 19: HTTP p99 under those 8 clients
+
+
+def encoder_only_rate(encoder: Encoder, batch: int = LOAD_CLIENTS, passes: int = ENCODER_PASSES) -> float:
+    """Prompts/s of the serving encoder alone (the service's `build_encoder`: same model, threads and lanes) on the
+    load generator's prompts in batches of `batch`, the micro-batches N single-prompt clients make: the ceiling of
+    the server's rate, without HTTP, scheduling, planning, search or scoring."""
+    prompts = short_prompts(ENCODER_PROMPTS)
+    batches = [prompts[i : i + batch] for i in range(0, len(prompts), batch)]
+    encoder.encode(batches[0])  # warm-up: the first runs allocate
+    t = time.perf_counter()
+    for _ in range(passes):
+        for texts in batches:
+            encoder.encode(texts)
+    return passes * len(prompts) / (time.perf_counter() - t)
+
+
+def ratio_lines(report: dict[str, Any]) -> list[str]:
+    """The machine, and the end-to-end rate against the encoder's alone, as printed under the table."""
+    m = report["machine"]
+    lines = [
+        f"CPU: {m['cpu']}, {m['cores']} cores, int8: {m['int8_isa']}, flags: {' '.join(m['simd_flags']) or '-'},"
+        f" load average {' '.join(str(x) for x in m['loadavg'])} (start) / "
+        f"{' '.join(str(x) for x in m.get('loadavg_end', []))} (end)"
+    ]
+    r = report.get("end_to_end_vs_encoder")
+    if r is not None:
+        lines.append(
+            f"{r['clients']} clients end to end: {r['end_to_end_per_s']} prompts/s = {r['ratio']:.0%} of the encoder"
+            f" alone ({r['encoder_only_per_s']} prompts/s; target >= {r['target_ratio']:.0%}); HTTP p99"
+            f" {r['p99_ms']} ms (target <= {r['target_p99_ms']:g} ms)"
+        )
+    return lines
+
+
 # ---------------------------------------------------------------------------- torch comparison (own process)
 def torch_worker() -> None:
     t = time.perf_counter()
@@ -206,7 +251,7 @@ def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int, stub
         report["cold_start_to_ready_s"] = round(time.perf_counter() - t0, 2)
         report["server_after_start"] = proc_stats(proc.pid)
 
-        def phase(case: str, mode: Mode, n: int, clients: int) -> None:
+        def phase(case: str, mode: Mode, n: int, clients: int) -> Row:
             before = proc_stats(proc.pid)
             res = run_load(port, mode, n, clients)
             after = proc_stats(proc.pid)
@@ -221,10 +266,37 @@ def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int, stub
                     "server_cpu_ms_per_prompt": round(cpu_ms, 2),
                 }
             )
+            return rows[-1]
 
         phase("POST /v1/classify 1 prompt, sequential client", "single", n_seq, 1)
         phase("POST /v1/classify 64 prompts per request", "batch", 24, 1)
-        phase("8 concurrent clients, 1 prompt each", "single", max(2000, n_seq), 8)  # 400 took ~1 s: too noisy
+        from service.serving.encoders import build_encoder
+        from service.settings import Settings
+
+        # the encoder alone right before and after the 8-client phase, so that both see the same phase of a shared
+        # machine; the server is idle meanwhile
+        encoder = None if stub else build_encoder(Settings(home=home))
+        alone = [encoder_only_rate(encoder)] if encoder is not None else []
+        clients8 = phase("8 concurrent clients, 1 prompt each", "single", max(2000, n_seq), LOAD_CLIENTS)  # 400: ~1 s
+        if encoder is not None:
+            alone.append(encoder_only_rate(encoder))
+            rows.append(
+                {
+                    "section": "encoder",
+                    "case": f"encoder only, {ENCODER_PROMPTS} short prompts in batches of {LOAD_CLIENTS}, in-process",
+                    "per_s": round(statistics.mean(alone), 1),
+                    "note": f"before / after the 8-client phase: {alone[0]:.0f} / {alone[1]:.0f}",
+                }
+            )
+            report["end_to_end_vs_encoder"] = {
+                "clients": LOAD_CLIENTS,
+                "end_to_end_per_s": clients8["per_s"],
+                "encoder_only_per_s": round(statistics.mean(alone), 1),
+                "ratio": round(clients8["per_s"] / statistics.mean(alone), 3),
+                "target_ratio": TARGET_RATIO,
+                "p99_ms": clients8["p99"],
+                "target_p99_ms": TARGET_P99_MS,
+            }
         phase("GET /healthz, 8 concurrent clients (HTTP floor)", "healthz", 2000, 8)
         adds = TopicAddTimes()
         measure_topic_adds(port, 10, adds)  # benchmarks.serving.topic_add alternates builds
@@ -374,6 +446,7 @@ def main() -> None:
     md = table(rows)
     args.out.with_suffix(".md").write_text(md + "\n")
     print(md)
+    print("\n".join(ratio_lines(report)))
     extra = {k: v for k, v in report.items() if k not in ("rows",)}
     print(json.dumps(extra, indent=2))
 
