@@ -7,8 +7,9 @@
 
 The server section also times the encoder alone (same model, threads and prompts, in-process) right before and
 after the 8-client phase and prints the end-to-end rate as a share of it (issue 19: >= 80 %), beside the CPU model
-and its SIMD flags. LIGHTGUARD_HOME (default var/bench-home) must hold, or will get, the built index of the shipped exemplars: the first
-run embeds them all (minutes). Prints one table and writes reports/bench.json (and reports/bench.md).
+and its SIMD flags. LIGHTGUARD_HOME (default var/bench-home) must hold, or will get, the built index of the shipped
+exemplars: the first run embeds them all (minutes). Prints one table and writes reports/bench.json (and
+reports/bench.md).
 """
 
 from __future__ import annotations
