@@ -64,13 +64,14 @@ class EmbeddingCache(Protocol):
 
 def encoder_key(encoder: Encoder) -> str:
     """What a vector depends on besides the text: the model id (name, variant, graph checksum), the dimension and
-    the token limit (truncation), and for an ONNX model its tokenizer's checksum and pooling (the model id names
-    only the graph's)."""
+    the token limit (truncation), and for an ONNX model its tokenizer's checksum, pooling, and the arithmetic around
+    the graph (`OnnxEncoder.arithmetic`: the model id names only the graph's checksum)."""
     parts = [f"v{KEY_FORMAT}", encoder.model_id, f"dim={encoder.dim}", f"max_tokens={encoder.max_tokens}"]
     if isinstance(encoder, OnnxEncoder):
         manifest = encoder.manifest
         tokenizer = manifest.files.get("tokenizer.json", "none")
         parts += [f"tokenizer={tokenizer}", f"pooling={manifest.pooling}", f"normalize={manifest.normalize}"]
+        parts.append(encoder.arithmetic)
     return "|".join(parts)
 
 

@@ -16,6 +16,9 @@ from index.encoding.models import ONNX_FILES, TOKENIZER_FILE, ModelManifest, Var
 from index.errors import InvalidInputError, ModelIntegrityError
 from index.types import Vectors
 
+# Bumped when this module's arithmetic changes a vector for the same graph and tokenizer (pooling, padding, session
+# options): vectors cached by model (index/encoding/cache.py) are then computed again.
+ARITHMETIC_REVISION = 1
 MAX_BATCH_TOKENS = 256  # rows x padded width per ONNX Runtime call (see OnnxEncoder.encode)
 # ONNX Runtime (1.32, CPU) runs its fused SkipLayerNormalization ~3x slower than the Add + LayerNormalization it
 # replaces on one thread (77 vs 26 us for 32 tokens x 384), 20 % of a short prompt's run. The export leaves the
@@ -109,6 +112,12 @@ class OnnxEncoder:
     @property
     def manifest(self) -> ModelManifest:
         return self._manifest
+
+    @property
+    def arithmetic(self) -> str:
+        """What else a vector depends on besides the manifest's files: this module's arithmetic and the ONNX
+        Runtime build whose kernels compute it (int8 results differ between versions and instruction sets)."""
+        return f"onnx.py r{ARITHMETIC_REVISION}, onnxruntime {ort.__version__}"
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         if isinstance(texts, str):

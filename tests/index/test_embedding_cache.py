@@ -176,3 +176,14 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
     assert hit.all()
     assert found.tobytes() == encoder.encode(texts).tobytes()
     assert cache.count() == len(texts)
+
+
+@pytest.mark.model
+def test_an_onnx_encoders_key_names_its_arithmetic(onnx_base_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from index.encoding import onnx as onnx_encoder
+
+    encoder = onnx_encoder.OnnxEncoder(onnx_base_dir, "int8", threads=1)
+    key = encoder_key(encoder)
+    assert "onnxruntime " in key and key != encoder_key(onnx_encoder.OnnxEncoder(onnx_base_dir, "fp32", threads=1))
+    monkeypatch.setattr(onnx_encoder, "ARITHMETIC_REVISION", onnx_encoder.ARITHMETIC_REVISION + 1)
+    assert encoder_key(encoder) != key  # pooling or padding changed: cached vectors are not reused
