@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -78,8 +79,29 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        # labelled children by label values: `labels()` validates and joins the values on every call, several times
+        # per request on the classify path; the label sets here are bounded (routes, statuses, lanes, categories)
+        self._children: dict[tuple[object, ...], Any] = {}
         self.index_size = Gauge("lightguard_index_exemplars", "Exemplars in the live index", registry=self.registry)
         self.index_version = Gauge("lightguard_index_version", "Version of the live index", registry=self.registry)
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    def request_done(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP request and observe its latency, by route template."""
+        self._child(self.requests, method, route, str(status)).inc()
+        self._child(self.latency, method, route).observe(seconds)
+
+    def verdicts(self, endpoint: str, texts: int, flagged_categories: Sequence[str]) -> None:
+        """Count a request's `texts` classified texts and its flagged ones (a category per flagged text)."""
+        self._child(self.classified, endpoint).inc(texts)
+        for category in flagged_categories:
+            self._child(self.flagged, category).inc()
 
     def embedding_lookup(self, hits: int, misses: int) -> None:
         """Count one embedding-cache lookup (`SqliteEmbeddingCache(on_lookup=...)`)."""
@@ -87,7 +109,7 @@ class Metrics:
         self.embedding_cache_texts.labels(result="miss").inc(misses)
 
     def queued(self, lane: Lane, seconds: float) -> None:
-        self.queue_wait.labels(lane=lane).observe(seconds)
+        self._child(self.queue_wait, lane).observe(seconds)
 
     def dropped(self, reason: DropReason, units: int) -> None:
         self.dropped_requests.labels(reason=reason).inc()

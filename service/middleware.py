@@ -82,5 +82,4 @@ class MetricsMiddleware:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.metrics.requests.labels(method=method, route=template, status=str(status)).inc()
-            self.metrics.latency.labels(method=method, route=template).observe(time.perf_counter() - start)
+            self.metrics.request_done(method, template, status, time.perf_counter() - start)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 
 from index import Verdict
@@ -16,7 +18,11 @@ router = APIRouter(
 
 
 def verdict_read(v: Verdict) -> VerdictRead:
-    return VerdictRead(
+    return VerdictRead(**_verdict_fields(v))
+
+
+def _verdict_fields(v: Verdict) -> dict[str, Any]:
+    return dict(
         flagged=v.flagged,
         category=v.category,
         score=v.score,
@@ -48,5 +54,6 @@ async def classify(
         )
     assert body.text is not None
     out = await cancel_on_disconnect(request, service.classify("text", [body.text], timeout_s=timeout))
-    verdict = verdict_read(out.verdicts[0])
-    return ClassifyResult(**verdict.model_dump(), index_version=out.index_version, latency_ms=out.latency_ms)
+    # built once from the verdict (not a VerdictRead dumped and validated again)
+    fields = _verdict_fields(out.verdicts[0])
+    return ClassifyResult(**fields, index_version=out.index_version, latency_ms=out.latency_ms)

@@ -96,10 +96,8 @@ class ClassifyService:
             except DeadlineExceededError as exc:
                 raise _deadline_error(timeout, by_client) from exc
         latency = (time.perf_counter() - start) * 1000
-        for verdict in verdicts:
-            if verdict.flagged:
-                self.metrics.flagged.labels(category=verdict.category or "unknown").inc()
-        self.metrics.classified.labels(endpoint=endpoint).inc(len(verdicts))
+        flagged = [v.category or "unknown" for v in verdicts if v.flagged]
+        self.metrics.verdicts(endpoint, len(verdicts), flagged)
         if self.decision_log is not None:
             created = utcnow()
             self.decision_log.record(
