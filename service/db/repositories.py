@@ -60,6 +60,18 @@ class ExemplarRepository:
         self.session.flush()
         return rows
 
+    def insert_many(self, topic: Topic, items: Iterable[tuple[str, str, str]]) -> int:
+        """Insert (text, role, source) rows for `topic` in one executemany, with no ORM object per row (seeding
+        ~30k exemplars: the seeding took ~2 s instead of ~12 on a loaded 2-core machine); returns how many."""
+        now = utcnow()
+        rows = [
+            {"topic_id": topic.id, "text": text, "role": role, "source": source, "created_at": now}
+            for text, role, source in items
+        ]
+        if rows:
+            self.session.execute(insert(Exemplar), rows)
+        return len(rows)
+
     def get(self, exemplar_id: int) -> Exemplar | None:
         return self.session.get(Exemplar, exemplar_id)
 

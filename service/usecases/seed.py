@@ -67,7 +67,7 @@ def seed_database(session: Session, data_dir: Path) -> SeedReport | None:
                 continue
             grouped.setdefault(row.category, []).append((row.text, "positive", row.source))
         for name, items in grouped.items():
-            count += len(exemplars.add_many(by_id[name], items))
+            count += exemplars.insert_many(by_id[name], items)
     else:
         log.warning(
             "no %s: built-in categories seeded without exemplars; add data and run `lightguard index rebuild`",
