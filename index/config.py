@@ -91,9 +91,10 @@ class GuardConfig:
     ann_nlist: int | None = None
     """IVF lists; None: ~2·sqrt(n), clamped to [16, 4096]."""
 
-    def store_backend(self) -> FaissBackend:
-        """The FAISS backend these knobs describe (a guard may be given another `StoreBackend`)."""
-        return FaissBackend(self.ann_threshold, AnnParams(nlist=self.ann_nlist))
+    def store_backend(self, fits: object | None = None) -> FaissBackend:
+        """The FAISS backend these knobs describe (a guard may be given another `StoreBackend`); `fits`: where it
+        keeps IVF centroids by their training input (`index.fits.FitCache`)."""
+        return FaissBackend(self.ann_threshold, AnnParams(nlist=self.ann_nlist), fits)
 
 
 def load_guard_config(path: Path | None = None) -> GuardConfig:

@@ -56,7 +56,7 @@ class Guard:
         self.embedding_cache = cache
         self._lock = threading.RLock()
         self._labels = LabelSet(labels)
-        self.store_backend = store or config.store_backend()
+        self.store_backend = store or config.store_backend(fits=cache)
         self._book = ExemplarSet(self.store_backend.empty(encoder.dim, encoder.model_id), self._labels)
         n_builtin = len(self._labels.builtin)
         self._knn, self._centroid, self._head = builtin_scorers(config, n_labels=n_builtin, dim=encoder.dim)
@@ -187,7 +187,8 @@ class Guard:
                 self._head.head = None
                 return
             columns, vectors = self._book.builtin()
-            self._head.fit(vectors, columns)
+            # the embedding cache also keeps fitted heads by their inputs: an unchanged set is not refitted
+            self._head.fit(vectors, columns, self.embedding_cache)
 
     # ----------------------------------------------------------------- reading
     @property

@@ -42,6 +42,8 @@ DEFAULT_MAX_ENTRIES = 200_000
 """~330 MB at dim 384: the ~30k seed exemplars of six models, or of one model and 170k topic examples."""
 FLUSH_ROWS = 2048
 """New vectors are written every this many, so a build killed half-way keeps what it embedded."""
+MAX_FITS = 32
+"""Fitted heads / IVF centroids kept (`get_fit`), least recently used evicted: each is 30 KB to a few MB."""
 _CHUNK = 500  # digests per SELECT (under SQLite's oldest limit of 999 bound parameters)
 _DAY = 86_400
 
@@ -216,6 +218,43 @@ class SqliteEmbeddingCache:
         except (sqlite3.Error, OSError) as exc:
             self._disable(exc)
 
+    # ------------------------------------------------------------------ fits (index.fits.FitCache)
+    def get_fit(self, key: bytes) -> bytes | None:
+        """The bytes of a deterministic fit stored under `key` (`index.fits`), None when absent or unreadable."""
+        try:
+            with self._lock:
+                conn = self._connect()
+                if conn is None:
+                    return None
+                row = conn.execute("SELECT data FROM fits WHERE key = ?", (key,)).fetchone()
+                if row is not None:
+                    # the use time orders eviction only: a busy writer elsewhere must not fail a read
+                    with contextlib.suppress(sqlite3.OperationalError), conn:
+                        conn.execute("UPDATE fits SET used = ? WHERE key = ?", (int(self._clock()), key))
+                return None if row is None else bytes(row[0])
+        except (sqlite3.Error, OSError) as exc:
+            self._disable(exc)
+            return None
+
+    def put_fit(self, key: bytes, data: bytes) -> None:
+        """Store a fit's bytes under `key` (replacing what was there), keeping the newest `MAX_FITS`."""
+        try:
+            with self._lock:
+                conn = self._connect()
+                if conn is None:
+                    return
+                with conn:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO fits (key, data, used) VALUES (?, ?, ?)",
+                        (key, data, int(self._clock())),
+                    )
+                    conn.execute(
+                        "DELETE FROM fits WHERE key NOT IN (SELECT key FROM fits ORDER BY used DESC LIMIT ?)",
+                        (MAX_FITS,),
+                    )
+        except (sqlite3.Error, OSError) as exc:
+            self._disable(exc)
+
     # ------------------------------------------------------------------ reading it as an operator
     def count(self) -> int:
         """Rows held (0 when the file cannot be read)."""
@@ -261,6 +300,10 @@ class SqliteEmbeddingCache:
                     " vector BLOB NOT NULL, used INTEGER NOT NULL, UNIQUE (model, digest))"
                 )
                 conn.execute("CREATE INDEX IF NOT EXISTS vectors_used ON vectors (used)")
+                # results of deterministic fits by a digest of their inputs (index.fits): heads, IVF centroids
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS fits (key BLOB PRIMARY KEY, data BLOB NOT NULL, used INTEGER NOT NULL)"
+                )
         except BaseException:
             conn.close()
             raise

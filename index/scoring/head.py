@@ -7,8 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from index.fits import cached_fit, fit_key
 from index.scoring.functions import Matrix, softmax
 from index.types import Vectors
+
+FIT_FORMAT = 1
+"""Part of a cached head's key (`index.fits`): bump it when `fit_linear_head` computes anything differently."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +24,23 @@ class LinearHead:
 
     def predict(self, vectors: Vectors) -> Matrix:
         return softmax(vectors @ self.weights + self.bias)
+
+
+def fit_linear_head_cached(
+    vectors: Vectors, label_idx: NDArray[np.int64], n_labels: int, l2: float, epochs: int, cache: object | None
+) -> LinearHead:
+    """`fit_linear_head`, taken from `cache` (an `index.fits.FitCache`) when the same inputs were fitted before:
+    the fit is a pure function of them, and ~65 s of a build on the 30k seed exemplars on a loaded 2-core machine."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    idx = np.ascontiguousarray(label_idx, dtype=np.int64)
+    key = fit_key(f"linear-head/{FIT_FORMAT}", np.__version__, n_labels, float(l2), int(epochs), x, idx)
+
+    def fit() -> dict[str, NDArray[np.generic]]:
+        head = fit_linear_head(x, idx, n_labels, l2=l2, epochs=epochs)
+        return {"weights": head.weights, "bias": head.bias}
+
+    arrays = cached_fit(cache, key, fit)
+    return LinearHead(arrays["weights"].astype(np.float32), arrays["bias"].astype(np.float32))
 
 
 def fit_linear_head(

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from index.scoring.base import Neighbours
 from index.scoring.functions import Matrix, knn_distribution, softmax
-from index.scoring.head import LinearHead, fit_linear_head
+from index.scoring.head import LinearHead, fit_linear_head_cached
 from index.types import Vectors
 
 if TYPE_CHECKING:
@@ -84,11 +84,12 @@ class HeadScorer:
         """The weight and fitting knobs; a head already fitted is kept (refit with `fit`)."""
         self.weight, self.l2, self.epochs = config.weight_head, config.head_l2, config.head_epochs
 
-    def fit(self, vectors: Vectors, columns: NDArray[np.int64]) -> None:
+    def fit(self, vectors: Vectors, columns: NDArray[np.int64], cache: object | None = None) -> None:
+        """`cache`: an `index.fits.FitCache` holding heads fitted before (None: always fit)."""
         if not len(columns) or self.weight == 0:
             self.head = None
             return
-        self.head = fit_linear_head(vectors, columns, self.n_labels, l2=self.l2, epochs=self.epochs)
+        self.head = fit_linear_head_cached(vectors, columns, self.n_labels, self.l2, self.epochs, cache)
 
     def distribution(self, queries: Vectors, neighbours: Neighbours) -> Matrix | None:
         return None if self.head is None else self.head.predict(queries)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import faiss
 import numpy as np
 
 from index.errors import DuplicateExemplarError, IndexArtifactError, InvalidInputError, UnknownExemplarError
+from index.fits import cached_fit, fit_key
 from index.types import Ids, Vectors
 
 FaissKind = Literal["flat", "ivf"]
+
+IVF_FIT_FORMAT = 1
+"""Part of cached IVF centroids' key (`index.fits`): bump it when the training below changes."""
 
 DEFAULT_ANN_THRESHOLD = 50_000
 """Suggested size above which an approximate (IVF) index pays off: exact search over 50k vectors costs ~4 ms a query."""
@@ -45,13 +49,22 @@ class FaissStore:
     Ids are unique: adding an id twice raises (FAISS itself would silently keep both copies).
     """
 
-    def __init__(self, dim: int, model_id: str, ann_threshold: int | None = None, ann: AnnParams | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        model_id: str,
+        ann_threshold: int | None = None,
+        ann: AnnParams | None = None,
+        fits: object | None = None,
+    ) -> None:
         """Args:
         dim: vector dimension.
         model_id: identity of the encoder that produced the vectors (checked at load).
         ann_threshold: switch to the IVF backend above this many vectors; None keeps exact search at any size.
         ann: IVF parameters.
+        fits: an `index.fits.FitCache` keeping IVF centroids by their training input (None: always train).
         """
+        self.fits = fits
         self.dim = dim
         self.model_id = model_id
         self.ann_threshold = ann_threshold
@@ -182,13 +195,14 @@ class FaissStore:
         model_id: str,
         ann_threshold: int | None = None,
         ann: AnnParams | None = None,
+        fits: object | None = None,
     ) -> FaissStore:
         """Rebuild a store from `to_bytes()` output; IndexArtifactError when FAISS cannot read it or it is foreign."""
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as exc:
             raise IndexArtifactError(f"the index bytes cannot be read by FAISS: {exc}") from exc
-        store = cls(dim, model_id, ann_threshold, ann)
+        store = cls(dim, model_id, ann_threshold, ann, fits)
         if isinstance(index, faiss.IndexIDMap2) and index.d == dim:
             store._index = index
             ids = faiss.vector_to_array(index.id_map).astype(np.int64)
@@ -251,12 +265,36 @@ class FaissStore:
             index.cp.niter = self.ann.niter
             index.cp.seed = self.ann.seed
             index.cp.max_points_per_centroid = self.ann.train_points_per_list
-            index.train(vectors)
+            self._train(index, vectors)
             index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
             self._trained_for = n
         if len(ids):
             index.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(ids))
         self._index = index
+
+    def _train(self, index: Any, vectors: Vectors) -> None:
+        """Train the IVF lists (k-means), or take the centroids of an earlier training on the same vectors from
+        `fits`: a new home or a rebuild of unchanged exemplars skips the k-means (seconds on a loaded machine)."""
+        data = np.ascontiguousarray(vectors, dtype=np.float32)
+        cp = index.cp
+        key = fit_key(
+            f"ivf-centroids/{IVF_FIT_FORMAT}",
+            faiss.__version__,
+            index.nlist,
+            cp.niter,
+            cp.seed,
+            cp.max_points_per_centroid,
+            data,
+        )
+
+        def train() -> dict[str, np.ndarray[Any, Any]]:
+            index.train(data)
+            return {"centroids": index.quantizer.reconstruct_n(0, index.nlist)}
+
+        fitted = cached_fit(self.fits, key, train)
+        if not index.is_trained:  # taken from the cache: the quantizer holds exactly what training put there
+            index.quantizer.add(np.ascontiguousarray(fitted["centroids"], dtype=np.float32))
+            index.is_trained = True
 
     def _check_vectors(self, vectors: Vectors, rows: int | None) -> Vectors:
         arr = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -288,12 +326,14 @@ class FaissBackend:
 
     ann_threshold: int | None = None
     ann: AnnParams = AnnParams()
+    fits: object | None = field(default=None, compare=False)
+    """An `index.fits.FitCache` for the stores' IVF centroids (see `FaissStore`)."""
 
     def empty(self, dim: int, model_id: str) -> FaissStore:
-        return FaissStore(dim, model_id, self.ann_threshold, self.ann)
+        return FaissStore(dim, model_id, self.ann_threshold, self.ann, self.fits)
 
     def from_bytes(self, data: bytes, dim: int, model_id: str) -> FaissStore:
-        return FaissStore.from_bytes(data, dim, model_id, self.ann_threshold, self.ann)
+        return FaissStore.from_bytes(data, dim, model_id, self.ann_threshold, self.ann, self.fits)
 
 
 def set_search_threads(threads: int) -> None:
