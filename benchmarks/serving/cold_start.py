@@ -1,6 +1,7 @@
 """Time to ready of a new empty home with a cold and then a warm embedding cache, and a rebuild that changes no
 model (issue 19): `python -m benchmarks.serving.cold_start` (the real model, the shipped data; minutes for the cold
-round), `--fixtures` for the hashing encoder on the test fixtures (seconds)."""
+round), `--fixtures` for the hashing encoder on the test fixtures (seconds), `--cache FILE` to time the warm rounds
+only, against an embedding cache filled before (e.g. `.cache/embeddings.sqlite3` after a `make run`)."""
 
 from __future__ import annotations
 
@@ -50,27 +51,31 @@ def rebuild_s(home: Path, cache: Path, extra: dict[str, str]) -> float:
         ctx.close()
 
 
-def run(work: Path, fixtures: bool) -> list[tuple[str, float]]:
-    """The three timings, in order; `work` is emptied first (its cache starts cold)."""
+def run(work: Path, fixtures: bool, cache: Path | None = None) -> list[tuple[str, float]]:
+    """The three timings, in order; `work` is emptied first (its cache starts cold). `cache`: an embedding cache
+    used as it is instead (not emptied, not moved): the cold round is left out."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    cache = work / "embeddings.sqlite3"
     extra = {"LIGHTGUARD_ENCODER": "hashing", "LIGHTGUARD_DATA_DIR": str(FIXTURES)} if fixtures else {}
-    return [
-        ("new empty home, cold cache (embeds every exemplar)", fresh_home_ready_s(work / "home-a", cache, extra)),
-        ("new empty home, warm cache", fresh_home_ready_s(work / "home-b", cache, extra)),
-        ("rebuild, no model change (warm cache)", rebuild_s(work / "home-b", cache, extra)),
-    ]
+    rows: list[tuple[str, float]] = []
+    if cache is None:
+        cache = work / "embeddings.sqlite3"
+        cold = fresh_home_ready_s(work / "home-a", cache, extra)
+        rows.append(("new empty home, cold cache (embeds every exemplar)", cold))
+    rows.append(("new empty home, warm cache", fresh_home_ready_s(work / "home-b", cache, extra)))
+    rows.append(("rebuild, no model change (warm cache)", rebuild_s(work / "home-b", cache, extra)))
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--work", type=Path, default=VAR_DIR / "bench-cold-start", help="emptied first")
     ap.add_argument("--fixtures", action="store_true", help="hashing encoder on tests/service/fixtures")
+    ap.add_argument("--cache", type=Path, help="a warm embedding cache to use as it is (no cold round)")
     args = ap.parse_args()
     info = machine()
     print(f"CPU: {info['cpu']} ({info['cores']} cores, {info['int8_isa']}), load average {info['loadavg']}")
-    rows = run(args.work, args.fixtures)
+    rows = run(args.work, args.fixtures, args.cache)
     print(markdown_table(["case", "seconds"], [(case, f"{s:.1f}") for case, s in rows], ["---", "---:"]))
 
 

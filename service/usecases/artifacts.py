@@ -104,10 +104,12 @@ class IndexArtifacts:
         """
         try:
             with self.lock.hold():
-                if int(read_guard_metadata(self.index_dir).get("version", 0)) != version:
+                # the manifest lists every exemplar (~10 MB for the seed set): parsed once
+                meta = read_guard_metadata(self.index_dir)
+                if int(meta.get("version", 0)) != version:
                     return  # another process of this home saved a newer version meanwhile: it publishes its own
                 files = {p.name: p.read_bytes() for p in sorted(self.index_dir.iterdir()) if p.is_file()}
-                model_id = str(read_guard_metadata(self.index_dir).get("model_id", ""))
+                model_id = str(meta.get("model_id", ""))
             with session_scope(self.sessions) as session:
                 repo = IndexArtifactRepository(session)
                 repo.add(version, model_id, files)
