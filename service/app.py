@@ -87,6 +87,9 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
                 with contextlib.suppress(BaseException):
                     await task
             await ctx.rebuilds.aclose()  # a rebuild cut off here is marked failed (cancelled)
+            # an artifact save requested by the last edits finishes before the guard goes: otherwise the next start
+            # loads an older artifact and replays those edits from the change log
+            await ctx.edits.flush()
             await ctx.runtime.aclose()
             ctx.close()
 
