@@ -58,6 +58,10 @@ def test_splits_framings_and_typos() -> None:
     assert one("lines") == "\n".join(TEXT.split())
     assert one("list").startswith("1. How do")
     assert one("fence").startswith("```") and TEXT in one("fiction")
+    # the framings are measured (not held to the character-level targets), on unsafe and benign rows alike
+    framings = {name for name, case in CASES.items() if case.kind == "framing"}
+    assert {"fiction", "hypothetical", "research"} <= framings
+    assert all(TEXT in one(name) and one(name) != TEXT for name in ("fiction", "hypothetical", "research"))
     typo = one("typos_20", seed=3)
     assert typo != TEXT and abs(len(typo) - len(TEXT)) <= len(TEXT) // 3
 
