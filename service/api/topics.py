@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Response, status
 
@@ -20,7 +20,10 @@ from service.schemas.topics import (
     TopicRead,
     TopicUpdate,
 )
-from service.usecases.topics import ExampleView, TopicPatch, TopicSpec, TopicView
+from service.usecases.topic_views import ExampleView, TopicView
+from service.usecases.topics import TopicPatch, TopicSpec
+
+Read = TypeVar("Read", bound=TopicRead)
 
 router = APIRouter(prefix="/v1/topics", tags=["topics"], responses=error_responses(401, 403, 413, 422, 503))
 
@@ -65,28 +68,19 @@ def example_read(example: ExampleView) -> ExemplarRead:
     return ExemplarRead.model_validate(example, from_attributes=True)
 
 
+def _read(schema: type[Read], topic: TopicView, version: int) -> Read:
+    """`schema` filled from the view's attributes of the same names (its examples too, for a TopicDetail) and the
+    index version that serves it."""
+    attributes = {name: getattr(topic, name) for name in schema.model_fields if name != "index_version"}
+    return schema.model_validate(attributes | {"index_version": version}, from_attributes=True)
+
+
 def topic_read(topic: TopicView, version: int) -> TopicRead:
-    return TopicRead(
-        id=topic.id,
-        name=topic.name,
-        title=topic.title,
-        description=topic.description,
-        kind=topic.kind,
-        action=topic.action,
-        enabled=topic.enabled,
-        threshold=topic.threshold,
-        threshold_source=topic.threshold_source,
-        openai_keys=list(topic.openai_keys),
-        example_count=topic.example_count,
-        created_at=topic.created_at,
-        updated_at=topic.updated_at,
-        index_version=version,
-    )
+    return _read(TopicRead, topic, version)
 
 
 def topic_detail(topic: TopicView, version: int) -> TopicDetail:
-    examples = [example_read(e) for e in topic.examples]
-    return TopicDetail(**topic_read(topic, version).model_dump(), examples=examples)
+    return _read(TopicDetail, topic, version)
 
 
 @router.get("", response_model=TopicList)

@@ -7,8 +7,7 @@ commit and the new version, which the result carries (`TopicChange.version`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -25,6 +24,7 @@ from service.usecases.catchup import label_for
 from service.usecases.edits import IndexEdits
 from service.usecases.evaluation import TopicEvaluationReport, suggest_thresholds, threshold_metrics
 from service.usecases.limits import Limits
+from service.usecases.topic_views import TopicChange, TopicView, example_view, topic_view
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,67 +50,6 @@ class TopicPatch:
     enabled: bool | None = None
     threshold: float | None = None
     set_threshold: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ExampleView:
-    id: int
-    text: str
-    role: str
-    source: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class TopicView:
-    """A topic as the database holds it (detached from the session); `examples` when they were read."""
-
-    id: int
-    name: str
-    title: str
-    description: str
-    kind: str
-    action: str
-    enabled: bool
-    threshold: float | None
-    threshold_source: str
-    openai_keys: tuple[str, ...]
-    example_count: int
-    created_at: datetime
-    updated_at: datetime
-    examples: tuple[ExampleView, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class TopicChange:
-    """A committed topic change: the topic after it, the examples it added, the index version that serves it."""
-
-    topic: TopicView
-    version: int
-    added: tuple[ExampleView, ...] = field(default_factory=tuple)
-
-
-def example_view(row: ExemplarRow) -> ExampleView:
-    return ExampleView(row.id, row.text, row.role, row.source, row.created_at)
-
-
-def topic_view(topic: Topic, example_count: int, examples: Sequence[ExemplarRow] = ()) -> TopicView:
-    return TopicView(
-        id=topic.id,
-        name=topic.name,
-        title=topic.title,
-        description=topic.description,
-        kind=topic.kind,
-        action=topic.action,
-        enabled=topic.enabled,
-        threshold=topic.threshold,
-        threshold_source=topic.threshold_source,
-        openai_keys=tuple(topic.openai_keys),
-        example_count=example_count,
-        created_at=topic.created_at,
-        updated_at=topic.updated_at,
-        examples=tuple(example_view(e) for e in examples),
-    )
 
 
 def _to_exemplars(rows: Sequence[ExemplarRow], name: str) -> list[Exemplar]:
