@@ -35,9 +35,6 @@ from service.errors import IndexNotReadyError, PayloadTooLargeError
 from service.serving.batching import MicroBatcher, SchedulerObserver
 
 T = TypeVar("T")
-OVERLAP_MIN_TEXTS = 4
-"""A small batch of at least this many texts is classified in two overlapped halves (`_classify_overlapped`);
-below it, the halves' model runs would be too few to hide the other half's planning and scoring."""
 Status = Literal["loading", "building", "ready", "failed"]
 
 
@@ -128,8 +125,6 @@ class GuardRuntime:
         # Pricing a large request (tokenising it) runs beside the encoder, one request at a time, so that neither a
         # small request nor another large one waits for a 10 MB body to be tokenised.
         self._planner = ThreadPoolExecutor(1, thread_name_prefix="lightguard-plan")
-        # a small batch's first half is encoded here while the batch's own thread plans and decides the other
-        self._overlap = ThreadPoolExecutor(1, thread_name_prefix="lightguard-overlap")
         self._ready = threading.Event()
         self.batcher: MicroBatcher[Verdict] = MicroBatcher(
             self._classify_sync, self._executor, batch_max_texts, batch_wait_ms / 1000, observer
@@ -218,31 +213,7 @@ class GuardRuntime:
         encoder = self.background_encoder if self.batcher.large_running else None
         with self._rw.read():
             snap = self.require()
-            if encoder is not None or len(texts) < OVERLAP_MIN_TEXTS:
-                return snap.guard.classify(texts, encoder), snap.version
-            return self._classify_overlapped(snap.guard, texts), snap.version
-
-    def _classify_overlapped(self, guard: Guard, texts: list[str]) -> list[Verdict]:
-        """`guard.classify(texts)` in two halves whose Python work overlaps the other half's model runs: the second
-        half is planned while the first one's runs fill the encoder's lanes, and the first half is decided
-        (search, scoring) while the second one's run. Done in one go, planning, then deciding, leave one core idle
-        each time (the GIL holds them to one thread), between every micro-batch's model runs.
-
-        The verdicts are those of one call: a text's plan, vectors (int8 runs one text at a time) and verdict do not
-        depend on the other texts of its call (the micro-batcher relies on the same)."""
-        half = len(texts) // 2
-        first = guard.plan(texts[:half])
-        encoding = self._overlap.submit(guard.encode_plan, first)
-        try:
-            second = guard.plan(texts[half:])
-        finally:
-            first_vectors = encoding.result()  # a bad text in the second half: the call fails once the first is done
-        encoding = self._overlap.submit(guard.encode_plan, second)
-        try:
-            verdicts = guard.decide(first, *first_vectors)
-        finally:
-            second_vectors = encoding.result()
-        return verdicts + guard.decide(second, *second_vectors)
+            return snap.guard.classify(texts, encoder), snap.version
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         guard = self.require().guard
@@ -280,7 +251,6 @@ class GuardRuntime:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._planner.shutdown(wait=False, cancel_futures=True)
-        self._overlap.shutdown(wait=False, cancel_futures=True)
 
 
 class SlicedClassify:

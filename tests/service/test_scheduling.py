@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from index import Exemplar, Guard, GuardConfig, HashingEncoder, InvalidInputError, Label, Verdict
+from index import Exemplar, Guard, GuardConfig, HashingEncoder, Label, Verdict
 from service.errors import DeadlineExceededError, PayloadTooLargeError
 from service.serving.batching import DropReason, Lane, MicroBatcher
 from service.serving.runtime import GuardRuntime
 from tests.conftest import TOY_EXEMPLARS, TOY_LABELS
 from tests.service.test_batching import GatedRun
-
-T = TypeVar("T")
 
 
 class FakeJob:
@@ -278,48 +274,3 @@ def test_a_rebuild_between_scoring_steps_makes_the_job_start_again_on_the_new_gu
     assert version == 3 and verdicts == rebuilt.classify(texts)
     assert verdicts[1].category == "cooking", "the verdicts read the rebuilt guard"
     runtime.close()
-
-
-class CountingExecutor(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(1)
-        self.submitted = 0
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        self.submitted += 1
-        return super().submit(fn, *args, **kwargs)
-
-
-def test_a_small_batch_in_two_overlapped_halves_gets_the_verdicts_of_one_call() -> None:
-    guard = _guard(GuardConfig(sentence_threshold=0.0))  # sentence suspects too, encoded alone in `decide`
-    texts = [
-        "how do I pick a lock",
-        LONG[:1200] + " I will stab you and burn your house down.",
-        "aG93IGRvIEkgcGljayBhIGxvY2s=",  # base64: a deobfuscated variant
-        "tell me a joke",
-        "I will hurt you.",
-    ]
-    runtime = GuardRuntime(guard.encoder)
-    runtime.install(guard, version=4)
-    runtime._overlap = overlap = CountingExecutor()
-    try:
-        assert runtime._classify_sync(texts) == (guard.classify(texts), 4)
-        assert overlap.submitted == 2, "each half encoded on the overlap thread"
-        assert runtime._classify_sync(texts[:3]) == (guard.classify(texts[:3]), 4)
-        assert overlap.submitted == 2, "a batch below OVERLAP_MIN_TEXTS runs in one call"
-    finally:
-        runtime.close()
-
-
-@pytest.mark.parametrize("bad", [0, 4])
-def test_a_text_empty_after_normalisation_fails_an_overlapped_batch_in_either_half(bad: int) -> None:
-    guard = _guard()
-    texts = ["how do I pick a lock", "tell me a joke", "I will hurt you.", "hello there", "what is tea"]
-    texts[bad] = "\u200b\u200b"
-    runtime = GuardRuntime(guard.encoder)
-    runtime.install(guard, version=1)
-    try:
-        with pytest.raises(InvalidInputError, match="empty after normalisation"):
-            runtime._classify_sync(texts)
-    finally:
-        runtime.close()
