@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from service.cli.database import migrated_sessions
 from service.settings import Settings
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
 
 err = Console(stderr=True)
 decisions_app = typer.Typer(help="The decision log: export a time range, apply retention.", no_args_is_help=True)
@@ -24,23 +20,6 @@ TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT
 
 def register(app: typer.Typer) -> None:
     app.add_typer(decisions_app, name="decisions")
-
-
-@contextmanager
-def _sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    """Sessions on the configured database (migrated first); a ServiceError exits 1 with its detail."""
-    from service.db.engine import create_db_engine, make_sessionmaker, upgrade_database
-    from service.errors import ServiceError
-
-    engine = create_db_engine(settings.resolved_database_url)
-    try:
-        upgrade_database(settings.resolved_database_url, engine)
-        yield make_sessionmaker(engine)
-    except ServiceError as exc:
-        err.print(f"[red]{exc.detail}")
-        raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
 
 
 @decisions_app.command("export")
@@ -72,7 +51,7 @@ def export(
     def count(n: int) -> None:
         rows[0] += n
 
-    with _sessions(Settings()) as sessions:
+    with migrated_sessions(Settings()) as sessions:
         target = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
         try:
             fmt: ExportFormat = "csv" if export_format == "csv" else "jsonl"
@@ -94,7 +73,7 @@ def prune() -> None:
     if not policy.active:
         err.print("[yellow]no retention set: LIGHTGUARD_DECISION_RETENTION_DAYS and _ROWS are both unset; nothing done")
         raise typer.Exit(1)
-    with _sessions(settings) as sessions:
+    with migrated_sessions(settings) as sessions:
         report = prune_decisions(sessions, policy)
     err.print(
         f"{report.deleted} decisions deleted in {report.batches} batches of at most {policy.batch_rows},"

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli.database import migrated_sessions
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,21 +36,11 @@ ConcurrencyOption = Annotated[
 @contextmanager
 def _keys() -> Iterator[KeyService]:
     """A KeyService on the configured database (migrated first), committed on success; a ServiceError exits 1."""
-    from service.db.engine import create_db_engine, make_sessionmaker, session_scope, upgrade_database
-    from service.errors import ServiceError
+    from service.db.engine import session_scope
     from service.usecases.keys import KeyService
 
-    settings = Settings()
-    engine = create_db_engine(settings.resolved_database_url)
-    try:
-        upgrade_database(settings.resolved_database_url, engine)
-        with session_scope(make_sessionmaker(engine)) as session:
-            yield KeyService(session)
-    except ServiceError as exc:
-        err.print(f"[red]{exc.detail}")
-        raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
+    with migrated_sessions(Settings()) as sessions, session_scope(sessions) as session:
+        yield KeyService(session)
 
 
 @keys_app.command("create")
