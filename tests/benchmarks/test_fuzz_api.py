@@ -3,7 +3,6 @@ docs/reliability.md; the regression test per finding is tests/service/test_api_c
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -12,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from benchmarks.layout import REPO
+from tests.service.support import server_env
 
 
 @pytest.mark.server
 def test_schemathesis_finds_no_server_error_or_contract_violation(tmp_path: Path) -> None:
     """A bounded run (5 cases per operation and phase, all checks) of the script the docs report a full run of."""
     pytest.importorskip("schemathesis")  # a dev extra
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
+    env = server_env()
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.serving.fuzz_api", "--max-examples", "5", "--seed", "3"],
         cwd=REPO,

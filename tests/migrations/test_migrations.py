@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from sqlalchemy import inspect
 
 from service.db import models  # noqa: F401  (registers the tables)
 from service.db.engine import Base, alembic_config, create_db_engine, upgrade_database
+from tests.service.support import server_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"topics", "exemplars", "index_builds", "api_keys", "decisions", "index_lock", "index_artifacts"}
@@ -51,7 +51,7 @@ def test_single_head() -> None:
 
 
 def test_alembic_cli_from_the_repo_root(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
+    env = server_env()
     env["LIGHTGUARD_DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
     alembic = Path(sys.executable).parent / "alembic"
     done = subprocess.run(

@@ -25,6 +25,16 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN_URL = os.environ.get("LIGHTGUARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
+
+def server_env() -> dict[str, str]:
+    """This process's environment for a server or CLI subprocess, without the caller's LIGHTGUARD_* settings, except
+    the embedding cache (tests/conftest.py turns it off): a subprocess must not read or fill the checkout's
+    `.cache/` (a rebuild would take its vectors from there and finish before a test can watch it run)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
+    env["LIGHTGUARD_EMBEDDING_CACHE"] = os.environ.get("LIGHTGUARD_EMBEDDING_CACHE", "off")
+    return env
+
+
 COOKING = [
     "how do I bake sourdough bread at home",
     "best recipe for baking a chocolate cake",
@@ -174,7 +184,7 @@ def lightguard_server(
     --factory`), as a deployment may.
     """
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
+    clean = server_env()
     clean |= {
         "LIGHTGUARD_HOME": str(home),
         "LIGHTGUARD_DATA_DIR": str(data_dir),

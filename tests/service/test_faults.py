@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import shutil
 import signal
@@ -41,6 +40,7 @@ from tests.service.support import (
     lightguard_server,
     make_settings,
     rebuild_and_wait,
+    server_env,
     wait_ready,
 )
 
@@ -299,7 +299,7 @@ def test_model_with_wrong_checksum_refuses_to_load(tmp_path: Path) -> None:
 
 
 def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
+    clean = server_env()
     clean |= {"LIGHTGUARD_HOME": str(tmp_path), "LIGHTGUARD_DATA_DIR": str(FIXTURES)} | env
     cmd = [sys.executable, "-c", "from service.cli.main import main; main()", "serve", "--port", str(free_port())]
     return subprocess.run(cmd, cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)
