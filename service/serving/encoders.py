@@ -11,7 +11,8 @@ from service.settings import Settings
 
 def build_encoder(settings: Settings, threads: int | None = None) -> Encoder:
     """`hashing` → the deterministic test encoder; `onnx` → the ONNX Runtime encoder on LIGHTGUARD_MODEL_DIR, on
-    `threads` threads (default LIGHTGUARD_THREADS, else the CPU count)."""
+    `threads` threads (default LIGHTGUARD_THREADS, else the CPU count), spinning between runs unless
+    LIGHTGUARD_ENCODER_SPIN=false."""
     if settings.encoder == "hashing":
         return HashingEncoder()
     model_dir = settings.resolved_model_dir
@@ -20,7 +21,10 @@ def build_encoder(settings: Settings, threads: int | None = None) -> Encoder:
             f"no model directory at {model_dir}; export the model first (see README) or set LIGHTGUARD_MODEL_DIR"
         )
     return OnnxEncoder(
-        model_dir, variant=settings.onnx_variant, threads=settings.threads if threads is None else threads
+        model_dir,
+        variant=settings.onnx_variant,
+        threads=settings.threads if threads is None else threads,
+        spin=settings.encoder_spin,
     )
 
 

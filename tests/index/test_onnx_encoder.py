@@ -368,3 +368,14 @@ def test_no_skip_layer_norm_in_the_export_or_the_running_graph(
     onnx_encoder._session(path, threads=1)
     running = {node.op_type for node in onnx.load(str(dumped)).graph.node}
     assert "SkipLayerNormalization" not in running and "LayerNormalization" in running
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("spin", [True, False])
+def test_spinning_is_a_session_option_and_leaves_vectors_alone(
+    encoders: dict[Variant, OnnxEncoder], onnx_base_dir: Path, spin: bool
+) -> None:
+    encoder = OnnxEncoder(onnx_base_dir, "int8", threads=2, spin=spin)
+    options = encoder._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spin else "0")
+    np.testing.assert_array_equal(encoder.encode(TEXTS[:3]), encoders["int8"].encode(TEXTS[:3]))

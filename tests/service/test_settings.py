@@ -35,3 +35,17 @@ def test_a_bad_thread_count_is_refused_with_the_setting_named(monkeypatch: pytes
     monkeypatch.setenv("LIGHTGUARD_THREADS", value)
     with pytest.raises(ValidationError, match="threads"):
         Settings()
+
+
+@pytest.mark.model
+def test_encoder_spin_reaches_the_onnx_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    from index import OnnxEncoder
+    from service.serving.encoders import build_encoder
+
+    monkeypatch.setenv("LIGHTGUARD_ENCODER_SPIN", "false")
+    settings = Settings(encoder="onnx")
+    assert settings.encoder_spin is False
+    encoder = build_encoder(settings, threads=2)
+    assert isinstance(encoder, OnnxEncoder)
+    options = encoder._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
