@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -208,7 +208,7 @@ class SqliteEmbeddingCache:
                 conn = self._connect()
                 if conn is None:
                     return
-                with conn:  # one transaction: all rows or none
+                with _writing(conn):  # one transaction: all rows or none
                     model = self._model_id(conn, model_key, create=True)
                     conn.executemany(
                         "INSERT OR IGNORE INTO vectors (model, digest, vector, used) VALUES (?, ?, ?, ?)",
@@ -243,7 +243,7 @@ class SqliteEmbeddingCache:
                 conn = self._connect()
                 if conn is None:
                     return
-                with conn:
+                with _writing(conn):
                     conn.execute(
                         "INSERT OR REPLACE INTO fits (key, data, used) VALUES (?, ?, ?)",
                         (key, data, int(self._clock())),
@@ -290,9 +290,9 @@ class SqliteEmbeddingCache:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             # a new file only: 8 KB pages hold five 1.5 KB vectors (4 KB pages two, with a third of the page unused)
             conn.execute("PRAGMA page_size = 8192")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), self._busy_ms / 1000)
             conn.execute("PRAGMA synchronous = NORMAL")  # a power cut may lose the last writes, never corrupt
-            with conn:
+            with _writing(conn):
                 conn.execute("CREATE TABLE IF NOT EXISTS models (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)")
                 # a rowid table: WITHOUT ROWID stores rows this large (1.5 KB) in overflow pages, ~4.7 KB each
                 conn.execute(
@@ -320,7 +320,7 @@ class SqliteEmbeddingCache:
     def _touch(self, conn: sqlite3.Connection, model: int, digests: list[bytes], now: int) -> None:
         # best effort: eviction order only; a busy writer elsewhere must not fail a read
         try:
-            with conn:
+            with _writing(conn):
                 conn.executemany(
                     "UPDATE vectors SET used = ? WHERE model = ? AND digest = ?", [(now, model, d) for d in digests]
                 )
@@ -354,3 +354,34 @@ class SqliteEmbeddingCache:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
         self._conn = None
+
+
+@contextlib.contextmanager
+def _writing(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, begun IMMEDIATE: the write lock is taken (waiting up to the busy timeout) before the
+    first read, so a transaction never has to upgrade a read snapshot another process has written past meanwhile,
+    which SQLite refuses at once with "database is locked" whatever the busy timeout (the connection is in
+    autocommit mode, where `with conn:` alone would begin no transaction at all)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
+def _retry_busy(step: Callable[[], object], timeout_s: float) -> None:
+    """`step()`, again while another process holds the lock it needs and `timeout_s` has not passed: switching a
+    new file to WAL takes an exclusive lock without calling the busy handler."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
