@@ -150,7 +150,9 @@ def assert_consistent(base: str, home: Path) -> dict[str, object]:
 
 @pytest.mark.server
 def test_sigkill_during_rebuild_loses_nothing(tmp_path: Path, database_url: str) -> None:
-    data = big_data_dir(tmp_path)
+    # a rebuild of ~30k hashing-encoder texts takes a few seconds; the build's progress reaches the database at most
+    # once a second, so with the default 6,000 rows it could finish between the first progress seen and the kill
+    data = big_data_dir(tmp_path, rows=30_000)
     with server(tmp_path, data, database_url) as srv:
         created = httpx.post(f"{srv.base}/v1/topics", json={"name": "cooking", "examples": COOKING}, headers=AUTH)
         assert created.status_code == 201, created.text
