@@ -3,7 +3,6 @@ lock so that classify and edits can run from many threads."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -11,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 from numpy.typing import NDArray
 
+from index.building import build_vectors
 from index.config import GuardConfig
 from index.decision import Decider
 from index.encoding import EmbeddingCache, Encoder, embed_cached, embed_texts
@@ -27,7 +27,6 @@ from index.units import ClassifyPlan, plan_units, window_bound
 
 Progress = Callable[[int, int], None]
 SAFE_SAMPLE = 5000  # at most this many built-in `safe` exemplars in a topic's calibration background
-log = logging.getLogger(__name__)
 
 
 class Guard:
@@ -114,49 +113,17 @@ class Guard:
     ) -> Guard:
         """Encode every exemplar, index it, fit the linear head on the built-in ones, calibrate topics.
 
-        `reuse`: a guard whose vectors are taken, not recomputed, for the exemplars it holds with the same id and
-        text, when it was built with the same encoder (model id) — e.g. a saved index whose scoring configuration is
-        out of date: 24k exemplars are re-indexed in seconds instead of re-encoded in minutes. Vectors depend only on
-        the encoder and the normalised text, so the result equals a full build.
-
-        `cache`: an embedding cache (`index.encoding.EmbeddingCache`) that vectors of the other texts are taken
-        from and stored in, for the next build of any guard on this model (a new home built from a warm cache
-        embeds nothing); the new guard keeps it for `embed`.
+        `reuse`: a guard of the same model whose vectors of unchanged exemplars are taken; `cache`: the embedding
+        cache the other texts' vectors come from and go to, kept by the new guard for `embed` (both:
+        `index.building.build_vectors`).
         """
         labels = list(labels)
         probe = Guard(encoder, labels, config, store=store, cache=cache)
-        vectors = np.empty((len(exemplars), encoder.dim), dtype=np.float32)
-        reused: list[int] = []
-        if reuse is not None and reuse.encoder.model_id == encoder.model_id:
-            known = reuse.exemplars
-            reused = [n for n, e in enumerate(exemplars) if (old := known.get(e.id)) is not None and old.text == e.text]
-            if reused:
-                vectors[reused] = reuse.vectors([exemplars[n].id for n in reused])
-        skip = set(reused)
-        fresh = [n for n in range(len(exemplars)) if n not in skip]
-        texts = [exemplars[n].text for n in fresh] + list(background_texts)
-        if cache is None:
-            embedded, cached = probe.embed(texts, progress=progress), 0
-        else:
-            result = embed_cached(encoder, texts, probe.config.batch_size, cache, progress)
-            embedded, cached = result.vectors, result.cached
-        log.info(
-            "guard build on %s: %d texts embedded, %d from the embedding cache, %d reused from the previous index",
-            encoder.model_id,
-            len(texts) - cached,
-            cached,
-            len(reused),
+        vectors, background = build_vectors(
+            encoder, exemplars, background_texts, probe.config.batch_size, reuse, cache, progress
         )
-        vectors[fresh] = embedded[: len(fresh)]
         return cls.from_vectors(
-            encoder,
-            probe.labels.values(),
-            exemplars,
-            vectors,
-            config,
-            embedded[len(fresh) :],
-            store=store,
-            cache=cache,
+            encoder, probe.labels.values(), exemplars, vectors, config, background, store=store, cache=cache
         )
 
     @classmethod
