@@ -12,7 +12,23 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # a test's encoder calls depend on the tests before it. Tests of the cache pass their own file.
 os.environ["LIGHTGUARD_EMBEDDING_CACHE"] = "off"
 
+from collections.abc import Sequence
+
 from index import Exemplar, Guard, HashingEncoder, Label
+from index.types import Vectors
+
+
+class CountingEncoder(HashingEncoder):
+    """The hashing encoder, counting the texts it is asked to encode (how a test sees what was embedded)."""
+
+    def __init__(self, dim: int = 64, max_tokens: int = 256) -> None:
+        super().__init__(dim, max_tokens)
+        self.texts = 0
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> Vectors:
+        self.texts += len(texts)
+        return super().encode(texts, batch_size)
+
 
 TOY_LABELS = [
     Label("violence", "builtin"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +12,17 @@ import pytest
 
 from index import Guard, HashingEncoder, SqliteEmbeddingCache
 from index.encoding import embed_cached, embed_texts, encoder_key
-from index.types import Vectors
+from tests import conftest
 from tests.conftest import TOY_EXEMPLARS, TOY_LABELS
 
 BACKGROUND = ["tell me a joke", "what time is it"]
 
 
-class CountingEncoder(HashingEncoder):
-    """The hashing encoder, counting the texts it is asked to encode."""
+class CountingEncoder(conftest.CountingEncoder):
+    """The counting encoder at the toy guard's dimensions."""
 
     def __init__(self, dim: int = 128, max_tokens: int = 64) -> None:
         super().__init__(dim, max_tokens)
-        self.texts = 0
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> Vectors:
-        self.texts += len(texts)
-        return super().encode(texts, batch_size)
 
 
 class Lookups:

@@ -4,7 +4,7 @@ own (empty) homes on one database loading a full build's artifact from it instea
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from service.db.models import IndexArtifactChunk
 from service.settings import Settings
 from service.usecases.following import IndexFollower
 from service.usecases.seed import load_background
+from tests.conftest import CountingEncoder
 from tests.service.support import (
     COOKING,
     FIXTURES,
@@ -79,18 +80,6 @@ def test_pruning_keeps_the_newest(sessions: sessionmaker[Session]) -> None:
         assert [a.version for a in repo.newest()] == [12, 9]
         assert repo.newest_version() == 12
         assert session.query(IndexArtifactChunk).count() == 2 * (1 + 8 + 1)  # the pruned ones' chunks went too
-
-
-class CountingEncoder(HashingEncoder):
-    """Counts the texts it embeds: a replica that loads an artifact embeds none of the seed exemplars."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts = 0
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32):  # type: ignore[no-untyped-def]
-        self.texts += len(texts)
-        return super().encode(texts, batch_size)
 
 
 def replica(tmp_path: Path, name: str, database_url: str, **overrides: object) -> Settings:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from index import HashingEncoder
-from index.types import Vectors
 from service.app import create_app
 from service.settings import REPO_ROOT, Settings
+from tests.conftest import CountingEncoder
 from tests.service.support import COOKING, make_settings, wait_ready
-
-
-class CountingEncoder(HashingEncoder):
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts = 0
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> Vectors:
-        self.texts += len(texts)
-        return super().encode(texts, batch_size)
 
 
 def cache_texts(client: TestClient, result: str) -> float:

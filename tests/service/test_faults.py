@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -23,12 +23,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from index import HashingEncoder, ModelIntegrityError
-from index.types import Vectors
 from service.app import create_app
 from service.db.engine import create_db_engine, session_scope
 from service.db.models import Decision
 from service.serving.encoders import build_encoder
 from service.usecases.seed import load_background
+from tests.conftest import CountingEncoder
 from tests.service.support import (
     COOKING,
     COOKING_PARAPHRASE,
@@ -240,16 +240,6 @@ def test_corrupt_index_artifact_is_detected_and_rebuilt(
     assert lines and "rebuilding from the database" in lines[0] and str(tmp_path / "index") in lines[0]
 
 
-class _CountingEncoder(HashingEncoder):
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts = 0
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> Vectors:
-        self.texts += len(texts)
-        return super().encode(texts, batch_size)
-
-
 def test_a_scoring_config_change_rebuilds_without_re_encoding_the_exemplars(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -259,7 +249,7 @@ def test_a_scoring_config_change_rebuilds_without_re_encoding_the_exemplars(
         exemplars = client.get("/v1/index").json()["count"]
     config = tmp_path / "scoring.json"
     config.write_text(json.dumps({"evidence": 2}))
-    counting = _CountingEncoder()
+    counting = CountingEncoder()
     settings = make_settings(tmp_path, scoring_config=config)
     with caplog.at_level(logging.WARNING), TestClient(create_app(settings, counting)) as client:
         wait_ready(client)
@@ -274,7 +264,7 @@ def test_a_scoring_config_change_rebuilds_without_re_encoding_the_exemplars(
     # and the result equals a full build from nothing
     shutil.rmtree(tmp_path / "index")
     drop_stored_artifacts(settings.resolved_database_url)
-    full = _CountingEncoder()
+    full = CountingEncoder()
     with TestClient(create_app(settings, full)) as client:
         wait_ready(client)
         assert full.texts >= exemplars + background
