@@ -12,13 +12,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
+from service.db.models import IndexBuild
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,3 +220,27 @@ def lightguard_server(
                 proc.wait(5)
         with suppress(ProcessLookupError):  # workers a killed supervisor left behind
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def insert_running_build(
+    session: Session,
+    holder: str,
+    heartbeat_at: datetime,
+    trigger: str = "rebuild",
+    embedded: int = 5,
+    total: int = 50,
+) -> int:
+    """A full build row as another process leaves it while it embeds (or when it died doing so); its id."""
+    row = IndexBuild(
+        version=10_000,
+        trigger=trigger,
+        model_id="hashing",
+        status="building",
+        embedded=embedded,
+        total=total,
+        holder=holder,
+        heartbeat_at=heartbeat_at,
+    )
+    session.add(row)
+    session.flush()
+    return int(row.id)

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from service.cli.admin import register
 from service.db.engine import create_db_engine, make_sessionmaker, session_scope
-from service.db.models import IndexBuild, utcnow
-from tests.service.support import FIXTURES, lightguard_server
+from service.db.models import utcnow
+from tests.service.support import FIXTURES, insert_running_build, lightguard_server
 
 ADMIN = "lg_cli_rebuild_admin_key_for_tests"
 
@@ -42,19 +42,8 @@ def test_rebuild_in_process_is_refused_while_another_build_runs(cli: typer.Typer
     engine = create_db_engine(f"sqlite:///{tmp_path / 'lightguard.db'}")
     try:
         with session_scope(make_sessionmaker(engine)) as session:
-            row = IndexBuild(
-                version=10_000,
-                trigger="rebuild",
-                model_id="hashing",
-                status="building",
-                embedded=1,
-                total=9,
-                holder="another-host:4242",  # alive: a fresh heartbeat
-                heartbeat_at=utcnow(),
-            )
-            session.add(row)
-            session.flush()
-            build_id = row.id
+            # alive: a fresh heartbeat
+            build_id = insert_running_build(session, "another-host:4242", utcnow(), embedded=1, total=9)
     finally:
         engine.dispose()
     refused = CliRunner().invoke(cli, ["index", "rebuild", "--quiet"])

@@ -19,11 +19,18 @@ from fastapi.testclient import TestClient
 from index import HashingEncoder
 from service.app import create_app
 from service.db.engine import session_scope
-from service.db.models import IndexBuild, utcnow
+from service.db.models import utcnow
 from service.serving.interprocess import FileLock
 from service.settings import Settings
 from service.usecases.build_liveness import STALE_AFTER_S
-from tests.service.support import COOKING_PARAPHRASE, create_cooking, make_settings, wait_build, wait_ready
+from tests.service.support import (
+    COOKING_PARAPHRASE,
+    create_cooking,
+    insert_running_build,
+    make_settings,
+    wait_build,
+    wait_ready,
+)
 
 
 class BlockingEncoder(HashingEncoder):
@@ -170,19 +177,7 @@ def test_a_build_whose_process_is_gone_is_reported_failed(
         wait_ready(client)
         ctx = client.app.state.ctx  # type: ignore[attr-defined]
         with session_scope(ctx.sessions) as session:  # as a process left it when it died mid-build
-            row = IndexBuild(
-                version=10_000,
-                trigger="rebuild",
-                model_id="hashing",
-                status="building",
-                embedded=5,
-                total=50,
-                holder=holder,
-                heartbeat_at=utcnow() - timedelta(seconds=heartbeat_age_s),
-            )
-            session.add(row)
-            session.flush()
-            build_id = row.id
+            build_id = insert_running_build(session, holder, utcnow() - timedelta(seconds=heartbeat_age_s))
         gone = client.get(f"/v1/index/builds/{build_id}").json()
         assert gone["status"] == "failed" and gone["error"].startswith(reason), gone
         assert holder in gone["error"]
@@ -196,19 +191,7 @@ def test_a_live_build_of_another_process_is_not_taken_for_dead(shared: Settings)
         wait_ready(client)
         ctx = client.app.state.ctx  # type: ignore[attr-defined]
         with session_scope(ctx.sessions) as session:
-            row = IndexBuild(
-                version=10_000,
-                trigger="startup",
-                model_id="hashing",
-                status="building",
-                embedded=5,
-                total=50,
-                holder="another-host:4242",
-                heartbeat_at=utcnow(),
-            )
-            session.add(row)
-            session.flush()
-            build_id = row.id
+            build_id = insert_running_build(session, "another-host:4242", utcnow(), trigger="startup")
         assert client.get(f"/v1/index/builds/{build_id}").json()["status"] == "running"
         refused = client.post("/v1/index/rebuild")
         assert refused.status_code == 409 and refused.json()["build_id"] == build_id
