@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.encoding import EmbeddingCache, Encoder, embed_cached, embed_texts
+from index.encoding import EmbeddingCache, Encoder, embed_cached
 from index.types import Exemplar, Vectors
 
 if TYPE_CHECKING:
@@ -46,11 +46,8 @@ def build_vectors(
     skip = set(reused)
     fresh = [n for n in range(len(exemplars)) if n not in skip]
     texts = [exemplars[n].text for n in fresh] + list(background_texts)
-    if cache is None:
-        embedded, cached = embed_texts(encoder, texts, batch_size, progress), 0
-    else:
-        result = embed_cached(encoder, texts, batch_size, cache, progress)
-        embedded, cached = result.vectors, result.cached
+    result = embed_cached(encoder, texts, batch_size, cache, progress)
+    embedded, cached = result.vectors, result.cached
     log.info(
         "guard build on %s: %d texts embedded, %d from the embedding cache, %d reused from the previous index",
         encoder.model_id,

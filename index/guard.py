@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from index.building import build_vectors
 from index.config import GuardConfig
 from index.decision import Decider
-from index.encoding import EmbeddingCache, Encoder, embed_cached, embed_texts
+from index.encoding import EmbeddingCache, Encoder, embed_cached
 from index.errors import InvalidInputError, UnknownLabelError
 from index.exemplars import Change, ExemplarSet
 from index.labels import LabelSet
@@ -278,10 +278,7 @@ class Guard:
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> Vectors:
         """Vectors of texts as exemplars are indexed (`index.encoding.embed_texts`), through `embedding_cache` when
         the guard has one: for exemplars and topic examples only (classify never calls it)."""
-        cache = self.embedding_cache
-        if cache is None:
-            return embed_texts(self.encoder, texts, self.config.batch_size, progress)
-        return embed_cached(self.encoder, texts, self.config.batch_size, cache, progress).vectors
+        return embed_cached(self.encoder, texts, self.config.batch_size, self.embedding_cache, progress).vectors
 
     def classify(self, texts: Sequence[str], encoder: Encoder | None = None) -> list[Verdict]:
         """Verdicts for texts; long texts are scored as overlapping windows, and the sentences of a text over

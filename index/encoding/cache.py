@@ -30,7 +30,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from index.encoding.encoder import Encoder, encode_in_length_order, normalized_texts
+from index.encoding.encoder import Encoder, embed_texts, encode_in_length_order, normalized_texts
 from index.encoding.onnx import OnnxEncoder
 from index.types import Vectors
 
@@ -90,13 +90,16 @@ def embed_cached(
     encoder: Encoder,
     texts: Sequence[str],
     batch_size: int,
-    cache: EmbeddingCache,
+    cache: EmbeddingCache | None,
     progress: Callable[[int, int], None] | None = None,
 ) -> CachedVectors:
-    """`embed_texts` (normalised texts, length-ordered batches) taking what `cache` holds and storing what it embeds.
+    """`embed_texts` (normalised texts, length-ordered batches) taking what `cache` holds and storing what it embeds;
+    with no cache, `embed_texts` itself.
 
     A text repeated in `texts` is embedded once. `progress(done, total)` counts distinct texts, cached ones as done.
     """
+    if cache is None:
+        return CachedVectors(embed_texts(encoder, texts, batch_size, progress), len(texts), 0)
     clean = normalized_texts(texts)
     key = encoder_key(encoder)
     position = {text: n for n, text in enumerate(dict.fromkeys(clean))}
