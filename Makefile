@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-ray run test lint typecheck bench bench-bulk eval data train clean
+.PHONY: install install-ray run test lint typecheck bench bench-bulk eval data seed-vectors train clean
 
 ## install: venv in .venv, pinned CPU torch first (so nothing pulls a CUDA build), the project, model artifacts
 install: $(VENV)/.installed models/base/manifest.json
@@ -48,6 +48,12 @@ typecheck: install
 ## data: rebuild data/ from ../shared/datasets (deterministic)
 data: install
 	$(PY) -m benchmarks.data.build
+
+## seed-vectors: write data/seed-vectors.{json,bin}, the vectors of every seed text under the installed base model
+## (and the fits a build on them computes), so a fresh clone's first start embeds none; run after a change of data/,
+## the model, index/encoding/onnx.py's arithmetic or onnxruntime (a marked test fails until then)
+seed-vectors: install
+	$(VENV)/bin/lightguard export-seed-vectors
 
 ## eval: random-split and out-of-source evaluation of the scorers (writes docs/results.md tables and reports/)
 eval: install

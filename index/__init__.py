@@ -11,8 +11,14 @@ from index.encoding import (
     Encoder,
     HashingEncoder,
     OnnxEncoder,
+    SeededEmbeddingCache,
+    SeedPackManifest,
+    SeedPackRecorder,
+    SeedVectorPack,
     SqliteEmbeddingCache,
+    encoder_key,
     split_windows,
+    write_seed_pack,
 )
 from index.encoding.export import BASE_NAME, DEFAULT_MAX_TOKENS, ensure_base_model, export_onnx
 from index.encoding.models import ModelManifest, base_model_dir, read_manifest, verify_model_dir
@@ -95,6 +101,10 @@ __all__ = [
     "Role",
     "Scorer",
     "Scores",
+    "SeedPackManifest",
+    "SeedPackRecorder",
+    "SeedVectorPack",
+    "SeededEmbeddingCache",
     "SqliteEmbeddingCache",
     "StoreBackend",
     "Taxonomy",
@@ -109,6 +119,7 @@ __all__ = [
     "binary_metrics",
     "capture_guard",
     "data_digest",
+    "encoder_key",
     "ensure_base_model",
     "export_onnx",
     "fit_platt",
@@ -133,4 +144,5 @@ __all__ = [
     "verify_model_dir",
     "warm_up",
     "write_guard_image",
+    "write_seed_pack",
 ]

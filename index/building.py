@@ -49,7 +49,8 @@ def build_vectors(
     result = embed_cached(encoder, texts, batch_size, cache, progress)
     embedded, cached = result.vectors, result.cached
     log.info(
-        "guard build on %s: %d texts embedded, %d from the embedding cache, %d reused from the previous index",
+        "guard build on %s: %d texts embedded, %d from the embedding cache or seed-vector pack, %d reused from the"
+        " previous index",
         encoder.model_id,
         len(texts) - cached,
         cached,

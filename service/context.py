@@ -11,7 +11,7 @@ from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from index import Encoder, Guard, load_guard_config
+from index import EmbeddingCache, Encoder, Guard, load_guard_config
 from service.db.decision_log import DecisionLog
 from service.db.engine import (
     create_db_engine,
@@ -62,8 +62,15 @@ class ServiceContext:
         self.engine.dispose()
 
 
-def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Metrics | None = None) -> ServiceContext:
+def open_context(
+    settings: Settings,
+    encoder: Encoder | None = None,
+    metrics: Metrics | None = None,
+    embedding_cache: EmbeddingCache | None = None,
+) -> ServiceContext:
     """Migrate, seed an empty database, bootstrap LIGHTGUARD_ADMIN_KEY, and prepare (not load) the guard.
+
+    `embedding_cache`: used instead of the one the settings name (`export-seed-vectors` records through its own).
 
     Raises:
         DatabaseUnavailableError: the database cannot be reached (the service refuses to start without it).
@@ -98,7 +105,8 @@ def open_context(settings: Settings, encoder: Encoder | None = None, metrics: Me
         settings.operating_point,
         settings.resolved_data_dir / "operating_points.json",
     )
-    embedding_cache = build_embedding_cache(settings, metrics.embedding_lookup)
+    if embedding_cache is None:
+        embedding_cache = build_embedding_cache(settings, metrics.embedding_lookup)
     artifacts = IndexArtifacts(
         settings.index_dir, sessions, settings.artifact_keep, metrics.index_loaded, embedding_cache
     )

@@ -145,6 +145,13 @@ class Settings(BaseSettings):
         description="Vectors the embedding cache keeps, least recently used evicted first (1.6 KB each at dim 384:"
         " 200,000 ~ 330 MB, the ~30k seed exemplars of six models)",
     )
+    seed_vectors: str | None = Field(
+        default=None,
+        description="Seed-vector pack (a manifest JSON with a .bin beside it): vectors of the seed index's texts"
+        " that a build takes for texts the embedding cache lacks, when the pack was made under the running"
+        " encoder (else it is ignored, with one log line), so a fresh clone embeds none of the ~32k seed texts;"
+        " `make seed-vectors` writes it. Unset: seed-vectors.json in the data folder; `off`: none",
+    )
     artifact_keep: int = Field(
         default=3,
         ge=1,
@@ -176,6 +183,15 @@ class Settings(BaseSettings):
         if self.embedding_cache.strip().lower() == "off":
             return None
         return Path(self.embedding_cache).expanduser()
+
+    @property
+    def resolved_seed_vectors(self) -> Path | None:
+        """The seed-vector pack's manifest, None when LIGHTGUARD_SEED_VECTORS is `off`."""
+        if self.seed_vectors is None or not self.seed_vectors.strip():
+            return self.resolved_data_dir / "seed-vectors.json"
+        if self.seed_vectors.strip().lower() == "off":
+            return None
+        return Path(self.seed_vectors).expanduser()
 
     @property
     def resolved_data_dir(self) -> Path:

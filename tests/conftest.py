@@ -11,6 +11,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # No test shares an embedding cache with another or with the developer's (.cache/ in the checkout): hits would make
 # a test's encoder calls depend on the tests before it. Tests of the cache pass their own file.
 os.environ["LIGHTGUARD_EMBEDDING_CACHE"] = "off"
+# Nor the committed seed-vector pack (data/seed-vectors.json): with the real model it would hide the embedding a test
+# counts or waits for (a rebuild finishing before it can be watched). Tests of packs pass their own.
+os.environ["LIGHTGUARD_SEED_VECTORS"] = "off"
 
 from collections.abc import Sequence
 

@@ -1,6 +1,6 @@
 """Encoders: the `Encoder` protocol and deterministic test encoder, the ONNX Runtime encoder that serves, the export
 of a sentence-transformers model to ONNX (fp32 + int8), model manifests with their checksums, and the cache of
-exemplar vectors by (model, text)."""
+exemplar vectors by (model, text) and the committed seed-vector pack behind it."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ from index.encoding.encoder import (
     window_geometry,
 )
 from index.encoding.onnx import OnnxEncoder
+from index.encoding.seed_pack import (
+    SeededEmbeddingCache,
+    SeedPackManifest,
+    SeedPackRecorder,
+    SeedVectorPack,
+    write_seed_pack,
+)
 
 __all__ = [
     "CachedVectors",
@@ -27,6 +34,10 @@ __all__ = [
     "Encoder",
     "HashingEncoder",
     "OnnxEncoder",
+    "SeedPackManifest",
+    "SeedPackRecorder",
+    "SeedVectorPack",
+    "SeededEmbeddingCache",
     "SqliteEmbeddingCache",
     "embed_cached",
     "embed_texts",
@@ -34,4 +45,5 @@ __all__ = [
     "split_windows",
     "window_char_spans",
     "window_geometry",
+    "write_seed_pack",
 ]

@@ -190,10 +190,12 @@ def evaluate(
 def _register_subcommands() -> None:
     from service.cli.admin import register as register_admin
     from service.cli.decisions import register as register_decisions
+    from service.cli.seed_vectors import register as register_seed_vectors
     from service.cli.train import register as register_train
 
     register_admin(app)
     register_decisions(app)
+    register_seed_vectors(app)
     register_train(app)
 
 

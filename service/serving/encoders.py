@@ -1,11 +1,20 @@
 """The one place that picks the encoder (tests inject their own into create_app instead) and the embedding cache
-from the settings."""
+(with the seed-vector pack) from the settings."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from index import EmbeddingCache, Encoder, HashingEncoder, ModelNotFoundError, OnnxEncoder, SqliteEmbeddingCache
+from index import (
+    EmbeddingCache,
+    Encoder,
+    HashingEncoder,
+    ModelNotFoundError,
+    OnnxEncoder,
+    SeededEmbeddingCache,
+    SeedVectorPack,
+    SqliteEmbeddingCache,
+)
 from service.settings import Settings
 
 
@@ -31,9 +40,10 @@ def build_encoder(settings: Settings, threads: int | None = None) -> Encoder:
 def build_embedding_cache(
     settings: Settings, on_lookup: Callable[[int, int], None] | None = None
 ) -> EmbeddingCache | None:
-    """The cache of exemplar vectors LIGHTGUARD_EMBEDDING_CACHE names (None when `off`); opened on first use, and an
-    unreadable one only logs a warning (texts are then embedded). `on_lookup(hits, misses)` after each lookup."""
+    """The cache of exemplar vectors LIGHTGUARD_EMBEDDING_CACHE names (None when `off`), with the seed-vector pack
+    LIGHTGUARD_SEED_VECTORS names behind it (unless `off`); both opened on first use, and an unreadable one only logs
+    a warning (texts are then embedded). `on_lookup(hits, misses)` after each lookup of the cache file."""
     path = settings.resolved_embedding_cache
-    if path is None:
-        return None
-    return SqliteEmbeddingCache(path, settings.embedding_cache_max_entries, on_lookup)
+    cache = None if path is None else SqliteEmbeddingCache(path, settings.embedding_cache_max_entries, on_lookup)
+    pack = settings.resolved_seed_vectors
+    return cache if pack is None else SeededEmbeddingCache(cache, SeedVectorPack(pack))

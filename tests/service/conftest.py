@@ -17,8 +17,13 @@ from tests.service.support import fresh_pg_database, make_settings, wait_ready
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # LIGHTGUARD_EMBEDDING_CACHE: `off`, set by tests/conftest.py
-    kept = ("LIGHTGUARD_REQUIRE_POSTGRES", "LIGHTGUARD_TEST_PG_URL", "LIGHTGUARD_EMBEDDING_CACHE")
+    # LIGHTGUARD_EMBEDDING_CACHE and LIGHTGUARD_SEED_VECTORS: `off`, set by tests/conftest.py
+    kept = (
+        "LIGHTGUARD_REQUIRE_POSTGRES",
+        "LIGHTGUARD_TEST_PG_URL",
+        "LIGHTGUARD_EMBEDDING_CACHE",
+        "LIGHTGUARD_SEED_VECTORS",
+    )
     for name in list(os.environ):
         if name.startswith("LIGHTGUARD_") and name not in kept:
             monkeypatch.delenv(name)

@@ -31,10 +31,12 @@ PG_ADMIN_URL = os.environ.get("LIGHTGUARD_TEST_PG_URL", "postgresql://postgres@1
 
 def server_env() -> dict[str, str]:
     """This process's environment for a server or CLI subprocess, without the caller's LIGHTGUARD_* settings, except
-    the embedding cache (tests/conftest.py turns it off): a subprocess must not read or fill the checkout's
-    `.cache/` (a rebuild would take its vectors from there and finish before a test can watch it run)."""
+    the embedding cache and the seed-vector pack (tests/conftest.py turns both off): a subprocess must not read or
+    fill the checkout's `.cache/`, nor take vectors from data/seed-vectors.json (a rebuild would take its vectors from
+    there and finish before a test can watch it run)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTGUARD_")}
     env["LIGHTGUARD_EMBEDDING_CACHE"] = os.environ.get("LIGHTGUARD_EMBEDDING_CACHE", "off")
+    env["LIGHTGUARD_SEED_VECTORS"] = os.environ.get("LIGHTGUARD_SEED_VECTORS", "off")
     return env
 
 
