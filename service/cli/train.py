@@ -29,7 +29,11 @@ def train_command(
         typer.Option(help="Leave this source family out of training and the dev check (repeatable; held-out check)."),
     ] = None,
     loss: Annotated[
-        str, typer.Option(help="triplet-soft, batch-hard, batch-semi-hard, batch-all, contrastive, mnrl")
+        str,
+        typer.Option(
+            help="triplet-soft, batch-hard, batch-semi-hard, batch-all, contrastive, mnrl, or softmax (a class-balanced"
+            " softmax head over the labels trained through the encoder, dropped after training)"
+        ),
     ] = _DEFAULT.loss,
     labels: Annotated[str, typer.Option(help="Training labels: binary (safe/unsafe) or multiclass.")] = _DEFAULT.labels,
     epochs: Annotated[float, typer.Option(min=0.01)] = _DEFAULT.epochs,
@@ -40,14 +44,17 @@ def train_command(
     warmup: Annotated[float, typer.Option(help="Warm-up share of the steps.")] = _DEFAULT.warmup,
     seed: Annotated[int, typer.Option()] = _DEFAULT.seed,
     hard_negatives: Annotated[
-        bool, typer.Option(help="Seed the safe class with look-alike/role-play texts.")
+        bool,
+        typer.Option(help="Fill half the safe quota with benign look-alikes (index.training.HARD_NEGATIVE_FAMILIES)."),
     ] = _DEFAULT.hard_negatives,
     max_steps: Annotated[int, typer.Option(help="Stop after this many steps (-1: the epochs decide).")] = (
         _DEFAULT.max_steps
     ),
     dev_sample: Annotated[int, typer.Option(help="Dev rows for the check after training.")] = _DEFAULT.dev_sample,
     if_stale: Annotated[bool, typer.Option("--if-stale", help="Do nothing when the model is current.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress bar: a progress line every 15 s instead.")
+    ] = False,
 ) -> None:
     """Fine-tune all-MiniLM-L6-v2 on the train split and export fp32 + int8 ONNX (see docs/ablation.md)."""
     from index import (

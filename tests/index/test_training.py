@@ -146,3 +146,57 @@ def test_interrupted_training_leaves_no_output(exc: BaseException, tmp_path: Pat
 
 def test_stale_reason_without_a_model(tmp_path: Path) -> None:
     assert stale_reason(tmp_path / "missing", TrainConfig(), "0" * 64) is not None
+
+
+def test_softmax_head_loss_is_class_balanced_and_learns() -> None:
+    import torch
+
+    from index.training_head import LOGIT_SCALE, SoftmaxHeadLoss
+
+    class FakeModel(torch.nn.Module):
+        device = torch.device("cpu")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 4)
+
+        def get_embedding_dimension(self) -> int:
+            return 4
+
+        def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            out = self.proj(features["x"])
+            return {"sentence_embedding": torch.nn.functional.normalize(out, dim=-1)}
+
+    torch.manual_seed(0)
+    labels = [0] * 6 + [1] * 2  # 3:1 imbalance
+    loss = SoftmaxHeadLoss(FakeModel(), labels)
+    assert loss.class_weights.tolist() == pytest.approx([8 / 12, 8 / 4])
+    assert loss.get_config_dict() == {"num_labels": 2, "logit_scale": LOGIT_SCALE}
+    x = torch.eye(4)[[0, 0, 0, 1, 1, 1, 2, 3]]
+    y = torch.tensor(labels)
+    optimizer = torch.optim.Adam(loss.parameters(), lr=0.05)
+    first = loss([{"x": x}], y).item()
+    for _ in range(50):
+        optimizer.zero_grad()
+        value = loss([{"x": x}], y)
+        value.backward()
+        optimizer.step()
+    assert value.item() < first / 4  # gradients reach both the head and the encoder's weights
+    assert loss.model.proj.weight.grad is not None
+
+
+def test_line_progress_says_steps_loss_and_eta_without_flooding() -> None:
+    from types import SimpleNamespace
+
+    from index.training_progress import line_progress_callback
+
+    said: list[str] = []
+    callback = line_progress_callback(said.append, every_s=3600)
+    state = SimpleNamespace(max_steps=3, global_step=0)
+    callback.on_train_begin(None, state, None)
+    callback.on_log(None, state, None, logs={"loss": 0.5})
+    for step in (1, 2, 3):
+        state.global_step = step
+        callback.on_step_end(None, state, None)
+    assert said[0] == "training: 3 steps"
+    assert len(said) == 2 and said[1].startswith("training: step 3/3, loss 0.5000") and "ETA 0s" in said[1]
