@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-ray run test lint typecheck bench bench-bulk eval data seed-vectors train clean
+.PHONY: install install-ray run test lint typecheck bench bench-bulk eval data seed-vectors train gpu-pack gpu-smoke clean
 
 ## install: venv in .venv, pinned CPU torch first (so nothing pulls a CUDA build), the project, model artifacts
 install: $(VENV)/.installed models/base/manifest.json
@@ -64,6 +64,15 @@ eval: install
 train: install
 	$(VENV)/bin/lightguard train --if-stale
 
+## gpu-pack: what a lent GPU machine needs for the fine-tune candidates (.gpu/: fp16 base weights, wheels; checks the
+## 64 MiB a device call may carry). gpu-smoke: the device script dry-run here on CPU, after gpu-pack (docs/ablation.md)
+gpu-pack: install
+	$(PY) -m benchmarks.training.gpu_pack
+
+gpu-smoke: install
+	LIGHTGUARD_FLAT_FAISS=1 GPU_RUN_SKIP_WHEELS=1 PYTHON=$(PY) OUT=var/gpu-run/smoke \
+		bash benchmarks/training/gpu_run.sh --smoke --budget-s 1800
+
 ## bench: latency / throughput benchmark table
 bench: install
 	$(PY) -m benchmarks.serving.bench
@@ -73,4 +82,4 @@ bench-bulk: install install-ray
 	$(PY) -m benchmarks.serving.bulk
 
 clean:
-	rm -rf $(VENV) models var .cache reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) models var .cache reports .pytest_cache .mypy_cache .ruff_cache .gpu

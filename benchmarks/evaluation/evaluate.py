@@ -37,7 +37,7 @@ from benchmarks.evaluation.decisions import (
 )
 from benchmarks.evaluation.vectors import Embeddings, FoldScores
 from benchmarks.layout import DATA_DIR, REPO
-from index import SAFE, GuardConfig, Label, fit_platt
+from index import SAFE, Encoder, GuardConfig, Label, fit_platt
 from index.calibration import Platt
 from index.datasets import load_rows
 from index.evaluation import BinaryMetrics, binary_metrics, plot_pr_curves
@@ -72,11 +72,14 @@ MIN_OOS_INSTRUCTION_RECALL = 0.604
 MAX_INJECTION_FPR = 0.03
 
 
-def evaluate(args: argparse.Namespace) -> None:
+def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
+    """Run the evaluation with `main`'s arguments; `encoder` replaces the ONNX model of `--model-dir` (the GPU device
+    run evaluates torch encoders: benchmarks/training/gpu_run.py)."""
     from index import OnnxEncoder
 
     config = GuardConfig()
-    encoder = OnnxEncoder(Path(args.model_dir), variant=args.variant)
+    if encoder is None:
+        encoder = OnnxEncoder(Path(args.model_dir), variant=args.variant)
     taxonomy = load_taxonomy(DATA_DIR / "taxonomy.toml")
     labels = [Label(c.id, "safe" if c.id == SAFE else "builtin", action=c.action) for c in taxonomy.categories]
     rows = load_rows(Path(args.data) if args.data else DATA_DIR / "safety.jsonl")

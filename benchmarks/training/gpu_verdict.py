@@ -1,0 +1,99 @@
+"""The GPU run's verdict: each model's out-of-source numbers from its evaluation report, and whether a candidate
+earns the default (issue 18: it must beat base out of source, held out of fine-tuning too, without flagging more
+benign look-alikes). The device run only screens: a winner is re-exported to int8 ONNX and re-judged here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+SCORERS = ("fused (chosen)", "kNN only", "centroid only", "linear head only")
+CHOSEN = SCORERS[0]
+HELDOUT_PREFIX = "heldout-"
+AUPRC_GAIN = 0.005  # benchmarks.evaluation.evaluate's AUPRC_TIE: less is noise between runs
+
+
+def summarise(report: dict[str, Any], fold_focus: str) -> dict[str, Any]:
+    """Mean out-of-source AUPRC / F1 per scorer (dev and test), the chosen scoring's per-fold test numbers, the
+    random split's look-alike FPR and the family table rows about injections and look-alikes."""
+    results, folds = report["results"], list(report["folds"])
+    out: dict[str, Any] = {"model_id": report["model_id"], "rows": report["rows"], "config": report["config"]}
+    out["threshold"] = report["threshold"]
+    for scorer in SCORERS:
+        for which in ("dev", "test"):
+            got = [
+                results[f"{scorer}|oos:{fold}|{which}"] for fold in folds if f"{scorer}|oos:{fold}|{which}" in results
+            ]
+            out[f"{scorer}|{which}|auprc"] = _mean([g["auprc"] for g in got])
+            out[f"{scorer}|{which}|f1"] = _mean([g["f1"] for g in got])
+    out["folds"] = {
+        fold: {k: results[f"{CHOSEN}|oos:{fold}|test"][k] for k in ("auprc", "f1", "recall", "fpr")}
+        for fold in folds
+        if f"{CHOSEN}|oos:{fold}|test" in results
+    }
+    out["lookalike_fpr_test"] = results.get(f"{CHOSEN}|random|test", {}).get("lookalike_fpr", float("nan"))
+    out["focus_fold"] = out["folds"].get(fold_focus)
+    out["family"] = [line for line in report.get("family", []) if "lookalike" in line or fold_focus in line]
+    return out
+
+
+def collect(reports: dict[str, Path], fold_focus: str) -> dict[str, Any]:
+    """Summaries of the reports that exist, the winner (best mean out-of-source *dev* AUPRC among the candidates)
+    and the verdict."""
+    models = {n: summarise(json.loads(p.read_text()), fold_focus) for n, p in reports.items() if p.is_file()}
+    missing = sorted(n for n, p in reports.items() if not p.is_file())
+    candidates = [n for n in models if n != "base" and not n.startswith(HELDOUT_PREFIX)]
+    winner = max(candidates, key=lambda n: models[n][f"{CHOSEN}|dev|auprc"], default=None)
+    return {"models": models, "missing": missing, "winner": winner, "verdict": judge(models, winner, fold_focus)}
+
+
+def judge(models: dict[str, Any], winner: str | None, fold_focus: str) -> dict[str, Any]:
+    base = models.get("base")
+    if base is None or winner is None:
+        return {"earns_default": False, "why": "base or every candidate lacks an evaluation"}
+    won = models[winner]
+    checks = {
+        "beats base out of source (mean test AUPRC + 0.005)": won[f"{CHOSEN}|test|auprc"]
+        >= base[f"{CHOSEN}|test|auprc"] + AUPRC_GAIN,
+        "no more benign look-alikes flagged (random test)": won["lookalike_fpr_test"] <= base["lookalike_fpr_test"],
+    }
+    held = next((m for n, m in models.items() if n == f"{HELDOUT_PREFIX}{fold_focus}-{winner}"), None)
+    if held is not None and held["focus_fold"] and base["focus_fold"]:
+        checks[f"held out of fine-tuning, {fold_focus} fold AUPRC >= base"] = (
+            held["focus_fold"]["auprc"] >= base["focus_fold"]["auprc"]
+        )
+    else:
+        checks[f"held out of fine-tuning, {fold_focus} fold AUPRC >= base"] = False
+    return {"earns_default": all(checks.values()), "checks": checks}
+
+
+def verdict_markdown(results: dict[str, Any], fold_focus: str) -> str:
+    models = results["models"]
+    lines = [
+        "| model | mean OOS AUPRC fused dev / test | F1 test | kNN / centroid / head test AUPRC | "
+        f"look-alike FPR (random test) | {fold_focus} fold AUPRC / F1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in models.items():
+        focus = m["focus_fold"] or {}
+        lines.append(
+            f"| {name} | {m[f'{CHOSEN}|dev|auprc']:.3f} / {m[f'{CHOSEN}|test|auprc']:.3f} | "
+            f"{m[f'{CHOSEN}|test|f1']:.3f} | {m['kNN only|test|auprc']:.3f} / {m['centroid only|test|auprc']:.3f} / "
+            f"{m['linear head only|test|auprc']:.3f} | {m['lookalike_fpr_test']:.3f} | "
+            f"{focus.get('auprc', float('nan')):.3f} / {focus.get('f1', float('nan')):.3f} |"
+        )
+    verdict = results["verdict"]
+    lines += ["", f"winner (best mean out-of-source dev AUPRC): {results['winner']}"]
+    for check, ok in verdict.get("checks", {}).items():
+        lines.append(f"- {'PASS' if ok else 'FAIL'}: {check}")
+    lines.append(f"earns the default (to be confirmed on int8 ONNX here): {verdict['earns_default']}")
+    if results["missing"]:
+        lines.append(f"not evaluated (time): {', '.join(results['missing'])}")
+    return "\n".join(lines) + "\n"
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
