@@ -155,6 +155,34 @@ def test_batches_stay_within_the_token_budget(
 
 
 @pytest.mark.model
+def test_encoding_a_text_right_after_its_token_spans_tokenises_it_once(
+    encoders: dict[Variant, OnnxEncoder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Classify tokenises a text for its plan, then encodes its windows (a short prompt's one window is the text):
+    `encode` takes the plan's encoding of a text that fits the model instead of tokenising it again, with the very
+    same vectors; a text past `max_tokens` is tokenised again, truncated."""
+    encoder = encoders["int8"]
+    too_long = [t for t in TEXTS if len(encoder._span_tokenizer.encode(t).ids) > encoder.max_tokens]
+    assert too_long == [LONG, LONG[: len(LONG) // 2]]
+    encoder._spanned.clear()  # what earlier tests planned and did not encode
+    expected = encoder.encode(TEXTS)
+    tokenised: list[list[str]] = []
+    tokenizer = encoder._tokenizer
+
+    class Counting:
+        def encode_batch(self, texts: list[str]) -> Any:
+            tokenised.append(list(texts))
+            return tokenizer.encode_batch(texts)
+
+    monkeypatch.setattr(encoder, "_tokenizer", Counting())
+    encoder.token_spans(TEXTS)
+    np.testing.assert_array_equal(encoder.encode(TEXTS), expected)
+    assert tokenised == [too_long]
+    np.testing.assert_array_equal(encoder.encode(TEXTS), expected)  # taken once: encoded again, tokenised again
+    assert tokenised == [too_long, TEXTS]
+
+
+@pytest.mark.model
 def test_batch_order_is_restored(encoders: dict[Variant, OnnxEncoder]) -> None:
     encoder = encoders["fp32"]
     forward = encoder.encode(TEXTS, batch_size=4)
