@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from index.artifact import GuardImage, capture_guard, load_guard, read_guard_metadata, save_guard, write_guard_image
+from index.artifact import (
+    GuardImage,
+    LoadedArtifact,
+    artifact_files,
+    capture_guard,
+    image_base,
+    load_artifact,
+    load_guard,
+    read_guard_metadata,
+    save_guard,
+    write_guard_image,
+)
+from index.artifact_delta import ArtifactBase, GuardDelta, capture_delta, read_guard_delta, write_guard_delta
 from index.calibration import Platt, best_f1_threshold, fit_platt, fmr_threshold
 from index.config import GuardConfig, load_guard_config
 from index.datasets import DatasetRow, LabelledText, load_labelled_jsonl, load_rows
@@ -68,6 +80,7 @@ __all__ = [
     "OPENAI_KEYS",
     "SAFE",
     "Action",
+    "ArtifactBase",
     "BinaryMetrics",
     "Category",
     "ClassifyJob",
@@ -85,6 +98,7 @@ __all__ = [
     "FaissStore",
     "Guard",
     "GuardConfig",
+    "GuardDelta",
     "GuardImage",
     "HashingEncoder",
     "IndexArtifactError",
@@ -93,6 +107,7 @@ __all__ = [
     "LabelKind",
     "LabelledText",
     "LightguardError",
+    "LoadedArtifact",
     "ModelIntegrityError",
     "ModelManifest",
     "ModelNotFoundError",
@@ -114,9 +129,11 @@ __all__ = [
     "UnknownLabelError",
     "VectorStore",
     "Verdict",
+    "artifact_files",
     "base_model_dir",
     "best_f1_threshold",
     "binary_metrics",
+    "capture_delta",
     "capture_guard",
     "data_digest",
     "encoder_key",
@@ -124,6 +141,8 @@ __all__ = [
     "export_onnx",
     "fit_platt",
     "fmr_threshold",
+    "image_base",
+    "load_artifact",
     "load_guard",
     "load_guard_config",
     "load_labelled_jsonl",
@@ -131,6 +150,7 @@ __all__ = [
     "load_taxonomy",
     "normalize_text",
     "plot_pr_curves",
+    "read_guard_delta",
     "read_guard_metadata",
     "read_manifest",
     "save_guard",
@@ -143,6 +163,7 @@ __all__ = [
     "train",
     "verify_model_dir",
     "warm_up",
+    "write_guard_delta",
     "write_guard_image",
     "write_seed_pack",
 ]

@@ -1,21 +1,27 @@
-"""Save and load a Guard as one directory, written atomically and verified by checksums at load."""
+"""Save and load a Guard as one directory, written atomically and verified by checksums at load.
+
+A full build writes the whole directory; an edit writes only its delta from it (`index.artifact_delta`), which
+loading applies when it belongs to the directory's files and is intact (else the full artifact alone is used).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from index.artifact_delta import ArtifactBase, apply_delta, artifact_base, base_id, read_guard_delta
 from index.calibration import Platt
 from index.config import GuardConfig
 from index.encoding.cache import EmbeddingCache
 from index.encoding.encoder import Encoder
-from index.errors import IndexArtifactError, InvalidInputError
+from index.errors import IndexArtifactError, InvalidInputError, LightguardError
 from index.guard import Guard
 from index.scoring import LinearHead
 from index.store import StoreBackend, VectorStore, atomic_write_dir
@@ -26,6 +32,8 @@ FORMAT_VERSION = 1
 _MANIFEST = "guard.json"
 _VECTORS = "vectors.faiss"
 _ARRAYS = "arrays.npz"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,29 @@ def capture_guard(guard: Guard) -> GuardImage:
             labels=list(guard.labels.values()),
             exemplars=list(guard.exemplars.values()),
         )
+
+
+def image_base(image: GuardImage, manifest: dict[str, Any]) -> ArtifactBase:
+    """What an edit's delta is saved against once `image` is written as the full artifact `manifest`."""
+    return ArtifactBase(
+        id=base_id(manifest),
+        exemplars={e.id: e for e in image.exemplars},
+        head=image.head,
+        background=image.background,
+        config=image.config,
+        builtin_order=list(image.builtin_order),
+        metadata=dict(manifest.get("metadata", {})),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedArtifact:
+    """A guard read from an artifact: its metadata (the delta's when one was applied) and the full artifact it was
+    read from (what the next delta is saved against)."""
+
+    guard: Guard
+    metadata: dict[str, Any]
+    base: ArtifactBase
 
 
 def save_guard(guard: Guard, directory: Path, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -109,9 +140,28 @@ def write_guard_image(image: GuardImage, directory: Path, metadata: dict[str, An
     return manifest
 
 
-def read_guard_metadata(directory: Path) -> dict[str, Any]:
-    """The `metadata` saved with a guard, without loading vectors (raises IndexArtifactError if unreadable)."""
-    return dict(_read_manifest(directory).get("metadata", {}))
+def read_guard_metadata(directory: Path, delta: bool = True) -> dict[str, Any]:
+    """The `metadata` saved with a guard, without loading vectors (raises IndexArtifactError if unreadable): its
+    delta's when it has an intact one (unless `delta` is False: the full artifact's)."""
+    manifest = _read_manifest(directory)
+    if delta:
+        try:
+            found = read_guard_delta(directory, base_id(manifest))
+        except IndexArtifactError:
+            found = None  # logged when the guard is loaded
+        if found is not None:
+            return found[1]
+    return dict(manifest.get("metadata", {}))
+
+
+def artifact_files(directory: Path) -> dict[str, bytes]:
+    """The full artifact's files (its manifest and the files it checksums; not the delta), by name."""
+    manifest = _read_manifest(directory)
+    names = [_MANIFEST, *manifest.get("checksums", {})]
+    try:
+        return {name: (directory / name).read_bytes() for name in names}
+    except FileNotFoundError as exc:
+        raise IndexArtifactError(f"index artifact file missing: {exc.filename}") from exc
 
 
 def load_guard(
@@ -122,7 +172,39 @@ def load_guard(
     `store`: the backend that wrote the vectors (default: FAISS, as the saved configuration describes); `cache`: the
     embedding cache the guard's `embed` uses (see `Guard.build`).
     """
+    return load_artifact(directory, encoder, store, cache).guard
+
+
+def load_artifact(
+    directory: Path, encoder: Encoder, store: StoreBackend | None = None, cache: EmbeddingCache | None = None
+) -> LoadedArtifact:
+    """`load_guard`, with the metadata and the base record; a delta that is corrupt, foreign or does not apply is
+    logged and left out (the guard is then the full artifact's, at its version)."""
     manifest = _read_manifest(directory)
+    guard = _load_full(directory, manifest, encoder, store, cache)
+    base = artifact_base(guard, manifest)  # before the delta changes the guard
+    metadata = dict(manifest.get("metadata", {}))
+    found = None
+    try:
+        found = read_guard_delta(directory, base.id)
+        if found is not None:
+            apply_delta(guard, found[0])
+            metadata = found[1]
+    except LightguardError as exc:
+        log.warning("index delta in %s not used (%s); using the full artifact alone", directory, exc)
+        if found is not None:  # applied in part: start again from the full artifact
+            guard = _load_full(directory, manifest, encoder, store, cache)
+            base = artifact_base(guard, manifest)
+    return LoadedArtifact(guard, metadata, base)
+
+
+def _load_full(
+    directory: Path,
+    manifest: dict[str, Any],
+    encoder: Encoder,
+    store: StoreBackend | None,
+    cache: EmbeddingCache | None,
+) -> Guard:
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexArtifactError(
             f"index artifact in {directory} has format {manifest.get('format')}, need {FORMAT_VERSION}"

@@ -1,7 +1,8 @@
-"""Atomic directory writes, shared by the store and the guard artifact."""
+"""Atomic directory and file writes, shared by the store and the guard artifact (its folder and its delta)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -33,3 +34,24 @@ def atomic_write_dir(directory: Path, files: dict[str, bytes]) -> None:
             os.close(dir_fd)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_file(path: Path, data: bytes) -> None:
+    """Write `data` to a temp file beside `path`, fsync, then rename it over `path` (a crash leaves the old file or
+    the new one, never a mix)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
