@@ -298,7 +298,3 @@ def topics_with_exemplars(session: Session, names: Iterable[str] | None = None) 
         query = query.where(Topic.name.in_(sorted(set(names))))
     return list(session.scalars(query))
 
-
-def topic_order(session: Session) -> dict[str, int]:
-    """Topic name -> id (the order the state digest walks topics in)."""
-    return {name: int(topic_id) for topic_id, name in session.execute(select(Topic.id, Topic.name))}

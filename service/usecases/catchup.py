@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
-from index import Action, Exemplar, Guard, GuardImage, Label, LabelKind, Role
+from index import Action, Exemplar, Guard, Label, LabelKind, Role
 from service.db.models import Topic
 from service.db.repositories import IndexBuildRepository, topics_with_exemplars
 
@@ -59,11 +59,6 @@ def guard_digest(guard: Guard, order: dict[str, int]) -> str:
     content, it can only match a database that holds that content, whatever state the order was read from.
     """
     return _content_digest(guard.labels.values(), guard.exemplars.values(), order)
-
-
-def image_digest(image: GuardImage, order: dict[str, int]) -> str:
-    """`guard_digest` of a captured guard (`index.capture_guard`)."""
-    return _content_digest(image.labels, image.exemplars, order)
 
 
 def _content_digest(labels: Iterable[Label], exemplars: Iterable[Exemplar], order: dict[str, int]) -> str:

@@ -13,8 +13,8 @@ publishes the new version only once the commit succeeded. If the commit fails, `
 section: no request ever saw the change, the version is not bumped, and the database and the index stay as they
 were. Applying before the commit is what lets a new topic's calibrated threshold (`record`) be stored in the same
 transaction. If the block raises, the transaction is rolled back and nothing is applied. The artifact is saved
-after the commit, in the background (`service.usecases.artifact_saving`): its cost grows with the whole index, an
-edit's only with the edit, and the database is the source of truth (a stale artifact is caught up at start-up).
+after the commit, in the background (`service.usecases.artifact_saving`: the edits' delta from the home's full
+artifact), and the database is the source of truth (a stale artifact is caught up at start-up).
 
 Locks one edit takes: the edit lock, the index row and the guard's write lock once (twice when another process
 committed since this one's last catch-up); one commit. The background save takes the runtime's read lock while it
@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from index import Guard
 from service.db.models import IndexBuild, utcnow
-from service.db.repositories import IndexBuildRepository, IndexLockRepository, topic_order
+from service.db.repositories import IndexBuildRepository, IndexLockRepository
 from service.serving.runtime import GuardRuntime
 from service.usecases.artifact_saving import ArtifactSaver
 from service.usecases.artifacts import IndexArtifacts
@@ -135,10 +135,7 @@ class IndexEdits:
     async def _commit(self, edit: Edit, staged: _Staged) -> int:
         runtime, session = self.runtime, edit.session
         trigger = f"{edit.purpose}:{staged.topic}"
-        # the topic order the artifact's digest walks, read before the commit (the index lock keeps it so)
-        latest, order = await asyncio.to_thread(
-            lambda: (IndexBuildRepository(session).latest_version(), topic_order(session))
-        )
+        latest = await asyncio.to_thread(IndexBuildRepository(session).latest_version)
         version = max(latest, runtime.version) + 1
 
         def change_and_commit(guard: Guard) -> None:
@@ -164,5 +161,5 @@ class IndexEdits:
                 raise
 
         await runtime.apply(change_and_commit, version)
-        self.saver.request(version, order)
+        self.saver.request(version)
         return version

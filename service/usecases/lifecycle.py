@@ -119,8 +119,10 @@ class IndexLifecycle:
             plan = plan_sync(guard, changes)
             vectors = await asyncio.to_thread(guard.embed, plan.texts) if plan.add else None
             await asyncio.to_thread(plan.apply, guard, vectors)
+        if changes.count or "db_digest" not in meta:  # edits save no digest (a walk over every exemplar)
             # changes.topics is in database id order, the order state_digest walks
-            digest = guard_digest(guard, {name: i for i, name in enumerate(changes.topics)})
+            order = {name: i for i, name in enumerate(changes.topics)}
+            digest = await asyncio.to_thread(guard_digest, guard, order)
         else:
             digest = str(meta.get("db_digest"))
         if digest != changes.digest:

@@ -1,5 +1,5 @@
 """The background artifact save after edits (service.usecases.artifact_saving): coalesced, at the newest version,
-and never waiting for the edit lock."""
+never waiting for the edit lock, and only the edits' delta from the home's full artifact."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from index import HashingEncoder, read_guard_metadata
+from index.artifact_delta import DELTA_FILE
 from service.app import create_app
+from service.db.artifacts import IndexArtifactRepository
 from service.settings import Settings
 from service.usecases.artifact_saving import ArtifactSaver
-from tests.service.support import COOKING, wait_ready
+from tests.conftest import CountingEncoder
+from tests.service.support import COOKING, COOKING_PARAPHRASE, create_cooking, drop_stored_artifacts, wait_ready
 
 
 def _portal(client: TestClient) -> Any:
@@ -25,13 +28,13 @@ def test_edits_in_a_burst_are_saved_once_more_at_the_newest_version(client: Test
     wait_ready(client)
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
     saves: list[int] = []
-    write_image = ctx.edits.saver.artifacts.write_image
+    write_delta = ctx.edits.saver.artifacts.write_delta
 
-    def counted(image: Any, digest: str, version: int) -> None:
+    def counted(delta: Any, version: int) -> bool:
         saves.append(version)
-        write_image(image, digest, version)
+        return bool(write_delta(delta, version))
 
-    ctx.edits.saver.artifacts.write_image = counted
+    ctx.edits.saver.artifacts.write_delta = counted
     r = client.post("/v1/topics", json={"name": "cooking", "examples": COOKING})
     assert r.status_code == 201, r.text
     topic = r.json()["id"]
@@ -52,7 +55,7 @@ def test_a_save_does_not_wait_for_the_edit_lock(client: TestClient) -> None:
 
     async def save_while_an_edit_holds_the_lock() -> int:
         async with ctx.runtime.edit_lock:
-            saver.request(ctx.runtime.version, {})
+            saver.request(ctx.runtime.version)
             await asyncio.wait_for(saver.flush(), timeout=60)
         return int(ctx.runtime.version)
 
@@ -68,16 +71,17 @@ def test_shutdown_waits_for_the_save_an_edit_requested(settings: Settings) -> No
     with TestClient(create_app(settings, HashingEncoder())) as client:
         wait_ready(client)
         ctx = client.app.state.ctx  # type: ignore[attr-defined]
-        write_image, close_rebuilds, close_runtime = (
-            ctx.edits.saver.artifacts.write_image,
+        write_delta, close_rebuilds, close_runtime = (
+            ctx.edits.saver.artifacts.write_delta,
             ctx.rebuilds.aclose,
             ctx.runtime.aclose,
         )
 
-        def held_write(image: Any, digest: str, version: int) -> None:
+        def held_write(delta: Any, version: int) -> bool:
             shutting_down.wait(timeout=60)  # the save is still running when the app begins to stop
-            write_image(image, digest, version)
+            written = bool(write_delta(delta, version))
             events.append(f"saved {version}")
+            return written
 
         async def rebuilds_aclose() -> None:
             shutting_down.set()
@@ -87,10 +91,75 @@ def test_shutdown_waits_for_the_save_an_edit_requested(settings: Settings) -> No
             events.append("runtime closed")
             await close_runtime()
 
-        ctx.edits.saver.artifacts.write_image = held_write
+        ctx.edits.saver.artifacts.write_delta = held_write
         ctx.rebuilds.aclose, ctx.runtime.aclose = rebuilds_aclose, runtime_aclose
         r = client.post("/v1/topics", json={"name": "cooking", "examples": COOKING})
         assert r.status_code == 201, r.text
         version = client.get("/v1/index").json()["version"]
     assert events == [f"saved {version}", "runtime closed"]
     assert read_guard_metadata(settings.index_dir)["version"] == version
+
+
+def test_an_edit_saves_its_delta_not_the_full_artifact(client: TestClient) -> None:
+    """The full artifact (the store's serialisation, every exemplar) is written by full builds; an edit adds only
+    a small delta beside it."""
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    manifest = ctx.settings.index_dir / "guard.json"
+    full = manifest.stat()
+    create_cooking(client)
+    _portal(client).call(ctx.edits.flush)
+    assert ctx.edits.saver.saves == {"delta": 1, "full": 0}
+    assert manifest.stat().st_ino == full.st_ino and manifest.stat().st_mtime_ns == full.st_mtime_ns
+    version = client.get("/v1/index").json()["version"]
+    assert read_guard_metadata(ctx.settings.index_dir) == {"version": version, "model_id": "hashing-64"}
+    assert (ctx.settings.index_dir / DELTA_FILE).stat().st_size < full.st_size
+
+
+def test_a_start_loads_the_full_artifact_and_its_delta_without_embedding(settings: Settings) -> None:
+    with TestClient(create_app(settings, HashingEncoder())) as client:
+        wait_ready(client)
+        topic = create_cooking(client)
+        client.post(f"/v1/topics/{topic['id']}/examples", json={"examples": ["knead it twice"]})
+        version = client.get("/v1/index").json()["version"]
+    encoder = CountingEncoder()
+    with TestClient(create_app(settings, encoder)) as client:
+        wait_ready(client)
+        assert encoder.texts == 0  # nothing replayed from the change log: the delta held the examples' vectors
+        assert client.get("/v1/index").json()["version"] == version
+        assert client.get("/v1/index/verify").json()["ok"] is True
+        assert client.post("/v1/classify", json={"text": COOKING_PARAPHRASE}).json()["category"] == "cooking"
+        assert 'lightguard_index_loaded_from_total{source="home"} 1.0' in client.get("/metrics").text
+
+
+def test_a_corrupt_delta_is_ignored_and_the_change_log_replayed(settings: Settings) -> None:
+    with TestClient(create_app(settings, HashingEncoder())) as client:
+        wait_ready(client)
+        create_cooking(client)
+        version = client.get("/v1/index").json()["version"]
+    path = settings.index_dir / DELTA_FILE
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    encoder = CountingEncoder()
+    with TestClient(create_app(settings, encoder)) as client:
+        wait_ready(client)
+        assert encoder.texts >= len(COOKING)  # the topic's examples came from the change log, embedded again
+        assert client.get("/v1/index").json()["version"] == version
+        assert client.get("/v1/index/verify").json()["ok"] is True
+        assert client.post("/v1/classify", json={"text": COOKING_PARAPHRASE}).json()["category"] == "cooking"
+
+
+def test_the_database_copy_is_the_full_artifact_alone(client: TestClient, settings: Settings) -> None:
+    """A replica loads the newest full build's artifact from the database and replays the change log after it: an
+    edit's delta in the builder's home never goes there."""
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    built = read_guard_metadata(settings.index_dir)["version"]
+    drop_stored_artifacts(settings.resolved_database_url)
+    create_cooking(client)
+    _portal(client).call(ctx.edits.flush)
+    ctx.edits.artifacts.publish(built)
+    with ctx.sessions() as session:
+        repo = IndexArtifactRepository(session)
+        (stored,) = repo.newest()
+        assert stored.version == built
+        assert DELTA_FILE not in repo.files(stored.id)

@@ -22,7 +22,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from index import HashingEncoder, ModelIntegrityError
+from index import HashingEncoder, ModelIntegrityError, read_guard_delta
+from index.artifact_delta import base_id
 from service.app import create_app
 from service.db.engine import create_db_engine, session_scope
 from service.db.models import Decision
@@ -142,9 +143,11 @@ def assert_consistent(base: str, home: Path) -> dict[str, object]:
     index = httpx.get(f"{base}/v1/index", headers=AUTH, timeout=10).json()
     assert index["status"] == "ready" and not index["rebuilding"]
     assert all(b["status"] != "building" for b in index["recent_builds"]), index["recent_builds"]
-    # the artifact in use is the real directory, complete (temp dirs beside it are never read)
+    # the artifact in use is the real directory, complete (temp dirs beside it are never read): its full artifact,
+    # and the delta edits saved against it since, if any
     manifest = json.loads((home / "index" / "guard.json").read_text())
-    assert manifest["count"] == index["count"]
+    delta = read_guard_delta(home / "index", base_id(manifest))
+    assert (manifest["count"] if delta is None else delta[0].count) == index["count"]
     return dict(index)
 
 
