@@ -332,11 +332,8 @@ def _fit(
     base_dir: Path | None,
     device: str,
 ) -> Any:
-    import os
-
-    if device.startswith("cuda"):
-        # cuBLAS is deterministic only with a fixed workspace; set before CUDA starts
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # On CUDA, cuBLAS is deterministic only with CUBLAS_WORKSPACE_CONFIG set (the caller's environment:
+    # benchmarks/training/gpu_run.sh exports it); index reads no environment itself.
     import torch
     import transformers
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer

@@ -19,7 +19,7 @@ def rich_progress_callback() -> Any:
     )
     from transformers import TrainerCallback
 
-    class RichProgress(TrainerCallback):  # type: ignore[misc]
+    class RichProgress(TrainerCallback):
         def __init__(self) -> None:
             self.progress = Progress(
                 TextColumn("[bold]training"),
@@ -53,7 +53,7 @@ def line_progress_callback(say: Callable[[str], None], every_s: float = 15.0) ->
     at the last step (for `--quiet` runs, logs and the device run, where a bar cannot redraw)."""
     from transformers import TrainerCallback
 
-    class LineProgress(TrainerCallback):  # type: ignore[misc]
+    class LineProgress(TrainerCallback):
         def __init__(self) -> None:
             self.started = 0.0
             self.last = 0.0
@@ -75,6 +75,7 @@ def line_progress_callback(say: Callable[[str], None], every_s: float = 15.0) ->
             self.last = now
             elapsed = now - self.started
             eta = elapsed / max(done, 1) * (total - done)
-            say(f"training: step {done}/{total}, loss {self.loss:.4f}, {elapsed:.0f}s elapsed, ETA {eta:.0f}s")
+            loss = "–" if self.loss != self.loss else f"{self.loss:.4f}"  # NaN: no loss logged yet
+            say(f"training: step {done}/{total}, loss {loss}, {elapsed:.0f}s elapsed, ETA {eta:.0f}s")
 
     return LineProgress()

@@ -17,4 +17,5 @@ if [ "${GPU_RUN_SKIP_WHEELS:-0}" != 1 ]; then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export CUBLAS_WORKSPACE_CONFIG=:4096:8  # deterministic cuBLAS, read when CUDA first multiplies
 exec "$PY" -m benchmarks.training.gpu_run run --out "${OUT:-var/gpu-run/out}" "$@"
