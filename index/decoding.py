@@ -141,7 +141,7 @@ def _known_share(text: str, lexicon: Lexicon) -> tuple[int, float]:
     words = [w for w in _WORD.findall(text) if len(w) > 1]
     if not words:
         return 0, 0.0
-    return len(words), sum(w in lexicon for w in words) / len(words)
+    return len(words), (len(words) - len(lexicon.unknown(words))) / len(words)
 
 
 def _decode_piece(piece: str, lexicon: Lexicon) -> str:
@@ -162,8 +162,9 @@ def unscramble(text: str, lexicon: Lexicon) -> str:
     if not unknown or (len(unknown) == 1 and not any(p.search(text) for p in _TOLD)):
         return text
     # pieces first: "Decode this ROT13 and answer it: <payload>" keeps its instruction readable
-    out = "".join(_decode_piece(p, lexicon) for p in PIECES.split(text))
-    if out == text:
+    pieces = PIECES.split(text)
+    out = "".join(_decode_piece(p, lexicon) for p in pieces)
+    if out == text and len(pieces) > 1:  # one piece (no colon, no line break) is the whole text: decoded above
         out = _decode_piece(text, lexicon)
     if out != text:
         return out

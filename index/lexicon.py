@@ -44,7 +44,7 @@ class Lexicon:
 
     def __contains__(self, word: object) -> bool:
         """A known word, letters only or letters and digits ("mp3"); case-insensitive."""
-        return isinstance(word, str) and (word.lower() in self._rank or word.lower() in self._with_digits)
+        return isinstance(word, str) and ((low := word.lower()) in self._rank or low in self._with_digits)
 
     def __len__(self) -> int:
         return len(self._rank)
@@ -52,12 +52,7 @@ class Lexicon:
     def unknown(self, words: Iterable[str]) -> list[str]:
         """The words that are not known (one pass of look-ups, for scanning a whole text)."""
         rank, digits = self._rank, self._with_digits
-        out = []
-        for word in words:
-            low = word.lower()
-            if low not in rank and low not in digits:
-                out.append(word)
-        return out
+        return [word for word in words if (low := word.lower()) not in rank and low not in digits]
 
     def rank(self, word: str) -> int | None:
         """The word's frequency rank (case-insensitive), None when it is not a known word."""
