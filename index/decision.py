@@ -84,11 +84,14 @@ class Decider:
             builtin_rows = rows if units is None or not len(units) else np.concatenate([rows, units])
         worst = int(builtin_rows[np.argmax(s.unsafe[builtin_rows])])
         unsafe = float(s.unsafe[worst])
-        unsafe_mass = max(1e-12, float(sum(s.builtin[worst, i] for i, n in enumerate(labels.builtin) if n != SAFE)))
+        fused = s.builtin[worst]
+        unsafe_part = fused[[n != SAFE for n in labels.builtin]]
+        # float32 added in column order (what summing the row's scalars one by one did): a running sum's last value
+        unsafe_mass = max(1e-12, float(np.cumsum(unsafe_part)[-1]) if len(unsafe_part) else 0.0)
         categories: dict[str, float] = {}
-        for i, name in enumerate(labels.builtin):
+        for name, share in zip(labels.builtin, fused.tolist(), strict=True):  # one list, not one numpy scalar a label
             if name != SAFE and labels[name].enabled:
-                categories[name] = round(unsafe * float(s.builtin[worst, i]) / unsafe_mass, 6)
+                categories[name] = round(unsafe * share / unsafe_mass, 6)
         candidates: list[tuple[bool, float, str, float, float]] = []  # (blocks, margin, name, score, threshold)
         if categories:
             top = max(categories, key=categories.__getitem__)

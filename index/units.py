@@ -9,7 +9,7 @@ any model work, priced (`ClassifyPlan.cost`), encoded in slices by a scheduler a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -61,8 +61,20 @@ class ClassifyPlan:
         """The verdicts (one per text, in order) with each text's language and warnings."""
         if not self.languages:
             return list(verdicts)
+        # built directly: dataclasses.replace walks the fields on every call, several times a constructor's cost
         return [
-            replace(v, language=lang, warnings=notes)
+            Verdict(
+                flagged=v.flagged,
+                category=v.category,
+                score=v.score,
+                categories=v.categories,
+                evidence=v.evidence,
+                action=v.action,
+                threshold=v.threshold,
+                windows=v.windows,
+                language=lang,
+                warnings=notes,
+            )
             for v, lang, notes in zip(verdicts, self.languages, self.warnings, strict=True)
         ]
 

@@ -36,9 +36,11 @@ def knn_distribution(sims: Matrix, label_idx: LabelIdx, n_labels: int, temperatu
     # invalid slots get exp(-inf) = 0; valid ones are <= 0 before exp, so nothing overflows in float32
     shifted = np.where(valid, sims.astype(np.float64) - row_max, -np.inf)
     weights = np.exp(shifted / temperature)
-    out = np.zeros((sims.shape[0], n_labels), dtype=np.float64)
-    rows = np.repeat(np.arange(sims.shape[0]), sims.shape[1])
-    np.add.at(out, (rows, np.where(valid, label_idx, 0).ravel()), weights.ravel())
+    # one bincount over (row, label) cells: the weights are added in the same order as np.add.at adds them, in
+    # float64 (bit-identical, tested), at a fraction of np.add.at's cost
+    rows = np.repeat(np.arange(sims.shape[0]) * n_labels, sims.shape[1])
+    cells = rows + np.where(valid, label_idx, 0).ravel()
+    out = np.bincount(cells, weights=weights.ravel(), minlength=sims.shape[0] * n_labels).reshape(-1, n_labels)
     totals = out.sum(axis=1, keepdims=True)
     empty = totals[:, 0] == 0
     out[empty] = 1.0
