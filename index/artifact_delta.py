@@ -19,7 +19,7 @@ import io
 import itertools
 import json
 import operator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,6 +59,10 @@ class ArtifactBase:
     config: GuardConfig
     builtin_order: list[str]
     metadata: dict[str, Any]  # the full artifact's own (a delta saved beside it has its own)
+    ids: frozenset[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", frozenset(self.exemplars))
 
 
 def artifact_base(guard: Guard, manifest: dict[str, Any]) -> ArtifactBase:
@@ -94,8 +98,9 @@ class GuardDelta:
 
 
 def capture_delta(guard: Guard, base: ArtifactBase) -> GuardDelta | None:
-    """`guard`'s difference from `base`, read in one hold of its lock; None when it changed in a way only a full
-    artifact holds (another head, background, configuration or set of built-in labels: a build or a refit)."""
+    """`guard`'s difference from `base`, read in one short hold of its lock (classification waits for it); None
+    when it changed in a way only a full artifact holds: another head, background, configuration or set of built-in
+    labels (a build or a refit), or an exemplar id of the base now holding another exemplar."""
     with guard.lock:
         if (
             guard.head is not base.head
@@ -105,24 +110,25 @@ def capture_delta(guard: Guard, base: ArtifactBase) -> GuardDelta | None:
         ):
             return None
         current = guard.exemplars
-        before = base.exemplars
-        # set operations and an identity test in C (the exemplars the guard kept from its base are the same
-        # objects): a Python loop over the 30k seed exemplars cost ~25 ms of CPU on a busy 2-core machine
-        common = list(before.keys() & current.keys())
-        kept = map(operator.is_, map(current.__getitem__, common), map(before.__getitem__, common))
-        replaced = {i for i in itertools.compress(common, map(operator.not_, kept)) if current[i] != before[i]}
-        removed = sorted((before.keys() - current.keys()) | replaced)
-        added = [current[i] for i in sorted((current.keys() - before.keys()) | replaced)]
-        vectors = guard.vectors([e.id for e in added])
-        return GuardDelta(
-            base=base.id,
-            model_id=guard.encoder.model_id,
-            labels=list(guard.labels.values()),
-            removed=np.asarray(removed, dtype=np.int64),
-            added=added,
-            vectors=vectors,
-            count=len(guard),
-        )
+        labels = list(guard.labels.values())
+        added_ids = sorted(current.keys() - base.ids)
+        vectors = guard.vectors(added_ids)
+    # with no lock (classification need not wait: comparing the ~30k seed exemplars costs ~20-30 ms of CPU on a busy
+    # 2-core machine): the exemplars the guard kept from its base are the same objects, tested by identity in C
+    before = base.exemplars
+    common = list(base.ids & current.keys())
+    kept = map(operator.is_, map(current.__getitem__, common), map(before.__getitem__, common))
+    if any(current[i] != before[i] for i in itertools.compress(common, map(operator.not_, kept))):
+        return None  # not done by any edit of the service (exemplars change by removal and addition)
+    return GuardDelta(
+        base=base.id,
+        model_id=guard.encoder.model_id,
+        labels=labels,
+        removed=np.asarray(sorted(base.ids - current.keys()), dtype=np.int64),
+        added=[current[i] for i in added_ids],
+        vectors=vectors,
+        count=len(current),
+    )
 
 
 def write_guard_delta(delta: GuardDelta, directory: Path, metadata: dict[str, Any]) -> int:

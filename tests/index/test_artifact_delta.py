@@ -156,3 +156,13 @@ def test_no_delta_once_a_build_replaced_the_head(toy_guard: Guard, tmp_path: Pat
     assert capture_delta(toy_guard, base) is not None
     toy_guard.fit_head()  # what only a full build (or a follower's refit) does: a new head
     assert capture_delta(toy_guard, base) is None
+
+
+def test_no_delta_when_an_id_of_the_base_holds_another_exemplar(toy_guard: Guard, tmp_path: Path) -> None:
+    """Not something the service's edits do (an exemplar changes by removal and addition under a new id), but the
+    library allows it: a full save then, rather than a delta that would miss it."""
+    image = capture_guard(toy_guard)
+    base = image_base(image, write_guard_image(image, tmp_path / "g", {"version": 1}))
+    toy_guard.remove_exemplars([14])
+    toy_guard.add_exemplars([Exemplar(14, "translate goodbye into french", "safe")])
+    assert capture_delta(toy_guard, base) is None
