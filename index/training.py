@@ -398,6 +398,8 @@ def _fit(
 
     trainer.remove_callback(PrinterCallback)  # the progress callback shows the loss; the printer would print dicts
     say(f"fine-tuning with {config.loss} on {len(dataset)} {config.labels} rows ({device})")
-    trainer.train()
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        trainer.train()
+    finally:  # a failed or interrupted run leaves no checkpoints behind either (fine_tune's caller keeps none)
+        shutil.rmtree(work, ignore_errors=True)
     return model
