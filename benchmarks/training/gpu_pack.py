@@ -1,7 +1,8 @@
 """What travels to the lent GPU machine for the fine-tune candidates (benchmarks/training/gpu_run.py), and back.
 
 The machine has torch, transformers and onnxruntime but neither the base model package nor faiss, datasets or this
-project's sentence-transformers version, and at most 64 MiB travel per call, the checkout (~30 MB) included. So:
+project's sentence-transformers version, and at most 64 MiB travel per call, the checkout included (~30 MB once the
+24.5 MB seed-vector pack, which the device never reads, is moved aside: NOT_NEEDED_THERE). So:
 
 - the base weights go as fp16 (the fine-tune starts from them; cosine to fp32 vectors ~1 - 1e-6), with only the
   word-embedding rows of tokens that the dataset's texts and windows use (~23.5k of 30.5k), byte-shuffled and
