@@ -22,9 +22,10 @@ from index.config import GuardConfig
 from index.encoding.cache import EmbeddingCache
 from index.encoding.encoder import Encoder
 from index.errors import IndexArtifactError, InvalidInputError, LightguardError
+from index.files import atomic_write_dir
 from index.guard import Guard
 from index.scoring import LinearHead
-from index.store import StoreBackend, VectorStore, atomic_write_dir
+from index.store import StoreBackend, VectorStore
 from index.text import NORMALIZATION_VERSION
 from index.types import Exemplar, Label, Vectors
 

@@ -27,9 +27,9 @@ import numpy as np
 
 from index.config import GuardConfig
 from index.errors import IndexArtifactError
+from index.files import atomic_write_file
 from index.guard import Guard
 from index.scoring import LinearHead
-from index.store import atomic_write_file
 from index.types import Action, Exemplar, Ids, Label, LabelKind, Role, Vectors
 
 DELTA_FILE = "delta.bin"

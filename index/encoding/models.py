@@ -7,13 +7,12 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
 from index.errors import ModelIntegrityError, ModelNotFoundError
+from index.files import atomic_write_file
 
 Variant = Literal["int8", "fp32"]
 """Which ONNX graph to run: per-channel dynamic int8 (serving default) or the fp32 export it was quantised from."""
@@ -226,16 +225,4 @@ def _load_cache(model_dir: Path) -> dict[str, Any]:
 
 
 def _atomic_write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; other users and the service must read manifests
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_file(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from index.encoding.cache import EmbeddingCache, text_key
+from index.files import atomic_write_file
 from index.fits import FitCache
 from index.types import Vectors
 
@@ -108,8 +109,8 @@ def write_seed_pack(
         fits=placed,
     )
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    blob_path.write_bytes(blob)
-    manifest_path.write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
+    atomic_write_file(blob_path, blob)  # a reader between the two renames sees the old manifest's checksum fail
+    atomic_write_file(manifest_path, (json.dumps(asdict(manifest), indent=2) + "\n").encode("utf-8"))
     return manifest
 
 

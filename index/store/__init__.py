@@ -11,7 +11,6 @@ from index.store.faiss_store import (
     set_flat_search_blas_from,
     set_search_threads,
 )
-from index.store.files import atomic_write_dir, atomic_write_file
 
 __all__ = [
     "DEFAULT_ANN_THRESHOLD",
@@ -20,8 +19,6 @@ __all__ = [
     "FaissStore",
     "StoreBackend",
     "VectorStore",
-    "atomic_write_dir",
-    "atomic_write_file",
     "set_flat_search_blas_from",
     "set_search_threads",
 ]

@@ -50,9 +50,10 @@ def export_seed_vectors(settings: Settings, out: Path) -> SeedPackManifest:
         if len(first.model_keys) != 1:
             raise RuntimeError(f"expected one encoder key, got {sorted(first.model_keys)}")
         (key,) = first.model_keys
-        write_seed_pack(out, key, first.vectors)
+        draft = Path(tmp) / out.name  # `out` is written once the pack has its fits: a failed run leaves it as it was
+        write_seed_pack(draft, key, first.vectors)
         fits = SeedPackRecorder()
-        _build_new_home(plain, Path(tmp) / "b", SeededEmbeddingCache(fits, SeedVectorPack(out)))
+        _build_new_home(plain, Path(tmp) / "b", SeededEmbeddingCache(fits, SeedVectorPack(draft)))
         return write_seed_pack(out, key, first.vectors, fits.fits)
 
 

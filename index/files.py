@@ -1,4 +1,4 @@
-"""Atomic directory and file writes, shared by the store and the guard artifact (its folder and its delta)."""
+"""Atomic directory and file writes: the guard artifact (its folder and its delta) and the model manifests."""
 
 from __future__ import annotations
 
@@ -38,9 +38,11 @@ def atomic_write_dir(directory: Path, files: dict[str, bytes]) -> None:
 
 def atomic_write_file(path: Path, data: bytes) -> None:
     """Write `data` to a temp file beside `path`, fsync, then rename it over `path` (a crash leaves the old file or
-    the new one, never a mix)."""
+    the new one, never a mix). The file is readable by all (mkstemp makes 0600; other users and the service read
+    manifests and artifacts)."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
+        os.chmod(name, 0o644)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
