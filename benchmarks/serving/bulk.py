@@ -23,6 +23,7 @@ from benchmarks.layout import DATA_DIR, VAR_DIR
 from benchmarks.tables import markdown_table
 from service.bulk.local import classify_lines
 from service.bulk.ray_engine import RayJob, run
+from service.bulk.rows import jsonl_lines
 from service.context import open_guard
 from service.settings import Settings
 
@@ -60,7 +61,7 @@ def build_input(path: Path, rows: int, seed: int, data_dir: Path = DATA_DIR) -> 
 
 def time_local(settings: Settings, source: Path, output: Path, cores: int) -> BulkRun:
     guard = open_guard(settings)
-    lines = source.read_text(encoding="utf-8").splitlines()
+    lines = jsonl_lines(source.read_text(encoding="utf-8"))
     started = time.perf_counter()
     with output.open("w", encoding="utf-8") as out:
         for rows in classify_lines(guard, lines, 64):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from service.bulk.rows import Row, classify_rows, parse_line, parse_record
+from service.bulk.rows import Row, classify_rows, jsonl_lines, parse_line, parse_record
 from service.context import open_guard
 from service.settings import Settings
 
@@ -221,19 +221,27 @@ def _read(source: Format, path: Path) -> Any:
     if source == "jsonl":
         # Lines as text, parsed in the actor by the local engine's parser: a bad line becomes an error row rather
         # than failing the read (Ray's read_json stops at the first invalid line).
-        return ray.data.read_text(
-            str(path),
-            drop_empty_lines=False,
-            include_paths=True,
-            file_extensions=[s[1:] for s in JSONL_SUFFIXES],
-            num_cpus=IO_CPUS,
-        )
+        # Not ray.data.read_text: it splits with str.splitlines, which also breaks at U+2028 and the other
+        # separators a JSON string may hold (rows cut in two, ids lost); JSONL lines end at "\n" alone.
+        datasource = _jsonl_datasource(str(path), [s[1:] for s in JSONL_SUFFIXES])
+        return ray.data.read_datasource(datasource, num_cpus=IO_CPUS)
     dataset = ray.data.read_parquet(str(path), include_paths=True, num_cpus=IO_CPUS)
     if "text" not in dataset.schema().names:
         raise BulkInputError(f"{path}: no `text` column; bulk input rows are {{id, text}}")
     if "id" not in dataset.schema().names:
         dataset = dataset.add_column("id", lambda batch: _arrow().nulls(len(batch)), batch_format="pyarrow")
     return dataset
+
+
+def _jsonl_datasource(path: str, extensions: list[str]) -> Any:
+    """A Ray file datasource of JSONL files whose rows are `{text: line, path: file}`, one per `jsonl_lines` line."""
+    from ray.data.datasource import FileBasedDatasource
+
+    class JsonlLines(FileBasedDatasource):
+        def _read_stream(self, f: Any, _path: str) -> Any:
+            yield _arrow().table({"text": jsonl_lines(f.readall().decode("utf-8"))})
+
+    return JsonlLines(path, include_paths=True, file_extensions=extensions)
 
 
 def _jsonl_sink(path: str) -> Any:

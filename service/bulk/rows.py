@@ -16,6 +16,17 @@ from service.verdicts import verdict_to_dict
 Row = dict[str, Any]
 
 
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSONL document: split at "\n" alone (a "\r" before it dropped), never at the other breaks
+    `str.splitlines` knows — U+2028, U+2029, U+0085, \\v, \\f… are legal inside a JSON string, and json.dumps with
+    ensure_ascii=False writes U+2028 as is, so splitting there cut good rows into invalid halves and lost their ids.
+    A final newline ends the last line; it does not start an empty one."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def parse_line(line: str, where: str) -> Row:
     """One JSONL line → a row to classify, or an error row. `where`: how the error names the line ("line 3")."""
     try:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from service.bulk.local import classify_lines
+from service.bulk.rows import jsonl_lines
 from service.verdicts import verdict_to_dict
 
 app = typer.Typer(
@@ -91,7 +92,7 @@ def classify(
         return
     assert input_path is not None
     try:
-        lines = input_path.read_text(encoding="utf-8").splitlines()
+        lines = jsonl_lines(input_path.read_text(encoding="utf-8"))
     except OSError as exc:
         err.print(f"[red]cannot read {input_path}: {exc.strerror}")
         raise typer.Exit(2) from exc

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from service.bulk import ray_engine
 from service.bulk.ray_engine import BulkInputError, BulkJobError, GuardActor, RayJob, input_format, run
+from service.bulk.rows import jsonl_lines
 from service.cli.main import app
 from tests.service.support import FIXTURES, make_settings
 
@@ -67,7 +68,7 @@ def _texts(n: int, seed: int = 0) -> list[str]:
 
 
 def _read_jsonl_dir(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for part in sorted(path.glob("*.jsonl")) for line in part.read_text().splitlines()]
+    return [json.loads(line) for part in sorted(path.glob("*.jsonl")) for line in jsonl_lines(part.read_text())]
 
 
 def _local_engine(home: Path, src: Path, out: Path) -> list[dict[str, Any]]:
@@ -80,7 +81,7 @@ def _local_engine(home: Path, src: Path, out: Path) -> list[dict[str, Any]]:
     }
     command = [sys.executable, "-m", "service.cli.main", "classify", "--input", str(src), "--output", str(out)]
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
-    return [json.loads(line) for line in out.read_text().splitlines()]
+    return [json.loads(line) for line in jsonl_lines(out.read_text())]
 
 
 def _assert_same_verdicts(got: dict[str, dict[str, Any]], expected: list[dict[str, Any]]) -> None:
@@ -92,9 +93,17 @@ def _assert_same_verdicts(got: dict[str, dict[str, Any]], expected: list[dict[st
         assert row["categories"] == pytest.approx(want["categories"], abs=1e-6)
 
 
+# Line separators a JSON string may hold as they are (json.dumps with ensure_ascii=False writes them raw), where
+# str.splitlines would cut a line: both engines must keep such a row whole.
+SEPARATORS = ("\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c")
+
+
 def _write_rows(path: Path, n: int) -> None:
-    lines = [json.dumps({"id": f"r{i}", "text": text}) for i, text in enumerate(_texts(n))]
-    path.write_text("\n".join(lines) + "\n")
+    texts = [
+        t if i % 50 else SEPARATORS[i // 50 % len(SEPARATORS)].join(t.split(" ", 1)) for i, t in enumerate(_texts(n))
+    ]
+    lines = [json.dumps({"id": f"r{i}", "text": text}, ensure_ascii=False) for i, text in enumerate(texts)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def test_same_verdicts_as_the_local_engine(local_ray: None, home: Path, tmp_path: Path) -> None:
@@ -103,6 +112,7 @@ def test_same_verdicts_as_the_local_engine(local_ray: None, home: Path, tmp_path
     written = run(make_settings(home), RayJob(src, tmp_path / "out.jsonl", actors=2, batch_size=200))
     got = {row["id"]: row for row in _read_jsonl_dir(tmp_path / "out.jsonl")}
     assert written == 3000 and len(got) == 3000, "every id exactly once"
+    assert not [row for row in got.values() if "error" in row], "rows holding U+2028 & co. stay whole"
     _assert_same_verdicts(got, _local_engine(home, src, tmp_path / "local.jsonl"))
 
 

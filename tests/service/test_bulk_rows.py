@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import cast
 
 from index import Guard, Verdict
-from service.bulk.rows import classify_rows, parse_line
+from service.bulk.rows import classify_rows, jsonl_lines, parse_line
 
 
 class FlakyGuard:
@@ -38,3 +39,12 @@ def _body(guard: Guard, text: str) -> dict[str, object]:
     body = verdict_to_dict(guard.classify([text])[0])
     body.pop("evidence")
     return body
+
+
+def test_jsonl_lines_split_at_newlines_only() -> None:
+    texts = ["a\u2028b", "c\u2029d", "e\x85f", "g\x0bh", "i\x0cj", "k\x1cl"]
+    document = "".join(json.dumps({"id": n, "text": t}, ensure_ascii=False) + "\n" for n, t in enumerate(texts))
+    assert len(document.splitlines()) > len(texts)  # what str.splitlines (and Ray's read_text) made of it
+    assert [json.loads(line)["text"] for line in jsonl_lines(document)] == texts
+    assert jsonl_lines('{"id": 1}\r\n\r\n{"id": 2}') == ['{"id": 1}', "", '{"id": 2}']  # an empty line is a (bad) row
+    assert jsonl_lines("") == [] and jsonl_lines("\n") == [""]
