@@ -297,4 +297,3 @@ def topics_with_exemplars(session: Session, names: Iterable[str] | None = None) 
     if names is not None:
         query = query.where(Topic.name.in_(sorted(set(names))))
     return list(session.scalars(query))
-
