@@ -159,7 +159,10 @@ def test_start_up_catches_a_lagging_artifact_up_instead_of_rebuilding(tmp_path: 
     with TestClient(create_app(settings, HashingEncoder())) as a:
         wait_ready(a)
         topic = a.post("/v1/topics", json={"name": "cooking", "examples": COOKING}).json()
-        shutil.copytree(settings.index_dir, tmp_path / "older")  # the artifact as of the create
+        # the artifact as of the create: its save runs after the response, so wait for it (copying the folder while a
+        # save writes into it raced: the delta's temp file vanished under copytree)
+        a.portal.call(a.app.state.ctx.edits.saver.flush)  # type: ignore[attr-defined,union-attr]
+        shutil.copytree(settings.index_dir, tmp_path / "older")
         a.post(f"/v1/topics/{topic['id']}/examples", json={"examples": [BAKING_EXTRA]})
         latest = version(a)
     shutil.rmtree(settings.index_dir)
