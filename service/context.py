@@ -99,6 +99,7 @@ def open_context(
         slice_runs=settings.slice_runs,
         observer=metrics,
         background_encoder=background,
+        batch_consumers=settings.batch_consumers,
     )
     config = apply_operating_point(
         load_guard_config(settings.resolved_scoring_config),

@@ -116,6 +116,7 @@ class MicroBatcher(Generic[R]):
         max_texts: int = 64,
         max_wait_s: float = 0.0,
         observer: SchedulerObserver | None = None,
+        small_consumers: int = 1,
     ) -> None:
         self._run = run
         self._executor = executor
@@ -131,6 +132,10 @@ class MicroBatcher(Generic[R]):
         self._small_seen = -SHARED_FOR_S  # loop time a small batch last started or ended
         self.large_running = False  # a large request's step is on the executor
         self._recent: deque[int] = deque(maxlen=RECENT_BATCHES)  # requests per batch, newest last
+        # Small batches in flight at once, each on an executor thread: with 2, one batch's Python (planning,
+        # deciding) overlaps another's model runs (LIGHTGUARD_BATCH_CONSUMERS, docs/performance.md). The executor
+        # needs a thread per consumer besides the large lane's.
+        self.small_consumers = max(1, small_consumers)
 
     async def submit(
         self, texts: list[str], deadline: float | None = None, cost: int | None = None
@@ -161,7 +166,10 @@ class MicroBatcher(Generic[R]):
             self._small, self._large_waiting = asyncio.Queue(), asyncio.Event()
             self._large.clear()
             self._consumers = [
-                loop.create_task(self._consume_small(self._small), name="lightguard-small-requests"),
+                *(
+                    loop.create_task(self._consume_small(self._small), name=f"lightguard-small-requests-{n}")
+                    for n in range(self.small_consumers)
+                ),
                 loop.create_task(self._consume_large(self._large_waiting), name="lightguard-large-requests"),
             ]
         if job is not None:

@@ -109,10 +109,12 @@ class GuardRuntime:
         slice_runs: int = 4,
         observer: SchedulerObserver | None = None,
         background_encoder: Encoder | None = None,
+        batch_consumers: int = 1,
     ) -> None:
         """`max_request_cost`: most model runs one classify call may take (see `classify`); `slice_runs`: model runs
         per step of a large request, and the most a request may cost to be micro-batched whole;
-        `background_encoder`: the same model on one thread, for large requests (default: `encoder`)."""
+        `background_encoder`: the same model on one thread, for large requests (default: `encoder`);
+        `batch_consumers`: small batches run at once (`MicroBatcher.small_consumers`)."""
         self.encoder = encoder
         self.background_encoder = background_encoder or encoder
         self.status = RuntimeStatus()
@@ -121,13 +123,13 @@ class GuardRuntime:
         self.slice_runs = max(1, slice_runs)
         self._rw = ReadWriteLock()
         self._snapshot: GuardSnapshot | None = None
-        self._executor = search_executor(workers, search_threads, "lightguard-classify")
+        self._executor = search_executor(max(workers, batch_consumers + 1), search_threads, "lightguard-classify")
         # Pricing a large request (tokenising it) runs beside the encoder, one request at a time, so that neither a
         # small request nor another large one waits for a 10 MB body to be tokenised.
         self._planner = ThreadPoolExecutor(1, thread_name_prefix="lightguard-plan")
         self._ready = threading.Event()
         self.batcher: MicroBatcher[Verdict] = MicroBatcher(
-            self._classify_sync, self._executor, batch_max_texts, batch_wait_ms / 1000, observer
+            self._classify_sync, self._executor, batch_max_texts, batch_wait_ms / 1000, observer, batch_consumers
         )
 
     def configure_batching(self, max_texts: int, wait_ms: float) -> None:

@@ -181,3 +181,22 @@ def test_numpy_blas_runs_one_thread_in_the_service(client: TestClient) -> None:
     # follows the per-thread OpenMP setting the executors' initializers make (the test above).
     blas = [p for p in threadpool_info() if p["user_api"] == "blas" and "numpy" in p["filepath"]]
     assert len(blas) == 1 and blas[0]["num_threads"] == 1, blas
+
+
+def test_two_consumers_run_two_small_batches_at_once() -> None:
+    """With `small_consumers=2` a second batch starts while the first is still running (both wait on one barrier,
+    which a single consumer could never pass: the test would time out)."""
+    barrier = threading.Barrier(2, timeout=10)
+
+    def run(texts: list[str]) -> tuple[list[str], int]:
+        barrier.wait()
+        return [t.upper() for t in texts], 1
+
+    async def scenario() -> list[tuple[list[str], int]]:
+        with ThreadPoolExecutor(3) as pool:
+            batcher: MicroBatcher[str] = MicroBatcher(run, pool, max_texts=1, small_consumers=2)
+            out = await asyncio.gather(batcher.submit(["a"]), batcher.submit(["b"]))
+            await batcher.close()
+            return list(out)
+
+    assert run_async(scenario) == [(["A"], 1), (["B"], 1)]
