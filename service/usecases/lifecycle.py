@@ -253,6 +253,9 @@ class IndexLifecycle:
                     runtime.install(guard, done.version, done.finished_at)
             finally:
                 session.close()
+            # installed and serving: a client that saw the build succeed must not see a rebuild still running while
+            # the artifact is published below (seconds for the seed index; a test saw `rebuilding` after `succeeded`)
+            runtime.status.rebuilding = False
             # committed: replicas with other homes load it from the database (after the commit, outside the lock)
             await asyncio.to_thread(self.artifacts.publish, done.version)
         except Exception as exc:
@@ -266,7 +269,6 @@ class IndexLifecycle:
                 runtime.status.state = "failed"
                 runtime.status.error = f"index build failed: {exc}"
             raise IndexBuildError(f"index build failed: {exc}; the previous index keeps serving") from exc
-        runtime.status.rebuilding = False
         log.info("index v%d built (%s): %d exemplars", done.version, trigger, len(guard))
         return done
 
