@@ -40,9 +40,17 @@ from index.training import TrainConfig  # noqa: E402
 # tokens (the 90th percentile of train texts; 32 before), two epochs, batch 64.
 CANDIDATES: dict[str, TrainConfig] = {
     "triplet-hn": TrainConfig(
-        loss="triplet-soft", epochs=2.0, batch_size=64, max_seq_length=128, max_examples=12_000, hard_negatives=True
+        loss="triplet-soft",
+        epochs=2.0,
+        batch_size=64,
+        max_seq_length=128,
+        max_examples=12_000,
+        hard_negatives=True,
+        bf16=True,
     ),
-    "softmax": TrainConfig(loss="softmax", epochs=2.0, batch_size=64, max_seq_length=128, max_examples=12_000),
+    "softmax": TrainConfig(
+        loss="softmax", epochs=2.0, batch_size=64, max_seq_length=128, max_examples=12_000, bf16=True
+    ),
 }
 HELDOUT_FOLD = "prompt-injection"
 # Seconds on one H100 (16 cores), from CPU rates measured here and known speed-ups; printed as the budget and used

@@ -51,9 +51,15 @@ def train_command(
         _DEFAULT.max_steps
     ),
     dev_sample: Annotated[int, typer.Option(help="Dev rows for the check after training.")] = _DEFAULT.dev_sample,
+    bf16: Annotated[
+        bool, typer.Option("--bf16", help="bf16 autocast (~1.7x faster on CPUs with avx512_bf16; CUDA always uses it).")
+    ] = _DEFAULT.bf16,
     if_stale: Annotated[bool, typer.Option("--if-stale", help="Do nothing when the model is current.")] = False,
     quiet: Annotated[
-        bool, typer.Option("--quiet", help="No progress bar: a progress line every 15 s instead.")
+        bool,
+        typer.Option(
+            "--quiet", help="No progress bar: a progress line every 15 s (also when stderr is not a terminal)."
+        ),
     ] = False,
 ) -> None:
     """Fine-tune all-MiniLM-L6-v2 on the train split and export fp32 + int8 ONNX (see docs/ablation.md)."""
@@ -86,6 +92,7 @@ def train_command(
             hard_negatives=hard_negatives,
             max_steps=max_steps,
             dev_sample=dev_sample,
+            bf16=bf16,
         )
         rows = [r for r in load_rows(data or settings.resolved_data_dir / "safety.jsonl") if r.family not in excluded]
         if if_stale:
@@ -94,7 +101,7 @@ def train_command(
                 err.print(f"{target} is up to date")
                 return
             err.print(f"rebuilding {target}: {reason}")
-        manifest = train(config, target, rows, show_progress=not quiet, say=err.print)
+        manifest = train(config, target, rows, show_progress=not quiet and err.is_terminal, say=err.print)
     except LightguardError as exc:
         err.print(f"[red]{exc}")
         raise typer.Exit(2) from exc

@@ -121,7 +121,7 @@ def _check_if_stale_cli(out: Path, config: TrainConfig, tmp_path: Path, capsys: 
     data.write_text("".join(json.dumps(asdict(r)) + "\n" for r in _rows()))
     before = (out / "manifest.json").stat().st_mtime_ns
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in config.to_dict().items() if k not in {"loss", "labels"}]
-    flags = [f for f in flags if not f.startswith("--hard-negatives")]
+    flags = [f for f in flags if not f.startswith(("--hard-negatives", "--bf16"))]
     argv = ["--if-stale", "--out", str(out), "--data", str(data), "--loss", config.loss, "--labels", config.labels]
     result = CliRunner().invoke(app, ["train", *argv, *flags])
     assert result.exit_code == 0, result.output
@@ -200,3 +200,25 @@ def test_line_progress_says_steps_loss_and_eta_without_flooding() -> None:
         callback.on_step_end(None, state, None)
     assert said[0] == "training: 3 steps"
     assert len(said) == 2 and said[1].startswith("training: step 3/3, loss 0.5000") and "ETA 0s" in said[1]
+
+
+def test_train_cli_draws_no_bar_when_stderr_is_not_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redirected to a log (nohup, make > file, CI) a rich bar shows nothing until the end: the line progress runs
+    instead, and the bf16 flag reaches the config."""
+    from typer.testing import CliRunner
+
+    import index
+    from service.cli.main import app
+
+    seen: dict[str, Any] = {}
+
+    def fake_train(config: TrainConfig, target: Path, rows: list[DatasetRow], **kw: Any) -> Any:
+        seen.update(kw, config=config)
+        raise TrainingError("stop here")
+
+    monkeypatch.setattr(index, "train", fake_train)
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(asdict(r)) + "\n" for r in _rows()))
+    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "m"), "--data", str(data), "--bf16"])
+    assert result.exit_code == 2 and "stop here" in result.output
+    assert seen["show_progress"] is False and seen["config"].bf16 is True
