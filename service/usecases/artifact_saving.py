@@ -43,7 +43,9 @@ class ArtifactSaver:
         self.artifacts = artifacts
         self._pending = False
         self._task: asyncio.Task[None] | None = None
-        self.saves = {"delta": 0, "full": 0}  # what the saves wrote (tests, the log)
+        # what the saves did (tests, the log): deltas and full artifacts written, deltas a newer save made moot,
+        # deltas the disk refused
+        self.saves = {"delta": 0, "full": 0, "superseded": 0, "failed": 0}
 
     def request(self, version: int) -> None:
         """Save the live guard soon (on the event loop, after the edit that made `version` committed); returns at
@@ -67,9 +69,11 @@ class ArtifactSaver:
 
     async def _save(self) -> None:
         delta, version = await asyncio.to_thread(self._capture, self._delta)
-        if delta is not None and await asyncio.to_thread(self.artifacts.write_delta, delta, version):
-            self.saves["delta"] += 1
-            return
+        if delta is not None:
+            done = await asyncio.to_thread(self.artifacts.write_delta, delta, version)
+            if done != "rebase":
+                self.saves["delta" if done == "saved" else done] += 1
+                return
         image, version = await asyncio.to_thread(self._capture, capture_guard)
         # no database digest: the loader computes it from the guard when it needs one
         await asyncio.to_thread(self.artifacts.write_image, image, None, version)

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,6 +39,8 @@ from service.db.repositories import IndexBuildRepository
 from service.serving.interprocess import FileLock
 
 log = logging.getLogger(__name__)
+# what IndexArtifacts.write_delta did: "superseded" = a newer version is already saved, nothing to write
+DeltaSave = Literal["saved", "superseded", "rebase", "failed"]
 
 
 class IndexArtifacts:
@@ -150,22 +152,23 @@ class IndexArtifacts:
         """`write` of a guard captured earlier (`index.capture_guard`), when no lock is held any more."""
         self._write(lambda: image, digest, version)
 
-    def write_delta(self, delta: GuardDelta, version: int) -> bool:
-        """Save committed version `version` as `delta` from the home's full artifact; returns False when that full
-        artifact is not the delta's base any more (another process replaced it: save a full one instead)."""
+    def write_delta(self, delta: GuardDelta, version: int) -> DeltaSave:
+        """Save committed version `version` as `delta` from the home's full artifact. "rebase": that full artifact is
+        not the delta's base any more (another process replaced it): save a full one instead; "failed": the disk
+        refused (logged; not retried as a full save, the disk is the problem and the change log has the edit)."""
         with self.lock.hold():
             if self._newer_saved(version):
-                return True
+                return "superseded"
             if self._base is None or self._base[0].id != delta.base or self._base[1] != self._stamp():
-                return False
+                return "rebase"
             meta = {"version": version, "model_id": delta.model_id}
             try:
                 size = write_guard_delta(delta, self.index_dir, meta)
             except OSError:
                 log.exception("could not save the index delta to %s", self.index_dir)
-                return True  # not retried as a full save: the disk is the problem; the change log has the edit
+                return "failed"
         log.debug("index v%d saved as a delta of %d exemplars (%d bytes)", version, delta.size, size)
-        return True
+        return "saved"
 
     def _write(self, image: Callable[[], GuardImage], digest: str | None, version: int) -> None:
         meta: dict[str, Any] = {"version": version} if digest is None else {"db_digest": digest, "version": version}

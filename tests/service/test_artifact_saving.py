@@ -7,6 +7,7 @@ import asyncio
 import threading
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from index import HashingEncoder, read_guard_metadata
@@ -30,9 +31,9 @@ def test_edits_in_a_burst_are_saved_once_more_at_the_newest_version(client: Test
     saves: list[int] = []
     write_delta = ctx.edits.saver.artifacts.write_delta
 
-    def counted(delta: Any, version: int) -> bool:
+    def counted(delta: Any, version: int) -> str:
         saves.append(version)
-        return bool(write_delta(delta, version))
+        return str(write_delta(delta, version))
 
     ctx.edits.saver.artifacts.write_delta = counted
     r = client.post("/v1/topics", json={"name": "cooking", "examples": COOKING})
@@ -108,11 +109,32 @@ def test_an_edit_saves_its_delta_not_the_full_artifact(client: TestClient) -> No
     full = manifest.stat()
     create_cooking(client)
     _portal(client).call(ctx.edits.flush)
-    assert ctx.edits.saver.saves == {"delta": 1, "full": 0}
+    assert ctx.edits.saver.saves == {"delta": 1, "full": 0, "superseded": 0, "failed": 0}
     assert manifest.stat().st_ino == full.st_ino and manifest.stat().st_mtime_ns == full.st_mtime_ns
     version = client.get("/v1/index").json()["version"]
     assert read_guard_metadata(ctx.settings.index_dir) == {"version": version, "model_id": "hashing-64"}
     assert (ctx.settings.index_dir / DELTA_FILE).stat().st_size < full.st_size
+
+
+def test_a_delta_the_disk_refuses_is_counted_as_failed_not_saved(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No full save is tried instead (the disk is the problem) and the artifact on disk stays the old version: the
+    change log, not the artifact, carries the edit to the next start (test_follower.py)."""
+    import service.usecases.artifacts as artifacts
+
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    before = read_guard_metadata(ctx.settings.index_dir)
+
+    def full_disk(*args: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(artifacts, "write_guard_delta", full_disk)
+    create_cooking(client)
+    _portal(client).call(ctx.edits.flush)
+    assert ctx.edits.saver.saves == {"delta": 0, "full": 0, "superseded": 0, "failed": 1}
+    assert read_guard_metadata(ctx.settings.index_dir) == before
+    assert not (ctx.settings.index_dir / DELTA_FILE).exists()
 
 
 def test_a_start_loads_the_full_artifact_and_its_delta_without_embedding(settings: Settings) -> None:
