@@ -1,9 +1,16 @@
 """The GPU run's verdict: each model's out-of-source numbers from its evaluation report, and whether a candidate
 earns the default (issue 18: it must beat base out of source, held out of fine-tuning too, without flagging more
-benign look-alikes). The device run only screens: a winner is re-exported to int8 ONNX and re-judged here."""
+benign look-alikes). The device run only screens: a winner is re-exported to int8 ONNX and re-judged here.
+
+The same verdict for evaluation reports made anywhere (the CPU run of the candidates, docs/ablation.md):
+
+    python -m benchmarks.training.gpu_verdict --fold prompt-injection base=reports/evaluate-base-full-int8.json \
+        triplet-hn=reports/evaluate-cpu-triplet-hn-int8.json heldout-prompt-injection-triplet-hn=reports/...
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -54,7 +61,7 @@ def judge(models: dict[str, Any], winner: str | None, fold_focus: str) -> dict[s
     if base is None or winner is None:
         return {"earns_default": False, "why": "base or every candidate lacks an evaluation"}
     won = models[winner]
-    checks = {
+    checks: dict[str, bool | None] = {
         "beats base out of source (mean test AUPRC + 0.005)": won[f"{CHOSEN}|test|auprc"]
         >= base[f"{CHOSEN}|test|auprc"] + AUPRC_GAIN,
         "no more benign look-alikes flagged (random test)": won["lookalike_fpr_test"] <= base["lookalike_fpr_test"],
@@ -64,9 +71,9 @@ def judge(models: dict[str, Any], winner: str | None, fold_focus: str) -> dict[s
         checks[f"held out of fine-tuning, {fold_focus} fold AUPRC >= base"] = (
             held["focus_fold"]["auprc"] >= base["focus_fold"]["auprc"]
         )
-    else:
-        checks[f"held out of fine-tuning, {fold_focus} fold AUPRC >= base"] = False
-    return {"earns_default": all(checks.values()), "checks": checks}
+    else:  # not run: it cannot pass, and the verdict says it was not run rather than that it failed
+        checks[f"held out of fine-tuning, {fold_focus} fold AUPRC >= base"] = None
+    return {"earns_default": all(ok is True for ok in checks.values()), "checks": checks}
 
 
 def verdict_markdown(results: dict[str, Any], fold_focus: str) -> str:
@@ -87,7 +94,7 @@ def verdict_markdown(results: dict[str, Any], fold_focus: str) -> str:
     verdict = results["verdict"]
     lines += ["", f"winner (best mean out-of-source dev AUPRC): {results['winner']}"]
     for check, ok in verdict.get("checks", {}).items():
-        lines.append(f"- {'PASS' if ok else 'FAIL'}: {check}")
+        lines.append(f"- {'NOT RUN' if ok is None else 'PASS' if ok else 'FAIL'}: {check}")
     lines.append(f"earns the default (to be confirmed on int8 ONNX here): {verdict['earns_default']}")
     if results["missing"]:
         lines.append(f"not evaluated (time): {', '.join(results['missing'])}")
@@ -97,3 +104,18 @@ def verdict_markdown(results: dict[str, Any], fold_focus: str) -> str:
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return sum(finite) / len(finite) if finite else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Judge fine-tune candidates from their evaluation reports.")
+    parser.add_argument("--fold", default="prompt-injection", help="the fold held out of fine-tuning too")
+    parser.add_argument(
+        "reports", nargs="+", metavar="NAME=REPORT", help=f"base=..., candidates, {HELDOUT_PREFIX}<fold>-<name>=..."
+    )
+    args = parser.parse_args()
+    reports = dict(item.split("=", 1) for item in args.reports)
+    print(verdict_markdown(collect({name: Path(path) for name, path in reports.items()}, args.fold), args.fold), end="")
+
+
+if __name__ == "__main__":
+    main()

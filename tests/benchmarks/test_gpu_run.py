@@ -102,6 +102,25 @@ def test_verdict_picks_the_winner_on_dev_and_needs_every_check(tmp_path: Path) -
     paths["heldout-prompt-injection-a"].write_text(json.dumps(_report(0.85, 0.85, 0.10, 0.72)))
     paths["a"].write_text(json.dumps(_report(0.90, 0.82, 0.30, 0.75)))
     assert gpu_verdict.collect(paths, "prompt-injection")["verdict"]["earns_default"] is False
+    # the held-out fine-tune never ran: the check says so (not FAIL) and the default is not earned
+    paths["a"].write_text(json.dumps(_report(0.90, 0.82, 0.10, 0.75)))
+    del paths["heldout-prompt-injection-a"]
+    results = gpu_verdict.collect(paths, "prompt-injection")
+    assert results["verdict"]["earns_default"] is False
+    markdown = gpu_verdict.verdict_markdown(results, "prompt-injection")
+    assert "- NOT RUN: held out of fine-tuning" in markdown and "- PASS: beats base" in markdown
+
+
+def test_verdict_command_prints_the_table_for_reports_made_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, report in (("base", _report(0.80, 0.80, 0.20, 0.70)), ("cpu-a", _report(0.70, 0.70, 0.10, 0.60))):
+        (tmp_path / f"{name}.json").write_text(json.dumps(report))
+    argv = ["gpu_verdict", "--fold", "prompt-injection", f"base={tmp_path}/base.json", f"a={tmp_path}/cpu-a.json"]
+    monkeypatch.setattr("sys.argv", argv)
+    gpu_verdict.main()
+    out = capsys.readouterr().out
+    assert "| a | 0.700 / 0.650 |" in out and "- FAIL: beats base" in out and "earns the default" in out
 
 
 def test_candidates_are_the_issues_recipes_and_hard_negatives_cover_the_lookalike_families() -> None:
