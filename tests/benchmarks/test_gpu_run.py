@@ -111,6 +111,33 @@ def test_verdict_picks_the_winner_on_dev_and_needs_every_check(tmp_path: Path) -
     assert "- NOT RUN: held out of fine-tuning" in markdown and "- PASS: beats base" in markdown
 
 
+def test_verdict_needs_every_look_alike_family_and_the_instruction_recall_of_base(tmp_path: Path) -> None:
+    """Issue 18's guard rails, from evaluate's family table: a candidate that wins out of source but flags more
+    benign contrast prompts, or catches fewer written harmful requests, does not earn the default."""
+
+    def with_family(report: dict[str, Any], contrast: float, instructions: float) -> dict[str, Any]:
+        rows = [
+            ("lookalike (FPR)", 0.15),
+            ("contrast (FPR)", contrast),
+            ("harmful-instructions (recall)", instructions),
+        ]
+        report["family"] = ["| scoring | split | family | n | flagged |", "|---|---|---|---|---|"] + [
+            f"| fused (chosen) | random dev | {fam} | 81 | {rate:.3f} |" for fam, rate in rows
+        ]
+        return report
+
+    paths = {n: tmp_path / f"{n}.json" for n in ("base", "a", "heldout-prompt-injection-a")}
+    paths["base"].write_text(json.dumps(with_family(_report(0.80, 0.80, 0.20, 0.70), 0.09, 0.82)))
+    paths["heldout-prompt-injection-a"].write_text(json.dumps(_report(0.85, 0.85, 0.10, 0.72)))
+    for contrast, instructions, earns in ((0.09, 0.82, True), (0.12, 0.82, False), (0.08, 0.63, False)):
+        paths["a"].write_text(json.dumps(with_family(_report(0.90, 0.82, 0.10, 0.75), contrast, instructions)))
+        verdict = gpu_verdict.collect(paths, "prompt-injection")["verdict"]
+        assert verdict["earns_default"] is earns, verdict["checks"]
+    assert "- FAIL: harmful-instructions recall not lower than base's (random dev)" in gpu_verdict.verdict_markdown(
+        gpu_verdict.collect(paths, "prompt-injection"), "prompt-injection"
+    )
+
+
 def test_verdict_command_prints_the_table_for_reports_made_anywhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
