@@ -257,7 +257,7 @@ class IndexLifecycle:
             # the artifact is published below (seconds for the seed index; a test saw `rebuilding` after `succeeded`)
             runtime.status.rebuilding = False
             # committed: replicas with other homes load it from the database (after the commit, outside the lock)
-            await asyncio.to_thread(self.artifacts.publish, done.version)
+            await _to_thread_to_the_end(self.artifacts.publish, done.version)
         except Exception as exc:
             runtime.status.rebuilding = False
             with session_scope(self.sessions) as session:
@@ -331,3 +331,16 @@ class IndexLifecycle:
                 return verify_guard(self.runtime.require().guard, topics), self.runtime.version
         finally:
             session.close()
+
+
+async def _to_thread_to_the_end(fn: Callable[[int], None], arg: int) -> None:
+    """`fn(arg)` in a thread that a cancellation does not leave behind: a server stopping while a finished build's
+    artifact is being stored (seconds after /readyz said ready) waits for the store before it disposes the
+    database engine, instead of disposing it under a thread that holds one of its connections (the connection then
+    leaked, and the artifact was cut off)."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, arg))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise

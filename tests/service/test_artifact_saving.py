@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from index import HashingEncoder, read_guard_metadata
 from index.artifact_delta import DELTA_FILE
 from service.app import create_app
 from service.db.artifacts import IndexArtifactRepository
+from service.db.engine import create_db_engine, make_sessionmaker
 from service.settings import Settings
 from service.usecases.artifact_saving import ArtifactSaver
 from tests.conftest import CountingEncoder
@@ -78,10 +80,10 @@ def test_shutdown_waits_for_the_save_an_edit_requested(settings: Settings) -> No
             ctx.runtime.aclose,
         )
 
-        def held_write(delta: Any, version: int) -> bool:
+        def held_write(delta: Any, version: int) -> str:
             shutting_down.wait(timeout=60)  # the save is still running when the app begins to stop
-            written = bool(write_delta(delta, version))
-            events.append(f"saved {version}")
+            written = str(write_delta(delta, version))
+            events.append(f"{written} {version}")
             return written
 
         async def rebuilds_aclose() -> None:
@@ -99,6 +101,44 @@ def test_shutdown_waits_for_the_save_an_edit_requested(settings: Settings) -> No
         version = client.get("/v1/index").json()["version"]
     assert events == [f"saved {version}", "runtime closed"]
     assert read_guard_metadata(settings.index_dir)["version"] == version
+    assert ctx.edits.saver.saves["delta"] == 1
+
+
+def test_shutdown_waits_for_a_finished_builds_artifact_to_reach_the_database(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/readyz turns 200 once the start-up build serves; its artifact is stored in the database after that. A server
+    stopped meanwhile (a test that ends at once) cancelled the store and disposed the engine under the storing
+    thread: its connection leaked (PostgreSQL's ResourceWarning in CI) and the artifact was cut off."""
+    import service.context as context
+    from service.usecases.artifacts import IndexArtifacts
+
+    storing, events = threading.Event(), []
+    publish, close = IndexArtifacts.publish, context.ServiceContext.close
+
+    def slow_publish(self: IndexArtifacts, version: int) -> None:
+        storing.set()
+        time.sleep(0.5)  # still storing when the app begins to stop
+        publish(self, version)
+        events.append(f"published {version}")
+
+    def recorded_close(self: context.ServiceContext) -> None:
+        events.append("engine disposed")
+        close(self)
+
+    monkeypatch.setattr(IndexArtifacts, "publish", slow_publish)
+    monkeypatch.setattr(context.ServiceContext, "close", recorded_close)
+    with TestClient(create_app(settings, HashingEncoder())) as client:
+        wait_ready(client)
+        assert storing.wait(timeout=30)
+        version = client.get("/v1/index").json()["version"]
+    assert events == [f"published {version}", "engine disposed"]
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            assert IndexArtifactRepository(session).newest_version() == version  # stored whole
+    finally:
+        engine.dispose()
 
 
 def test_an_edit_saves_its_delta_not_the_full_artifact(client: TestClient) -> None:
