@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write_dir(directory: Path, files: dict[str, bytes]) -> None:
@@ -57,3 +59,8 @@ def atomic_write_file(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """`data` as indented JSON with a final newline, written as `atomic_write_file` does (manifests)."""
+    atomic_write_file(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))

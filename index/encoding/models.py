@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
 from index.errors import ModelIntegrityError, ModelNotFoundError
-from index.files import atomic_write_file
+from index.files import atomic_write_json
 
 Variant = Literal["int8", "fp32"]
 """Which ONNX graph to run: per-channel dynamic int8 (serving default) or the fp32 export it was quantised from."""
@@ -160,7 +160,7 @@ def read_manifest(model_dir: Path) -> ModelManifest:
 
 def write_manifest(model_dir: Path, manifest: ModelManifest) -> Path:
     """Write `<model_dir>/manifest.json` atomically (temp file in the same directory + os.replace)."""
-    _atomic_write_json(Path(model_dir) / MANIFEST_FILE, manifest.to_dict())
+    atomic_write_json(Path(model_dir) / MANIFEST_FILE, manifest.to_dict())
     return Path(model_dir) / MANIFEST_FILE
 
 
@@ -212,7 +212,7 @@ def verify_model_dir(model_dir: Path, variant: Variant | None = None, *, use_cac
     if use_cache and changed:
         # A read-only model directory (container image) only loses the cache, never the check.
         with contextlib.suppress(OSError):
-            _atomic_write_json(model_dir / _VERIFY_CACHE, cache)
+            atomic_write_json(model_dir / _VERIFY_CACHE, cache)
     return manifest
 
 
@@ -222,7 +222,3 @@ def _load_cache(model_dir: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_file(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from index.encoding.cache import EmbeddingCache, text_key
-from index.files import atomic_write_file
+from index.files import atomic_write_file, atomic_write_json
 from index.fits import FitCache
 from index.types import Vectors
 
@@ -110,7 +110,7 @@ def write_seed_pack(
     )
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_file(blob_path, blob)  # a reader between the two renames sees the old manifest's checksum fail
-    atomic_write_file(manifest_path, (json.dumps(asdict(manifest), indent=2) + "\n").encode("utf-8"))
+    atomic_write_json(manifest_path, asdict(manifest))
     return manifest
 
 
