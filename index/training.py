@@ -169,13 +169,24 @@ def stale_reason(out_dir: Path, config: TrainConfig, digest: str) -> str | None:
     training = manifest.extra.get("training")
     if not isinstance(training, dict):
         return f"{out_dir} was not written by lightguard train"
-    if training.get("config") != config.to_dict():
+    if _saved_config(training.get("config")) != config:
         return "the training config changed"
     if training.get("data_digest") != digest:
         return "the training data changed"
     if training.get("base_model") != base_model_description():
         return "the base model changed"
     return None
+
+
+def _saved_config(saved: object) -> TrainConfig | None:
+    """A model's recorded config, keys added since it was trained at their defaults (which keep the old behaviour:
+    e.g. `bf16` False), so a new option does not make every older model stale; None when unreadable."""
+    if not isinstance(saved, dict):
+        return None
+    try:
+        return TrainConfig.from_dict(saved)
+    except (TrainingError, TypeError, ValueError):
+        return None
 
 
 def build_dataset(examples: Sequence[Example], config: TrainConfig) -> Any:

@@ -148,6 +148,23 @@ def test_stale_reason_without_a_model(tmp_path: Path) -> None:
     assert stale_reason(tmp_path / "missing", TrainConfig(), "0" * 64) is not None
 
 
+def test_a_config_key_added_later_does_not_make_older_models_stale(tmp_path: Path) -> None:
+    from index.encoding.models import ModelManifest, base_model_description, write_manifest
+
+    def saved_with(config: dict[str, Any]) -> Path:
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        out.mkdir()
+        training = {"config": config, "data_digest": "d" * 64, "base_model": base_model_description()}
+        write_manifest(out, ModelManifest("m", "base", {}, 384, 64, extra={"training": training}))
+        return out
+
+    older = {k: v for k, v in TrainConfig().to_dict().items() if k != "bf16"}  # written before `bf16` existed
+    assert stale_reason(saved_with(older), TrainConfig(), "d" * 64) is None
+    assert stale_reason(saved_with(older), TrainConfig(bf16=True), "d" * 64) == "the training config changed"
+    newer = TrainConfig().to_dict() | {"from_the_future": 1}  # unreadable here: retrain rather than guess
+    assert stale_reason(saved_with(newer), TrainConfig(), "d" * 64) == "the training config changed"
+
+
 def test_softmax_head_loss_is_class_balanced_and_learns() -> None:
     import torch
 
