@@ -240,7 +240,7 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
     print()
     print("\n".join(lines))
     chosen = ("fused (chosen)", best, platt, threshold, category_thresholds)
-    family_lines = family_table(
+    family_lines, family_rates = family_table(
         [chosen] + ([("shipped scoring.json", *shipped, {})] if shipped else []), rnd, rnd_split, rnd_y, rnd_family, oos
     )
     print()
@@ -256,6 +256,7 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
     print()
     print("\n".join(point_lines))
     report["family"] = family_lines
+    report["family_rates"] = family_rates
     report["operating_points"] = points
     print(f"\nchosen: {best}  platt={platt}  threshold={threshold:.3f}")
     out_dir = REPO / "reports"
@@ -283,12 +284,14 @@ def family_table(
     rnd_y: np.ndarray,
     rnd_family: np.ndarray,
     oos: dict[str, dict[str, Any]],
-) -> list[str]:
-    """Random split per family (FPR of benign look-alikes, recall of attacks) and the held-out injection fold."""
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Random split per family (FPR of benign look-alikes, recall of attacks) and the held-out injection fold: the
+    markdown table and, for the random split, its rows as data ({scoring, split, family, kind, n, rate})."""
     lines = [
         "| scoring | split | family | n | flagged (FPR for benign, recall for unsafe) |",
         "|---|---|---|---|---|",
     ]
+    rates: list[dict[str, Any]] = []
     for title, combo, platt, threshold, cuts in configs:
         flagged = flags(rnd, combo, platt, threshold, cuts)
         for which in ("dev", "test"):
@@ -297,10 +300,19 @@ def family_table(
                 keep = (rnd_split == which) & (rnd_family == fam) & (rnd_y == want_unsafe)
                 if keep.any():
                     kind = "recall" if want_unsafe else "FPR"
-                    lines.append(
-                        f"| {title} | random {which} | {fam} ({kind}) | {int(keep.sum())} | "
-                        f"{float(flagged[keep].mean()):.3f} |"
+                    rate = float(flagged[keep].mean())
+                    n = int(keep.sum())
+                    rates.append(
+                        {
+                            "scoring": title,
+                            "split": f"random {which}",
+                            "family": fam,
+                            "kind": kind,
+                            "n": n,
+                            "rate": rate,
+                        }
                     )
+                    lines.append(f"| {title} | random {which} | {fam} ({kind}) | {n} | {rate:.3f} |")
         fold = oos.get(INJECTION_FOLD)
         if fold is None:
             continue
@@ -318,7 +330,7 @@ def family_table(
                 f"| {title} | held-out {INJECTION_FOLD} {which} | recall at <= {MAX_INJECTION_FPR:.0%} look-alike FPR "
                 f"(cut {cut:.3f}) | {int(keep.sum())} | {recall:.3f} |"
             )
-    return lines
+    return lines, rates
 
 
 def operating_point_table(

@@ -46,14 +46,21 @@ def summarise(report: dict[str, Any], fold_focus: str) -> dict[str, Any]:
     out["lookalike_fpr_test"] = results.get(f"{CHOSEN}|random|test", {}).get("lookalike_fpr", float("nan"))
     out["focus_fold"] = out["folds"].get(fold_focus)
     out["family"] = [line for line in report.get("family", []) if "lookalike" in line or fold_focus in line]
-    out["random_dev"] = family_rates(report.get("family", []), CHOSEN, "random dev")
+    out["random_dev"] = family_rates(report, CHOSEN, "random dev")
     return out
 
 
-def family_rates(lines: list[str], scoring: str, split: str) -> dict[str, float]:
-    """{family: flagged share} from evaluate's family table rows ("| scoring | split | family (FPR) | n | 0.123 |")."""
+def family_rates(report: dict[str, Any], scoring: str, split: str) -> dict[str, float]:
+    """{family: flagged share} of one scoring and split: evaluate's `family_rates` records, or for reports written
+    before it stored them, its markdown family table ("| scoring | split | family (FPR) | n | 0.123 |")."""
+    if "family_rates" in report:
+        return {
+            r["family"]: float(r["rate"])
+            for r in report["family_rates"]
+            if (r["scoring"], r["split"]) == (scoring, split)
+        }
     rates = {}
-    for line in lines:
+    for line in report.get("family", []):
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) == 5 and cells[0] == scoring and cells[1] == split and cells[2].endswith(("(FPR)", "(recall)")):
             rates[cells[2].rsplit(" (", 1)[0]] = float(cells[4])

@@ -111,19 +111,36 @@ def test_verdict_picks_the_winner_on_dev_and_needs_every_check(tmp_path: Path) -
     assert "- NOT RUN: held out of fine-tuning" in markdown and "- PASS: beats base" in markdown
 
 
-def test_verdict_needs_every_look_alike_family_and_the_instruction_recall_of_base(tmp_path: Path) -> None:
-    """Issue 18's guard rails, from evaluate's family table: a candidate that wins out of source but flags more
-    benign contrast prompts, or catches fewer written harmful requests, does not earn the default."""
+@pytest.mark.parametrize("stored", ["records", "markdown"])
+def test_verdict_needs_every_look_alike_family_and_the_instruction_recall_of_base(tmp_path: Path, stored: str) -> None:
+    """Issue 18's guard rails, from evaluate's family rates (records; reports written before them: the markdown
+    family table): a candidate that wins out of source but flags more benign contrast prompts, or catches fewer
+    written harmful requests, does not earn the default."""
 
     def with_family(report: dict[str, Any], contrast: float, instructions: float) -> dict[str, Any]:
         rows = [
-            ("lookalike (FPR)", 0.15),
-            ("contrast (FPR)", contrast),
-            ("harmful-instructions (recall)", instructions),
+            ("lookalike", "FPR", 0.15),
+            ("contrast", "FPR", contrast),
+            ("harmful-instructions", "recall", instructions),
         ]
-        report["family"] = ["| scoring | split | family | n | flagged |", "|---|---|---|---|---|"] + [
-            f"| fused (chosen) | random dev | {fam} | 81 | {rate:.3f} |" for fam, rate in rows
-        ]
+        if stored == "records":
+            report["family_rates"] = [
+                {"scoring": "fused (chosen)", "split": "random dev", "family": fam, "kind": kind, "n": 81, "rate": rate}
+                for fam, kind, rate in rows
+            ] + [
+                {
+                    "scoring": "fused (chosen)",
+                    "split": "random test",
+                    "family": "contrast",
+                    "kind": "FPR",
+                    "n": 81,
+                    "rate": 0.5,
+                }
+            ]
+        else:
+            report["family"] = ["| scoring | split | family | n | flagged |", "|---|---|---|---|---|"] + [
+                f"| fused (chosen) | random dev | {fam} ({kind}) | 81 | {rate:.3f} |" for fam, kind, rate in rows
+            ]
         return report
 
     paths = {n: tmp_path / f"{n}.json" for n in ("base", "a", "heldout-prompt-injection-a")}
