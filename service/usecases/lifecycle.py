@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,6 +42,7 @@ from service.usecases.seed import load_background
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
+_T = TypeVar("_T")
 
 
 class IndexLifecycle:
@@ -79,7 +80,7 @@ class IndexLifecycle:
             # Nothing edits before the index is installed (edits need it), so the build lock alone suffices.
             async with self.build_lock.hold_async():
                 # A row still `building` whose process is gone was cut off by a crash or kill (build_liveness).
-                interrupted = await asyncio.to_thread(self._fail_interrupted)
+                interrupted = await _to_thread_to_the_end(self._fail_interrupted)
                 if interrupted:
                     log.warning("%d index build(s) left unfinished by a stopped process marked failed", interrupted)
                 reason, stale = await self._load_artifact()
@@ -107,12 +108,12 @@ class IndexLifecycle:
         not usable and the stale guard if it could be read: the rebuild takes the vectors of its unchanged
         exemplars instead of re-encoding them (a scoring-config change then costs seconds, not minutes)."""
         try:
-            meta, guard = await asyncio.to_thread(self.artifacts.read, self.runtime.encoder)
+            meta, guard = await _to_thread_to_the_end(self.artifacts.read, self.runtime.encoder)
         except IndexArtifactError as exc:
             return str(exc), None
         if guard.config != self.config:
             return "stale: the scoring configuration changed since it was saved", guard
-        changes = await asyncio.to_thread(self.following.read_changes, int(meta.get("version", 0)), True)
+        changes = await _to_thread_to_the_end(self.following.read_changes, int(meta.get("version", 0)), True)
         if changes.full:
             return "stale: the index was rebuilt after it was saved", guard
         if changes.count:
@@ -198,7 +199,7 @@ class IndexLifecycle:
     ) -> IndexBuild:
         """`reuse`: a guard (same encoder) whose vectors of unchanged exemplars are taken instead of re-encoded;
         `beat`: the heartbeat of a queued row to build (see `rebuild`)."""
-        topics, snapshot, version, running = await asyncio.to_thread(self._start_build, trigger, beat)
+        topics, snapshot, version, running = await _to_thread_to_the_end(self._start_build, trigger, beat)
         try:
             return await self._build(trigger, progress, reuse, running, topics, snapshot, version)
         finally:
@@ -245,7 +246,7 @@ class IndexLifecycle:
             session = self.sessions()
             try:
                 async with self.edits.hold(session, "rebuild finish"):
-                    done = await asyncio.to_thread(
+                    done = await _to_thread_to_the_end(
                         self._finish_build, session, guard, build_id, snapshot, version, beat.progress
                     )
                     if trigger == "startup":  # counted before it serves: /readyz and the metric agree
@@ -327,20 +328,21 @@ class IndexLifecycle:
         session = self.sessions()
         try:
             async with self.edits.read(session, "verify"):
-                topics = await asyncio.to_thread(topics_with_exemplars, session)
+                topics = await _to_thread_to_the_end(topics_with_exemplars, session)
                 return verify_guard(self.runtime.require().guard, topics), self.runtime.version
         finally:
             session.close()
 
 
-async def _to_thread_to_the_end(fn: Callable[[int], None], arg: int) -> None:
-    """`fn(arg)` in a thread that a cancellation does not leave behind: a server stopping while a finished build's
-    artifact is being stored (seconds after /readyz said ready) waits for the store before it disposes the
-    database engine, instead of disposing it under a thread that holds one of its connections (the connection then
-    leaked, and the artifact was cut off)."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn, arg))
+async def _to_thread_to_the_end(fn: Callable[..., _T], *args: object) -> _T:
+    """`fn(*args)` in a thread that a cancellation does not leave behind. Every database step of loading and
+    building runs so: a server stopping meanwhile (a test that ends at once, a restart seconds after /readyz while
+    the start-up build's artifact is stored) waits for the step before it disposes the database engine, instead of
+    disposing it under a thread that holds one of its connections (the connection leaked, an artifact was cut off).
+    Embedding steps touch no database and are left to run out on their own."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
     try:
-        await asyncio.shield(task)
+        return await asyncio.shield(task)
     except asyncio.CancelledError:
         await asyncio.wait([task])
         raise

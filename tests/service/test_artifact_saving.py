@@ -141,6 +141,37 @@ def test_shutdown_waits_for_a_finished_builds_artifact_to_reach_the_database(
         engine.dispose()
 
 
+def test_a_server_stopped_during_its_first_database_step_waits_for_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every database step of the start-up load runs to its end before the engine is disposed, not only the
+    artifact store: stopped a moment after start, the server cancelled the load and disposed the engine under the
+    thread that was marking dead builds failed (a connection left open; PostgreSQL warned in a later test)."""
+    import service.context as context
+    from service.usecases.lifecycle import IndexLifecycle
+
+    started, events = threading.Event(), []
+    fail_interrupted, close = IndexLifecycle._fail_interrupted, context.ServiceContext.close
+
+    def slow_fail_interrupted(self: IndexLifecycle) -> int:
+        started.set()
+        time.sleep(0.5)  # still in the database when the app begins to stop
+        done = fail_interrupted(self)
+        events.append("dead builds checked")
+        return done
+
+    def recorded_close(self: context.ServiceContext) -> None:
+        events.append("engine disposed")
+        close(self)
+
+    monkeypatch.setattr(IndexLifecycle, "_fail_interrupted", slow_fail_interrupted)
+    monkeypatch.setattr(context.ServiceContext, "close", recorded_close)
+    with TestClient(create_app(settings, HashingEncoder())) as client:
+        assert started.wait(timeout=30)
+        assert client.get("/readyz").status_code == 503  # stopped before it was ever ready
+    assert events == ["dead builds checked", "engine disposed"]
+
+
 def test_an_edit_saves_its_delta_not_the_full_artifact(client: TestClient) -> None:
     """The full artifact (the store's serialisation, every exemplar) is written by full builds; an edit adds only
     a small delta beside it."""
