@@ -104,30 +104,41 @@ def test_shutdown_waits_for_the_save_an_edit_requested(settings: Settings) -> No
     assert ctx.edits.saver.saves["delta"] == 1
 
 
+def _held_step_and_engine_disposal(
+    monkeypatch: pytest.MonkeyPatch, owner: type, method: str, done: str
+) -> tuple[threading.Event, list[str]]:
+    """Make `owner.method` (a database step) still run half a second after it started, and record, in order, the
+    step ending (`done`, formatted with its arguments) and the database engine being disposed."""
+    import service.context as context
+
+    started, events = threading.Event(), []
+    step, close = getattr(owner, method), context.ServiceContext.close
+
+    def held_step(self: object, *args: object) -> object:
+        started.set()
+        time.sleep(0.5)  # still running when the app begins to stop
+        result = step(self, *args)
+        events.append(done.format(*args))
+        return result
+
+    def recorded_close(self: context.ServiceContext) -> None:
+        events.append("engine disposed")
+        close(self)
+
+    monkeypatch.setattr(owner, method, held_step)
+    monkeypatch.setattr(context.ServiceContext, "close", recorded_close)
+    return started, events
+
+
 def test_shutdown_waits_for_a_finished_builds_artifact_to_reach_the_database(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """/readyz turns 200 once the start-up build serves; its artifact is stored in the database after that. A server
     stopped meanwhile (a test that ends at once) cancelled the store and disposed the engine under the storing
     thread: its connection leaked (PostgreSQL's ResourceWarning in CI) and the artifact was cut off."""
-    import service.context as context
     from service.usecases.artifacts import IndexArtifacts
 
-    storing, events = threading.Event(), []
-    publish, close = IndexArtifacts.publish, context.ServiceContext.close
-
-    def slow_publish(self: IndexArtifacts, version: int) -> None:
-        storing.set()
-        time.sleep(0.5)  # still storing when the app begins to stop
-        publish(self, version)
-        events.append(f"published {version}")
-
-    def recorded_close(self: context.ServiceContext) -> None:
-        events.append("engine disposed")
-        close(self)
-
-    monkeypatch.setattr(IndexArtifacts, "publish", slow_publish)
-    monkeypatch.setattr(context.ServiceContext, "close", recorded_close)
+    storing, events = _held_step_and_engine_disposal(monkeypatch, IndexArtifacts, "publish", "published {0}")
     with TestClient(create_app(settings, HashingEncoder())) as client:
         wait_ready(client)
         assert storing.wait(timeout=30)
@@ -147,25 +158,11 @@ def test_a_server_stopped_during_its_first_database_step_waits_for_it(
     """Every database step of the start-up load runs to its end before the engine is disposed, not only the
     artifact store: stopped a moment after start, the server cancelled the load and disposed the engine under the
     thread that was marking dead builds failed (a connection left open; PostgreSQL warned in a later test)."""
-    import service.context as context
     from service.usecases.lifecycle import IndexLifecycle
 
-    started, events = threading.Event(), []
-    fail_interrupted, close = IndexLifecycle._fail_interrupted, context.ServiceContext.close
-
-    def slow_fail_interrupted(self: IndexLifecycle) -> int:
-        started.set()
-        time.sleep(0.5)  # still in the database when the app begins to stop
-        done = fail_interrupted(self)
-        events.append("dead builds checked")
-        return done
-
-    def recorded_close(self: context.ServiceContext) -> None:
-        events.append("engine disposed")
-        close(self)
-
-    monkeypatch.setattr(IndexLifecycle, "_fail_interrupted", slow_fail_interrupted)
-    monkeypatch.setattr(context.ServiceContext, "close", recorded_close)
+    started, events = _held_step_and_engine_disposal(
+        monkeypatch, IndexLifecycle, "_fail_interrupted", "dead builds checked"
+    )
     with TestClient(create_app(settings, HashingEncoder())) as client:
         assert started.wait(timeout=30)
         assert client.get("/readyz").status_code == 503  # stopped before it was ever ready
