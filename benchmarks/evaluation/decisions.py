@@ -89,6 +89,20 @@ def lookalike_threshold(
     return threshold
 
 
+def choose_fusion(tied: dict[str, tuple[float, float, float]], min_instruction_recall: float) -> str:
+    """The fusion to ship among those tied on dev AUPRC, each given as (dev AUPRC, dev look-alike FPR, dev recall of
+    written harmful requests) at its own threshold: the fewest look-alikes flagged (then the higher AUPRC), among
+    the fusions that keep the recall floor when any does.
+
+    Fewest look-alikes, because their unsafe twins are their nearest neighbours and the head-heavy fusions that win
+    on AUPRC by a hair flag them far more often (docs/results.md, "Why look-alikes were flagged"). The floor first,
+    because the fewest look-alikes alone can be bought with recall: a fine-tuned encoder's tight clusters made
+    centroid-only scoring the choice, at 0.63 recall against base's 0.82 (docs/ablation.md), and a model
+    comparison then measured the fusion choice as much as the encoder."""
+    keeping = {key: v for key, v in tied.items() if v[2] >= min_instruction_recall} or tied
+    return min(keeping, key=lambda key: (round(keeping[key][1], 3), -keeping[key][0]))
+
+
 MIN_CATEGORY_ROWS = 150
 MIN_CATEGORY_GAIN = 0.01
 SHRINK_ROWS = 300

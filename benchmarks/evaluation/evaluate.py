@@ -25,6 +25,7 @@ from benchmarks.evaluation.decisions import (
     best_single,
     candidate_fusions,
     category_threshold_gain,
+    choose_fusion,
     decision_metrics,
     f1_at_prevalence,
     fit_category_thresholds,
@@ -124,8 +125,9 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
     benign_look = rnd_dev & ~rnd_y & np.isin(rnd_family, LOOKALIKE_CHOICE_FAMILIES)
     instructions = rnd_dev & rnd_y & (rnd_family == "harmful-instructions")
 
-    def decide(combo: dict[str, float]) -> tuple[Platt, list[tuple[np.ndarray, np.ndarray]], float, float]:
-        """Platt scaling, the dev sets, the threshold and the dev look-alike FPR at it, for one fusion."""
+    def decide(combo: dict[str, float]) -> tuple[Platt, list[tuple[np.ndarray, np.ndarray]], float, float, float]:
+        """Platt scaling, the dev sets, the threshold, and the dev look-alike FPR and written-harmful-request recall
+        at it, for one fusion."""
         pooled_raw = np.concatenate([f["scores"].fused(combo)[f["split"] == "dev"] for f in oos.values()])
         pooled_y = np.concatenate([f["y"][f["split"] == "dev"] for f in oos.values()])
         platt = fit_platt(pooled_raw, pooled_y)
@@ -147,26 +149,24 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
             unseen = platt.apply(fold["scores"].fused(combo))[keep][fold["y"][keep]]
             floors.append((unseen, args.min_oos_instruction_recall))
         threshold = lookalike_threshold(rnd_scores[benign_look], floors, grid, float(grid[int(np.argmax(mean_f1))]))
-        return platt, dev_sets, threshold, float(np.mean(rnd_scores[benign_look] >= threshold))
+        look_fpr = float(np.mean(rnd_scores[benign_look] >= threshold))
+        recall = float(np.mean(rnd_scores[instructions] >= threshold)) if instructions.any() else float("nan")
+        return platt, dev_sets, threshold, look_fpr, recall
 
     # Fusions within AUPRC_TIE of the best mean out-of-source dev AUPRC are a tie (runs of this search have moved
-    # that much); among them the one whose threshold flags the fewest benign dev look-alikes wins. The look-alikes'
-    # unsafe twins are their nearest neighbours, and the head-heavy fusions that win on AUPRC by a hair flag them
-    # far more often (docs/results.md, "Why look-alikes were flagged").
-    tied = [c for c in candidates if dev_auprc[json.dumps(c, sort_keys=True)] >= top - AUPRC_TIE]
-    decisions = {json.dumps(c, sort_keys=True): decide(c) for c in tied}
-    best = min(
-        tied,
-        key=lambda c: (
-            round(decisions[json.dumps(c, sort_keys=True)][3], 3),
-            -dev_auprc[json.dumps(c, sort_keys=True)],
-        ),
+    # that much); among them the one whose threshold flags the fewest benign dev look-alikes wins, preferring those
+    # that keep the written-harmful-request recall floor (`choose_fusion`).
+    tied = [key for key, auprc in dev_auprc.items() if auprc >= top - AUPRC_TIE]
+    decisions = {key: decide(json.loads(key)) for key in tied}
+    best_key = choose_fusion(
+        {key: (dev_auprc[key], d[3], d[4]) for key, d in decisions.items()}, args.min_instruction_recall
     )
-    platt, dev_sets, threshold, look_fpr = decisions[json.dumps(best, sort_keys=True)]
+    best: dict[str, float] = json.loads(best_key)
+    platt, dev_sets, threshold, look_fpr, instruction_recall = decisions[best_key]
     print(
         f"{len(tied)} fusions within {AUPRC_TIE} of the best dev AUPRC {top:.4f}; chosen {best} "
-        f"(dev AUPRC {dev_auprc[json.dumps(best, sort_keys=True)]:.4f}), threshold {threshold:.2f}, "
-        f"dev look-alike FPR {look_fpr:.3f}",
+        f"(dev AUPRC {dev_auprc[best_key]:.4f}), threshold {threshold:.2f}, dev look-alike FPR {look_fpr:.3f}, "
+        f"dev written-harmful-request recall {instruction_recall:.3f}",
         file=sys.stderr,
     )
     category_thresholds = fit_category_thresholds(

@@ -1,5 +1,5 @@
-"""benchmarks.evaluation: the per-text vector cache (vectors), the look-alike threshold rule and recall at a
-bounded FPR (decisions)."""
+"""benchmarks.evaluation: the per-text vector cache (vectors), the look-alike threshold rule, the fusion choice and
+recall at a bounded FPR (decisions)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,18 @@ def test_recall_at_fpr() -> None:
     assert recall == 1.0
     recall, cut = decisions.recall_at_fpr(scores, unsafe, 0.0)
     assert recall == pytest.approx(2 / 6) and cut > 0.75
+
+
+def test_the_fusion_choice_keeps_the_recall_floor_before_it_saves_look_alikes() -> None:
+    tied = {  # (dev AUPRC, look-alike FPR, written-harmful-request recall)
+        "centroid only": (0.790, 0.12, 0.63),  # fewest look-alikes, bought with recall
+        "mix": (0.792, 0.15, 0.81),
+        "head-heavy": (0.794, 0.17, 0.84),
+        "mix, same look-alikes": (0.789, 0.15, 0.80),
+    }
+    assert (
+        decisions.choose_fusion(tied, 0.795) == "mix"
+    )  # fewest look-alikes among the floor keepers; AUPRC breaks ties
+    assert decisions.choose_fusion(tied, 0.60) == "centroid only"
+    assert decisions.choose_fusion(tied, 0.90) == "centroid only"  # none keeps it: the floor cannot choose
+    assert decisions.choose_fusion({"no instructions": (0.7, 0.1, float("nan"))}, 0.795) == "no instructions"
