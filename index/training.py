@@ -65,6 +65,8 @@ class TrainConfig:
     # bf16 autocast. CUDA always trains in bf16; on a CPU with avx512_bf16 it is ~1.7x faster than fp32 at 128
     # tokens (emulated, i.e. slower, on CPUs without it). Neither is bit-identical to the fp32 CPU run.
     bf16: bool = False
+    # softmax only: weight of the term that keeps each embedding near the starting encoder's (index/training_head.py)
+    distill: float = 0.0
     dev_sample: int = 1000  # dev rows for the quick dev AUPRC recorded in the manifest
 
     def __post_init__(self) -> None:
@@ -78,6 +80,8 @@ class TrainConfig:
             raise TrainingError(f"max_seq_length {self.max_seq_length} must be in 8..{EXPORT_MAX_TOKENS}")
         if self.max_examples < 2 or self.epochs <= 0 or self.learning_rate <= 0 or not 0 <= self.warmup < 1:
             raise TrainingError("max_examples >= 2, epochs > 0, learning_rate > 0 and 0 <= warmup < 1 are required")
+        if self.distill < 0 or (self.distill and self.loss != "softmax"):
+            raise TrainingError(f"distill {self.distill} must be >= 0, and > 0 only with the softmax loss")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -369,7 +373,7 @@ def _fit(
     if config.loss == "softmax":
         from index.training_head import SoftmaxHeadLoss
 
-        loss = SoftmaxHeadLoss(model, [int(i) for i in dataset["label"]])
+        loss = SoftmaxHeadLoss(model, [int(i) for i in dataset["label"]], distill=config.distill)
     else:
         loss = {
             "triplet-soft": losses.BatchHardSoftMarginTripletLoss,

@@ -54,6 +54,12 @@ def train_command(
     bf16: Annotated[
         bool, typer.Option("--bf16", help="bf16 autocast (~1.7x faster on CPUs with avx512_bf16; CUDA always uses it).")
     ] = _DEFAULT.bf16,
+    distill: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="softmax only: weight of keeping each embedding near the starting encoder's (1 - cosine)."
+        ),
+    ] = _DEFAULT.distill,
     if_stale: Annotated[bool, typer.Option("--if-stale", help="Do nothing when the model is current.")] = False,
     quiet: Annotated[
         bool,
@@ -93,6 +99,7 @@ def train_command(
             max_steps=max_steps,
             dev_sample=dev_sample,
             bf16=bf16,
+            distill=distill,
         )
         rows = [r for r in load_rows(data or settings.resolved_data_dir / "safety.jsonl") if r.family not in excluded]
         if if_stale:

@@ -4,6 +4,7 @@ rules, the candidates' recipes; the torch encoder against the fp32 ONNX export (
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,7 @@ def test_candidates_are_the_issues_recipes_and_hard_negatives_cover_the_lookalik
     losses = {config.loss for config in gpu_run.CANDIDATES.values()}
     assert {"triplet-soft", "softmax"} <= losses <= set(LOSSES)
     for config in gpu_run.CANDIDATES.values():
-        assert config.epochs >= 2 and config.max_seq_length >= 128 and config.max_steps == -1
+        assert config.epochs >= 1 and config.max_seq_length >= 128 and config.max_steps == -1
     for name, config in gpu_run.plan(smoke=True).items():
         assert config.max_steps > 0 and config.loss == gpu_run.CANDIDATES[name].loss
         assert TrainConfig.from_dict(config.to_dict()) == config
@@ -197,3 +198,53 @@ def test_torch_encoder_matches_the_fp32_onnx_export() -> None:
     narrow = TorchEncoder(base_model_dir(), "base", known_ids=[101, 102])
     with pytest.raises(Exception, match="not in the packed base"):
         narrow.encode(["hello"])
+
+
+def test_cpu_candidates_train_what_is_stale_hold_the_fold_out_and_judge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CPU runner trains the GPU recipes at 64 tokens, skips a current model and an existing report, leaves the
+    injection fold's families out of the held-out training, and prints the verdict over every report."""
+    from benchmarks.training import cpu_candidates
+    from index.datasets import DatasetRow
+
+    rows = [
+        DatasetRow(f"text {i}", cat, source="s", license="MIT", split="train", family=fam, noncommercial=False)
+        for i, (cat, fam) in enumerate([("safe", "benign"), ("prompt_injection", "prompt-injection"), ("safe", "x")])
+    ]
+    trained: dict[str, tuple[TrainConfig, set[str]]] = {}
+    evaluated: list[str] = []
+    monkeypatch.setattr(cpu_candidates, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(cpu_candidates, "REPORTS_DIR", tmp_path)
+    monkeypatch.setattr(cpu_candidates, "load_rows", lambda _path: rows)
+    monkeypatch.setattr(cpu_candidates, "data_digest", lambda examples: str(len(examples)))
+    monkeypatch.setattr(cpu_candidates, "select_examples", lambda rows, _config: rows)
+    # triplet-hn's model is current: not retrained
+    monkeypatch.setattr(
+        cpu_candidates, "stale_reason", lambda out, _c, _d: None if out.name == "cpu-triplet-hn" else "missing"
+    )
+    monkeypatch.setattr(
+        cpu_candidates,
+        "train",
+        lambda config, out, rows, say: trained.__setitem__(out.name, (config, {r.family for r in rows})),
+    )
+
+    def fake_run(command: list[str], check: bool, cwd: Path) -> None:
+        name = command[command.index("--name") + 1]
+        evaluated.append(name)
+        (tmp_path / f"evaluate-{name}-int8.json").write_text(json.dumps(_report(0.8, 0.8, 0.2, 0.7)))
+
+    monkeypatch.setattr(cpu_candidates.subprocess, "run", fake_run)
+    (tmp_path / "evaluate-base-cpu-int8.json").write_text(json.dumps(_report(0.8, 0.8, 0.2, 0.7)))  # kept
+    monkeypatch.setattr(
+        "sys.argv", ["cpu_candidates", "--only", "softmax-distill", "--only", "triplet-hn", "--heldout", "softmax"]
+    )
+    cpu_candidates.main()
+    assert sorted(trained) == ["cpu-heldout-softmax", "cpu-softmax-distill"]
+    config, families = trained["cpu-softmax-distill"]
+    assert config == replace(gpu_run.CANDIDATES["softmax-distill"], max_seq_length=64)
+    assert families == {"benign", "prompt-injection", "x"}
+    assert trained["cpu-heldout-softmax"][1].isdisjoint(FOLDS[gpu_run.HELDOUT_FOLD])
+    assert evaluated == ["cpu-softmax-distill", "cpu-triplet-hn", "cpu-heldout-softmax"]
+    out = capsys.readouterr().out
+    assert "| softmax-distill |" in out and "| triplet-hn |" in out and "earns the default" in out

@@ -165,10 +165,8 @@ def test_a_config_key_added_later_does_not_make_older_models_stale(tmp_path: Pat
     assert stale_reason(saved_with(newer), TrainConfig(), "d" * 64) == "the training config changed"
 
 
-def test_softmax_head_loss_is_class_balanced_and_learns() -> None:
+def _fake_st_model() -> Any:
     import torch
-
-    from index.training_head import LOGIT_SCALE, SoftmaxHeadLoss
 
     class FakeModel(torch.nn.Module):
         device = torch.device("cpu")
@@ -182,24 +180,72 @@ def test_softmax_head_loss_is_class_balanced_and_learns() -> None:
 
         def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             out = self.proj(features["x"])
-            return {"sentence_embedding": torch.nn.functional.normalize(out, dim=-1)}
+            features["sentence_embedding"] = torch.nn.functional.normalize(out, dim=-1)  # mutates, as ST modules do
+            return features
 
-    torch.manual_seed(0)
-    labels = [0] * 6 + [1] * 2  # 3:1 imbalance
-    loss = SoftmaxHeadLoss(FakeModel(), labels)
-    assert loss.class_weights.tolist() == pytest.approx([8 / 12, 8 / 4])
-    assert loss.get_config_dict() == {"num_labels": 2, "logit_scale": LOGIT_SCALE}
-    x = torch.eye(4)[[0, 0, 0, 1, 1, 1, 2, 3]]
-    y = torch.tensor(labels)
+    return FakeModel()
+
+
+def _fit_head(loss: Any, x: Any, y: Any, steps: int = 50) -> tuple[float, float]:
+    import torch
+
     optimizer = torch.optim.Adam(loss.parameters(), lr=0.05)
     first = loss([{"x": x}], y).item()
-    for _ in range(50):
+    for _ in range(steps):
         optimizer.zero_grad()
         value = loss([{"x": x}], y)
         value.backward()
         optimizer.step()
-    assert value.item() < first / 4  # gradients reach both the head and the encoder's weights
+    return first, value.item()
+
+
+def test_softmax_head_loss_is_class_balanced_and_learns() -> None:
+    import torch
+
+    from index.training_head import LOGIT_SCALE, SoftmaxHeadLoss
+
+    torch.manual_seed(0)
+    labels = [0] * 6 + [1] * 2  # 3:1 imbalance
+    loss = SoftmaxHeadLoss(_fake_st_model(), labels)
+    assert loss.class_weights.tolist() == pytest.approx([8 / 12, 8 / 4])
+    assert loss.get_config_dict() == {"num_labels": 2, "logit_scale": LOGIT_SCALE, "distill": 0.0}
+    x = torch.eye(4)[[0, 0, 0, 1, 1, 1, 2, 3]]
+    first, last = _fit_head(loss, x, torch.tensor(labels))
+    assert last < first / 4  # gradients reach both the head and the encoder's weights
     assert loss.model.proj.weight.grad is not None
+
+
+def test_distillation_keeps_embeddings_near_the_starting_encoder() -> None:
+    """With `distill` the encoder drifts less from where it started; the frozen copy is neither trained nor exposed
+    to the optimiser."""
+    import torch
+
+    from index.training_head import SoftmaxHeadLoss
+
+    x = torch.eye(4)[[0, 0, 0, 1, 1, 1, 2, 3]]
+    y = torch.tensor([0] * 6 + [1] * 2)
+    drift = {}
+    for weight in (0.0, 20.0):
+        torch.manual_seed(0)
+        model = _fake_st_model()
+        start = model({"x": x})["sentence_embedding"].detach()
+        loss = SoftmaxHeadLoss(model, y.tolist(), distill=weight)
+        n_params = len(list(loss.parameters()))
+        assert n_params == 4, "only the encoder's and the head's weights are trainable"
+        _fit_head(loss, x, y)
+        end = model({"x": x})["sentence_embedding"].detach()
+        drift[weight] = float((1 - torch.nn.functional.cosine_similarity(start, end)).mean())
+        if weight:
+            teacher = loss._teacher[0]
+            assert torch.equal(teacher({"x": x})["sentence_embedding"], start), "the anchor never moves"
+    assert drift[20.0] < drift[0.0] / 3
+
+
+@pytest.mark.parametrize("bad", [{"distill": -1.0}, {"distill": 0.5, "loss": "triplet-soft"}])
+def test_distill_needs_the_softmax_loss(bad: dict[str, Any]) -> None:
+    with pytest.raises(TrainingError, match="distill"):
+        TrainConfig(**bad)
+    assert TrainConfig(loss="softmax", distill=0.5).distill == 0.5
 
 
 def test_line_progress_says_steps_loss_and_eta_without_flooding() -> None:
