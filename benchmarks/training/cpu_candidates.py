@@ -1,10 +1,10 @@
 """Issue 18's fine-tune candidates on a CPU (no GPU lent), judged as the GPU plan would judge them.
 
     .venv/bin/python -m benchmarks.training.cpu_candidates                          # every candidate
-    .venv/bin/python -m benchmarks.training.cpu_candidates --only softmax-distill --heldout softmax-distill
+    .venv/bin/python -m benchmarks.training.cpu_candidates --only softmax --heldout softmax
 
 The recipes are the GPU plan's (benchmarks/training/gpu_run.py, CANDIDATES) at 64 tokens instead of 128 (bf16
-autocast as there), so that one epoch takes ~25 min on 2 cores with avx512_bf16 instead of ~75 min in fp32 at 128.
+autocast as there), so that a training takes ~21 min on 2 cores of a Zen 4 with avx512_bf16 (~75 min in fp32 at 128).
 Each model is trained unless current (`stale_reason`, as `lightguard train --if-stale`) into models/cpu-<name>,
 evaluated on int8 ONNX as it would be served (benchmarks.evaluation.evaluate: reports/evaluate-cpu-<name>-int8.json,
 reused when present; delete it to redo), and judged against base evaluated on the same CPU

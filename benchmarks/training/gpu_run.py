@@ -51,11 +51,6 @@ CANDIDATES: dict[str, TrainConfig] = {
     "softmax": TrainConfig(
         loss="softmax", epochs=2.0, batch_size=64, max_seq_length=128, max_examples=12_000, bf16=True
     ),
-    # the softmax head, with each embedding held near base's (index/training_head.py): one epoch, since two of the
-    # plain softmax recipe drifted further from base than one without gaining out of source (docs/ablation.md)
-    "softmax-distill": TrainConfig(
-        loss="softmax", distill=10.0, epochs=1.0, batch_size=64, max_seq_length=128, max_examples=12_000, bf16=True
-    ),
 }
 HELDOUT_FOLD = "prompt-injection"
 # Seconds on one H100 (16 cores), from CPU rates measured here and known speed-ups; printed as the budget and used

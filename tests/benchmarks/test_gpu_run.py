@@ -175,7 +175,7 @@ def test_candidates_are_the_issues_recipes_and_hard_negatives_cover_the_lookalik
     losses = {config.loss for config in gpu_run.CANDIDATES.values()}
     assert {"triplet-soft", "softmax"} <= losses <= set(LOSSES)
     for config in gpu_run.CANDIDATES.values():
-        assert config.epochs >= 1 and config.max_seq_length >= 128 and config.max_steps == -1
+        assert config.epochs >= 2 and config.max_seq_length >= 128 and config.max_steps == -1
     for name, config in gpu_run.plan(smoke=True).items():
         assert config.max_steps > 0 and config.loss == gpu_run.CANDIDATES[name].loss
         assert TrainConfig.from_dict(config.to_dict()) == config
@@ -237,14 +237,14 @@ def test_cpu_candidates_train_what_is_stale_hold_the_fold_out_and_judge(
     monkeypatch.setattr(cpu_candidates.subprocess, "run", fake_run)
     (tmp_path / "evaluate-base-cpu-int8.json").write_text(json.dumps(_report(0.8, 0.8, 0.2, 0.7)))  # kept
     monkeypatch.setattr(
-        "sys.argv", ["cpu_candidates", "--only", "softmax-distill", "--only", "triplet-hn", "--heldout", "softmax"]
+        "sys.argv", ["cpu_candidates", "--only", "softmax", "--only", "triplet-hn", "--heldout", "softmax"]
     )
     cpu_candidates.main()
-    assert sorted(trained) == ["cpu-heldout-softmax", "cpu-softmax-distill"]
-    config, families = trained["cpu-softmax-distill"]
-    assert config == replace(gpu_run.CANDIDATES["softmax-distill"], max_seq_length=64)
+    assert sorted(trained) == ["cpu-heldout-softmax", "cpu-softmax"]
+    config, families = trained["cpu-softmax"]
+    assert config == replace(gpu_run.CANDIDATES["softmax"], max_seq_length=64)
     assert families == {"benign", "prompt-injection", "x"}
     assert trained["cpu-heldout-softmax"][1].isdisjoint(FOLDS[gpu_run.HELDOUT_FOLD])
-    assert evaluated == ["cpu-softmax-distill", "cpu-triplet-hn", "cpu-heldout-softmax"]
+    assert evaluated == ["cpu-softmax", "cpu-triplet-hn", "cpu-heldout-softmax"]
     out = capsys.readouterr().out
-    assert "| softmax-distill |" in out and "| triplet-hn |" in out and "earns the default" in out
+    assert "| softmax |" in out and "| triplet-hn |" in out and "earns the default" in out
