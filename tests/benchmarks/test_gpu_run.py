@@ -248,3 +248,15 @@ def test_cpu_candidates_train_what_is_stale_hold_the_fold_out_and_judge(
     assert evaluated == ["cpu-softmax", "cpu-triplet-hn", "cpu-heldout-softmax"]
     out = capsys.readouterr().out
     assert "| softmax |" in out and "| triplet-hn |" in out and "earns the default" in out
+
+
+def test_drift_table_is_the_cosine_to_base_per_family_and_overall() -> None:
+    from benchmarks.training.drift import drift_table
+
+    base = np.eye(4, dtype=np.float32)
+    turned = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0.6, 0.8], [0, 0, 0.8, -0.6]], dtype=np.float32)
+    table = drift_table(base, turned, ["a", "a", "b", "b"])
+    assert [(name, n) for name, n, _, _ in table] == [("a", 2), ("b", 2), ("all", 4)]
+    assert table[0][2:] == pytest.approx((1.0, 1.0))
+    assert table[1][2] == pytest.approx(0.0)  # 0.6 and -0.6
+    assert table[2][2] == pytest.approx(0.5) and table[2][3] < 0
