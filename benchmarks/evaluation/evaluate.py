@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -37,7 +38,7 @@ from benchmarks.evaluation.decisions import (
     shipped_scoring,
 )
 from benchmarks.evaluation.vectors import Embeddings, FoldScores
-from benchmarks.layout import DATA_DIR, REPO
+from benchmarks.layout import DATA_DIR, REPO, REPORTS_DIR
 from index import SAFE, Encoder, GuardConfig, Label, fit_platt
 from index.calibration import Platt
 from index.datasets import load_rows
@@ -259,14 +260,13 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
     report["family_rates"] = family_rates
     report["operating_points"] = points
     print(f"\nchosen: {best}  platt={platt}  threshold={threshold:.3f}")
-    out_dir = REPO / "reports"
-    out_dir.mkdir(exist_ok=True)
-    # one file per model and variant: evaluating a second encoder must not overwrite the base's report
-    suffix = "" if (args.name, args.variant) == ("base", "int8") else f"-{args.name}-{args.variant}"
-    (out_dir / f"evaluate{suffix}.json").write_text(json.dumps(report, indent=2, default=float))
+    path = report_path(args.name, args.variant)
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=float))
     keep = rnd_split == "test"
     # docs/results.md shows the default run's curves; any other model's go beside its report, not into docs/
-    image = REPO / "docs" / "img" / "pr-base-random-test.png" if not suffix else out_dir / f"pr{suffix}-random-test.png"
+    suffix = _report_suffix(args.name, args.variant)
+    image = REPORTS_DIR / f"pr{suffix}-random-test.png" if suffix else REPO / "docs" / "img" / "pr-base-random-test.png"
     plot_pr_curves(
         {t: (rnd.fused(c)[keep], rnd_y[keep]) for t, c in singles.items()},
         image,
@@ -410,6 +410,27 @@ def write_scoring_config(
     }
     path.write_text(json.dumps(config, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def _report_suffix(name: str, variant: str) -> str:
+    # one file per model and variant: evaluating a second encoder must not overwrite the base's report
+    return "" if (name, variant) == ("base", "int8") else f"-{name}-{variant}"
+
+
+def report_path(name: str, variant: str = "int8") -> Path:
+    """Where the evaluation of model `name` writes its report (the default run's: reports/evaluate.json)."""
+    return REPORTS_DIR / f"evaluate{_report_suffix(name, variant)}.json"
+
+
+def ensure_report(name: str, model_dir: Path) -> Path:
+    """The int8 report of `model_dir` evaluated as `name`: run in a child process (its own memory) unless it exists
+    already (delete it to redo); for the runners that judge several models (benchmarks/training)."""
+    path = report_path(name)
+    if not path.exists():
+        print(f"evaluating {name} ({model_dir})", file=sys.stderr, flush=True)
+        command = [sys.executable, "-m", "benchmarks.evaluation.evaluate", "--model-dir", str(model_dir)]
+        subprocess.run([*command, "--name", name], check=True, cwd=REPO)
+    return path
 
 
 def main() -> None:

@@ -16,14 +16,12 @@ nothing else; docs/ablation.md holds what it measured.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.evaluation.evaluate import FOLDS
-from benchmarks.layout import DATA_DIR, REPO, REPORTS_DIR
+from benchmarks.evaluation.evaluate import FOLDS, ensure_report
+from benchmarks.layout import DATA_DIR, REPO
 from benchmarks.training.gpu_run import CANDIDATES, HELDOUT_FOLD
 from benchmarks.training.gpu_verdict import HELDOUT_PREFIX, collect, verdict_markdown
 from index import data_digest, load_rows, select_examples, stale_reason, train
@@ -54,15 +52,6 @@ def ensure_trained(name: str, config: TrainConfig, exclude: frozenset[str] = fro
     return out
 
 
-def ensure_evaluated(name: str, model_dir: Path) -> Path:
-    report = REPORTS_DIR / f"evaluate-{name}-int8.json"
-    if not report.exists():
-        log(f"evaluating {name}")
-        evaluate = [sys.executable, "-m", "benchmarks.evaluation.evaluate"]
-        subprocess.run([*evaluate, "--model-dir", str(model_dir), "--name", name], check=True, cwd=REPO)
-    return report
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", choices=sorted(CANDIDATES), help="these candidates (repeatable)")
@@ -70,13 +59,13 @@ def main() -> None:
     parser.add_argument("--base-name", default="base-cpu", help="report name of base's evaluation on this CPU")
     args = parser.parse_args()
     names = args.only or sorted(CANDIDATES)
-    reports = {"base": ensure_evaluated(args.base_name, MODELS_DIR / "base")}
+    reports = {"base": ensure_report(args.base_name, MODELS_DIR / "base")}
     for name in names:
-        reports[name] = ensure_evaluated(f"cpu-{name}", ensure_trained(name, cpu_recipe(CANDIDATES[name])))
+        reports[name] = ensure_report(f"cpu-{name}", ensure_trained(name, cpu_recipe(CANDIDATES[name])))
     if args.heldout:
         held = f"heldout-{args.heldout}"
         model = ensure_trained(held, cpu_recipe(CANDIDATES[args.heldout]), frozenset(FOLDS[HELDOUT_FOLD]))
-        reports[f"{HELDOUT_PREFIX}{HELDOUT_FOLD}-{args.heldout}"] = ensure_evaluated(f"cpu-{held}", model)
+        reports[f"{HELDOUT_PREFIX}{HELDOUT_FOLD}-{args.heldout}"] = ensure_report(f"cpu-{held}", model)
     print(verdict_markdown(collect(reports, HELDOUT_FOLD), HELDOUT_FOLD), end="")
 
 

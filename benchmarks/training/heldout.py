@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.evaluation.evaluate import FOLDS
+from benchmarks.evaluation.evaluate import FOLDS, ensure_report, report_path
 from benchmarks.layout import REPO
 
 SCORER = "fused (chosen)"
@@ -33,8 +33,7 @@ def metrics(report: Path, fold: str) -> tuple[float, float] | None:
 
 def main() -> None:
     python = sys.executable
-    reports = REPO / "reports"
-    base_report = reports / "evaluate-base-full-int8.json"
+    base_report = report_path("base-full")
     if not base_report.exists():
         sys.exit(f"{base_report} is missing: run {BASE_REPORT_COMMAND}")
     for fold, families in FOLDS.items():
@@ -43,9 +42,7 @@ def main() -> None:
         exclude = [arg for family in families for arg in ("--exclude-family", family)]
         train = [python, "-m", "service.cli.main", "train", "--if-stale", "--quiet", "--out", str(model), *exclude]
         subprocess.run(train, check=True, cwd=REPO)
-        if not (reports / f"evaluate-{name}-int8.json").exists():
-            evaluate = [python, "-m", "benchmarks.evaluation.evaluate", "--model-dir", str(model), "--name", name]
-            subprocess.run(evaluate, check=True, cwd=REPO)
+        ensure_report(name, model)
 
     print(
         "| fold (held out of index and fine-tuning) | base AUPRC / F1 | held-out fine-tune | fine-tune, every family |"
@@ -56,8 +53,8 @@ def main() -> None:
         cells = []
         for key, report in (
             ("base", base_report),
-            ("held", reports / f"evaluate-ft-heldout-{fold}-int8.json"),
-            ("leaky", reports / "evaluate-finetuned-int8.json"),
+            ("held", report_path(f"ft-heldout-{fold}")),
+            ("leaky", report_path("finetuned")),
         ):
             got = metrics(report, fold)
             if got is None:

@@ -205,6 +205,7 @@ def test_cpu_candidates_train_what_is_stale_hold_the_fold_out_and_judge(
 ) -> None:
     """The CPU runner trains the GPU recipes at 64 tokens, skips a current model and an existing report, leaves the
     injection fold's families out of the held-out training, and prints the verdict over every report."""
+    from benchmarks.evaluation import evaluate
     from benchmarks.training import cpu_candidates
     from index.datasets import DatasetRow
 
@@ -215,7 +216,7 @@ def test_cpu_candidates_train_what_is_stale_hold_the_fold_out_and_judge(
     trained: dict[str, tuple[TrainConfig, set[str]]] = {}
     evaluated: list[str] = []
     monkeypatch.setattr(cpu_candidates, "MODELS_DIR", tmp_path / "models")
-    monkeypatch.setattr(cpu_candidates, "REPORTS_DIR", tmp_path)
+    monkeypatch.setattr(evaluate, "REPORTS_DIR", tmp_path)
     monkeypatch.setattr(cpu_candidates, "load_rows", lambda _path: rows)
     monkeypatch.setattr(cpu_candidates, "data_digest", lambda examples: str(len(examples)))
     monkeypatch.setattr(cpu_candidates, "select_examples", lambda rows, _config: rows)
@@ -234,7 +235,7 @@ def test_cpu_candidates_train_what_is_stale_hold_the_fold_out_and_judge(
         evaluated.append(name)
         (tmp_path / f"evaluate-{name}-int8.json").write_text(json.dumps(_report(0.8, 0.8, 0.2, 0.7)))
 
-    monkeypatch.setattr(cpu_candidates.subprocess, "run", fake_run)
+    monkeypatch.setattr(evaluate.subprocess, "run", fake_run)
     (tmp_path / "evaluate-base-cpu-int8.json").write_text(json.dumps(_report(0.8, 0.8, 0.2, 0.7)))  # kept
     monkeypatch.setattr(
         "sys.argv", ["cpu_candidates", "--only", "softmax", "--only", "triplet-hn", "--heldout", "softmax"]
@@ -246,6 +247,7 @@ def test_cpu_candidates_train_what_is_stale_hold_the_fold_out_and_judge(
     assert families == {"benign", "prompt-injection", "x"}
     assert trained["cpu-heldout-softmax"][1].isdisjoint(FOLDS[gpu_run.HELDOUT_FOLD])
     assert evaluated == ["cpu-softmax", "cpu-triplet-hn", "cpu-heldout-softmax"]
+    assert evaluate.report_path("base") == tmp_path / "evaluate.json"  # where the default run writes its report
     out = capsys.readouterr().out
     assert "| softmax |" in out and "| triplet-hn |" in out and "earns the default" in out
 
