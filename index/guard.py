@@ -155,7 +155,8 @@ class Guard:
                 return
             columns, vectors = self._book.builtin()
             # the embedding cache also keeps fitted heads by their inputs: an unchanged set is not refitted
-            self._head.fit(vectors, columns, self.embedding_cache)
+            safe = self._labels.column.get(SAFE)
+            self._head.fit(vectors, columns, self.embedding_cache, safe_column=safe)
 
     # ----------------------------------------------------------------- reading
     @property
