@@ -83,9 +83,6 @@ class GuardConfig:
     batch_size: int = 32
     head_epochs: int = 300
     head_l2: float = 1e-3
-    head_boundary_weight: float = 0.0
-    """Rows of the head's fit weigh 1 + this x the share of their 16 nearest exemplars on the other side of safe /
-    unsafe (index.scoring.head.Boundary); 0: every row of a label weighs the same."""
     # --- the vector store (index.store)
     ann_threshold: int | None = None
     """Above this many exemplars the store switches from exact search to IVF (None: always exact)."""

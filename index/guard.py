@@ -155,8 +155,7 @@ class Guard:
                 return
             columns, vectors = self._book.builtin()
             # the embedding cache also keeps fitted heads by their inputs: an unchanged set is not refitted
-            safe = self._labels.column.get(SAFE)
-            self._head.fit(vectors, columns, self.embedding_cache, safe_column=safe)
+            self._head.fit(vectors, columns, self.embedding_cache)
 
     # ----------------------------------------------------------------- reading
     @property

@@ -79,7 +79,7 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
     run evaluates torch encoders: benchmarks/training/gpu_run.py)."""
     from index import OnnxEncoder
 
-    config = GuardConfig(head_boundary_weight=args.head_boundary_weight)
+    config = GuardConfig()
     if encoder is None:
         encoder = OnnxEncoder(Path(args.model_dir), variant=args.variant)
     taxonomy = load_taxonomy(DATA_DIR / "taxonomy.toml")
@@ -273,7 +273,7 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
         f"{args.name} encoder, random split (test)",
     )
     if args.write_config:
-        write_scoring_config(best, platt, threshold, category_thresholds, encoder.model_id, config)
+        write_scoring_config(best, platt, threshold, category_thresholds, encoder.model_id)
         write_operating_points(points, encoder.model_id)
 
 
@@ -384,15 +384,8 @@ def row_md(title: str, where: str, m: BinaryMetrics, look_fpr: float | None) -> 
 
 
 def write_scoring_config(
-    combo: dict[str, float],
-    platt: Platt,
-    threshold: float,
-    category_thresholds: dict[str, float],
-    model_id: str,
-    fitted: GuardConfig,
+    combo: dict[str, float], platt: Platt, threshold: float, category_thresholds: dict[str, float], model_id: str
 ) -> None:
-    """data/scoring.json with the chosen fusion, calibration and thresholds, and the fitting knobs (`fitted`) the
-    scores were computed with."""
     knn = next((n for n in combo if n.startswith("knn")), None)
     cent = next((n for n in combo if n.startswith("centroid")), None)
     defaults = GuardConfig()
@@ -413,7 +406,6 @@ def write_scoring_config(
         "platt": asdict(platt),
         "threshold": round(threshold, 4),
         "category_thresholds": category_thresholds,
-        "head_boundary_weight": fitted.head_boundary_weight,
         "_chosen_with": model_id,
     }
     path.write_text(json.dumps(config, indent=2) + "\n")
@@ -461,12 +453,6 @@ def main() -> None:
         type=float,
         default=MIN_OOS_INSTRUCTION_RECALL,
         help="the same floor on the out-of-source instructions fold's dev harmful requests",
-    )
-    parser.add_argument(
-        "--head-boundary-weight",
-        type=float,
-        default=GuardConfig().head_boundary_weight,
-        help="weigh the linear head's rows near the safe/unsafe boundary up (GuardConfig.head_boundary_weight)",
     )
     parser.add_argument("--limit", type=int, default=0, help="evaluate on about this many rows (smoke runs)")
     parser.add_argument("--write-config", action="store_true", help="write the chosen scoring to data/scoring.json")

@@ -34,7 +34,6 @@ flat_faiss.install()  # before anything imports index: the GPU machine has no fa
 from benchmarks.layout import DATA_DIR, REPO, REPORTS_DIR  # noqa: E402
 from benchmarks.training import gpu_pack  # noqa: E402
 from benchmarks.training.gpu_verdict import collect, verdict_markdown  # noqa: E402
-from index import GuardConfig  # noqa: E402
 from index.training import TrainConfig  # noqa: E402
 
 # Full data (max_examples above every label's train rows: all ~30k rows, the look-alike families included), 128
@@ -271,7 +270,6 @@ def evaluate_one(args: argparse.Namespace) -> None:
         prevalence=0.2,
         min_instruction_recall=evaluation.MIN_INSTRUCTION_RECALL,
         min_oos_instruction_recall=evaluation.MIN_OOS_INSTRUCTION_RECALL,
-        head_boundary_weight=GuardConfig().head_boundary_weight,
         limit=0,
         write_config=False,
     )

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from index.scoring.base import Neighbours
 from index.scoring.functions import Matrix, knn_distribution, softmax
-from index.scoring.head import Boundary, LinearHead, fit_linear_head_cached
+from index.scoring.head import LinearHead, fit_linear_head_cached
 from index.types import Vectors
 
 if TYPE_CHECKING:
@@ -78,24 +78,18 @@ class HeadScorer:
         self.weight = 0.0
         self.l2 = 1e-3
         self.epochs = 300
-        self.boundary_weight = 0.0
         self.head: LinearHead | None = None
 
     def configure(self, config: GuardConfig) -> None:
         """The weight and fitting knobs; a head already fitted is kept (refit with `fit`)."""
         self.weight, self.l2, self.epochs = config.weight_head, config.head_l2, config.head_epochs
-        self.boundary_weight = config.head_boundary_weight
 
-    def fit(
-        self, vectors: Vectors, columns: NDArray[np.int64], cache: object | None = None, safe_column: int | None = None
-    ) -> None:
-        """`cache`: an `index.fits.FitCache` holding heads fitted before (None: always fit); `safe_column`: the
-        `safe` label's column, for the boundary weighting (None: none)."""
+    def fit(self, vectors: Vectors, columns: NDArray[np.int64], cache: object | None = None) -> None:
+        """`cache`: an `index.fits.FitCache` holding heads fitted before (None: always fit)."""
         if not len(columns) or self.weight == 0:
             self.head = None
             return
-        boundary = None if safe_column is None else Boundary(safe_column, self.boundary_weight)
-        self.head = fit_linear_head_cached(vectors, columns, self.n_labels, self.l2, self.epochs, cache, boundary)
+        self.head = fit_linear_head_cached(vectors, columns, self.n_labels, self.l2, self.epochs, cache)
 
     def distribution(self, queries: Vectors, neighbours: Neighbours) -> Matrix | None:
         return None if self.head is None else self.head.predict(queries)
