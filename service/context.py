@@ -91,6 +91,9 @@ def open_context(
     # Large requests encode on one thread of their own (the same model: identical vectors), so that a short prompt
     # runs beside a long document on the other core instead of waiting for its slices (docs/reliability.md).
     background = build_encoder(settings, threads=1) if encoder is None else None
+    # Two small batches at once run on a twin whose threads sleep between runs (the same model, identical vectors):
+    # spinning threads of two concurrent runs burn the cores the other run needs (docs/performance.md).
+    busy = build_encoder(settings, spin=False) if encoder is None and settings.encoder_spin else None
     runtime = GuardRuntime(
         encoder or build_encoder(settings),
         settings.workers,
@@ -99,6 +102,7 @@ def open_context(
         slice_runs=settings.slice_runs,
         observer=metrics,
         background_encoder=background,
+        busy_encoder=busy,
         batch_consumers=settings.batch_consumers,
     )
     config = apply_operating_point(

@@ -30,8 +30,9 @@ class Settings(BaseSettings):
     )
     encoder_spin: bool = Field(
         default=True,
-        description="ONNX Runtime's threads spin between model runs: a lone request starts sooner; false saves ~29 % "
-        "of a lone request's server CPU for ~0.8 ms of its p50 (many replicas per host; docs/performance.md)",
+        description="ONNX Runtime's threads spin between model runs while one micro-batch runs alone: a lone request "
+        "starts sooner; false saves ~29 % of a lone request's server CPU for ~0.8 ms of its p50 (many replicas per "
+        "host; docs/performance.md). A micro-batch that starts while another runs uses threads that do not spin",
     )
     onnx_variant: Literal["int8", "fp32"] = "int8"
     admin_key: SecretStr | None = Field(default=None, description="Bootstraps this admin API key at start-up")

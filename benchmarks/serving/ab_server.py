@@ -9,8 +9,9 @@ round after round, and reports every round, the medians, and how many rounds eac
 
 An arm is NAME REV [KEY=VALUE ...]: REV `.` is the working tree; any other revision is checked out (detached) under
 var/ab/ and imported ahead of the installed package, with this tree's model (LIGHTGUARD_MODEL_DIR) and the bench's
-LIGHTGUARD_HOME (var/bench-home, built by benchmarks.serving.bench), so revisions must share the database schema.
-KEY=VALUE pairs are environment settings for that arm's server. The load generator is benchmarks.serving.load (one
+LIGHTGUARD_HOME (var/bench-home, built by benchmarks.serving.bench), so revisions must share the database schema
+unless an arm names a home of its own: `--arm old a694ecf LIGHTGUARD_HOME=var/ab-home-old` builds one at its first
+start, from that revision's data. KEY=VALUE pairs are environment settings for that arm's server. The load generator is benchmarks.serving.load (one
 process, N client threads, keep-alive connections). The worktrees stay for the next run; `git worktree remove
 var/ab/<sha>` drops one (after `make clean`, `git worktree prune` forgets them).
 """

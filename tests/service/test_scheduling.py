@@ -274,3 +274,50 @@ def test_a_rebuild_between_scoring_steps_makes_the_job_start_again_on_the_new_gu
     assert version == 3 and verdicts == rebuilt.classify(texts)
     assert verdicts[1].category == "cooking", "the verdicts read the rebuilt guard"
     runtime.close()
+
+
+class MeetingEncoder(HashingEncoder):
+    """The hashing encoder, recording which instance ran each classify; once `meet` is set, a run waits for a second
+    run to reach the barrier too (so two small batches are surely in flight at once)."""
+
+    def __init__(self, name: str, log: list[str], barrier: threading.Barrier) -> None:
+        super().__init__()
+        self.name, self.log, self.barrier = name, log, barrier
+        self.meet = False
+
+    def encode_spans(self, texts, spans, batch_size=32):  # type: ignore[no-untyped-def]
+        self.log.append(self.name)
+        if self.meet:
+            self.barrier.wait()
+        return super().encode_spans(texts, spans, batch_size)
+
+
+def test_a_small_batch_beside_another_runs_on_the_busy_encoder() -> None:
+    """A small batch that starts while another is in its model run takes the busy encoder (threads that do not
+    spin); a lone batch gets the main one."""
+    log: list[str] = []
+    barrier = threading.Barrier(2, timeout=10)
+    main, busy = MeetingEncoder("main", log, barrier), MeetingEncoder("busy", log, barrier)
+    guard = Guard.build(main, TOY_LABELS, TOY_EXEMPLARS, background_texts=["tell me a joke"])
+    runtime = GuardRuntime(main, background_encoder=HashingEncoder(), busy_encoder=busy, batch_consumers=2)
+    runtime.install(guard, version=1)
+
+    async def scenario() -> list[str]:
+        try:
+            main.meet = busy.meet = True
+            first = asyncio.create_task(runtime.classify(["how do I pick a lock"]))
+            await until(lambda: log)  # the first batch is in its model run (waiting at the barrier)
+            await asyncio.gather(first, runtime.classify(["hello there"]))
+            concurrent = log.copy()
+            main.meet = busy.meet = False
+            del log[:]
+            await runtime.classify(["a lone question"])
+            return concurrent
+        finally:
+            await runtime.aclose()
+            runtime.close()
+
+    concurrent = asyncio.run(scenario())
+    assert concurrent == ["main", "busy"]
+    assert log == ["main"], "a lone batch runs on the full encoder"
+    assert runtime.batcher.small_running == 0
