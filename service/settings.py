@@ -96,8 +96,8 @@ class Settings(BaseSettings):
         default="none",
         description="Default rate limit per API key (and for the anonymous caller when no keys exist), in texts, in"
         " the `limits` notation (`100/second`, `5000/minute;100000/hour`); a key's own limit overrides it. Default"
-        " `none` (unlimited): counting every request cost 8 single-prompt clients ~7 % of their throughput on 2"
-        " cores (docs/reliability.md), and the concurrency limit already bounds what one key holds",
+        " `none` (unlimited): the concurrency limit already bounds what one key holds (counting costs 8 single-prompt"
+        " clients about what noise moves, docs/performance.md)",
     )
     max_concurrency: int | None = Field(
         default=16,

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from service.app import create_app
 from service.cli.admin import register
 from service.errors import ClientDisconnectedError, InvalidRequestError, RateLimitedError
 from service.schemas.keys import RATE_LIMIT_PATTERN
-from service.usecases.quotas import KeyLimits, Quotas, parse_rate
+from service.usecases.quotas import KeyLimits, ProcessMemoryStorage, Quotas, parse_rate
 from tests.service.support import FIXTURES, lightguard_server, make_settings, wait_ready
 
 ADMIN = "lg_test_admin_key_for_quotas_0123"
@@ -264,3 +265,29 @@ def test_processes_sharing_a_redis_storage_share_a_keys_rate() -> None:
     for _ in range(4):
         with memory.admit(key, None, 1):
             pass
+
+
+def test_the_in_process_rate_counters_start_no_thread_and_still_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    """limits' MemoryStorage starts a timer thread every 10 ms of traffic; the quotas' storage must start none, still
+    refuse over the rate, and drop expired entries itself."""
+    quotas = Quotas("5/second", None)
+    assert isinstance(quotas._storage, ProcessMemoryStorage)
+    storage = ProcessMemoryStorage()  # its constructor starts (and stops) limits' first timer: once per storage
+
+    def no_thread(self: threading.Thread) -> None:
+        raise AssertionError(f"a rate-limit hit started a thread ({self!r})")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    for _ in range(5):
+        with quotas.admit(None, None, 1):
+            pass
+    with pytest.raises(RateLimitedError), quotas.admit(None, None, 1):
+        pass
+
+    storage.EXPIRE_EVERY_S = 0.0  # every change drops what has expired
+    for _ in range(3):
+        storage.acquire_entry("k", 10, 60)
+    for entry in storage.events["k"][1:]:  # newest first: the two older entries have expired
+        entry.expiry = time.time() - 1
+    storage.acquire_entry("other", 10, 60)
+    assert len(storage.events["k"]) == 1
