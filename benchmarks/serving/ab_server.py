@@ -11,9 +11,10 @@ An arm is NAME REV [KEY=VALUE ...]: REV `.` is the working tree; any other revis
 var/ab/ and imported ahead of the installed package, with this tree's model (LIGHTGUARD_MODEL_DIR) and the bench's
 LIGHTGUARD_HOME (var/bench-home, built by benchmarks.serving.bench), so revisions must share the database schema
 unless an arm names a home of its own: `--arm old a694ecf LIGHTGUARD_HOME=var/ab-home-old` builds one at its first
-start, from that revision's data. KEY=VALUE pairs are environment settings for that arm's server. The load generator is benchmarks.serving.load (one
-process, N client threads, keep-alive connections). The worktrees stay for the next run; `git worktree remove
-var/ab/<sha>` drops one (after `make clean`, `git worktree prune` forgets them).
+start, from that revision's data. KEY=VALUE pairs are environment settings for that arm's server. The load
+generator is benchmarks.serving.load (one process, N client threads, keep-alive connections). The worktrees stay
+for the next run; `git worktree remove var/ab/<sha>` drops one (after `make clean`, `git worktree prune` forgets
+them).
 """
 
 from __future__ import annotations

@@ -220,6 +220,7 @@ class GuardRuntime:
         # (8 single-prompt clients, docs/performance.md). A lone batch keeps the spinning threads, for a sequential
         # client's latency.
         batcher = self.batcher
+        encoder: Encoder | None
         if batcher.large_running:
             encoder = self.background_encoder
         elif batcher.small_running > 1:

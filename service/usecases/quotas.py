@@ -42,8 +42,8 @@ class ProcessMemoryStorage(MemoryStorage):
     """`limits`' in-process storage (memory://) without its expiry thread.
 
     MemoryStorage drops expired entries on a `threading.Timer` of 10 ms that it starts again whenever the last one
-    has run, so under steady traffic every tenth of the requests or so started a thread on the event loop: 8
-    single-prompt clients lost ~10 % of their throughput once a rate limit was set (docs/performance.md). Here the
+    has run, so under steady traffic a thread started on the event loop every 10 ms: 8 single-prompt clients lost
+    10-25 % of their throughput once a rate limit was set (docs/performance.md). Here the
     caller drops them itself, at most once every `EXPIRE_EVERY_S`. The moving window reads entries by their
     timestamps, so an expired entry never counts; dropping them only bounds memory.
     """
