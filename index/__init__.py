@@ -62,14 +62,8 @@ from index.store import (
 )
 from index.taxonomy import OPENAI_KEYS, Category, Taxonomy, load_taxonomy
 from index.text import normalize_text, text_digest
-from index.training import (
-    FINETUNED_NAME,
-    TrainConfig,
-    data_digest,
-    select_examples,
-    stale_reason,
-    train,
-)
+from index.training import data_digest, select_examples, stale_reason, train
+from index.training_config import FINETUNED_NAME, TrainConfig
 from index.types import SAFE, Action, Evidence, Exemplar, Label, LabelKind, Role, Verdict
 from index.units import ClassifyPlan, warm_up
 

@@ -15,7 +15,8 @@ from index.text import normalize_text
 from index.types import SAFE
 
 if TYPE_CHECKING:
-    from index.training import Example, TrainConfig
+    from index.training import Example
+    from index.training_config import TrainConfig
 
 
 def quick_dev_metrics(

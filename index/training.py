@@ -1,5 +1,5 @@
 """Fine-tuning all-MiniLM-L6-v2 on the safety train split with triplet-style losses or a softmax head (torch imported
-lazily); the configuration and its constants are in index/training_config.py (re-exported here)."""
+lazily); what a run is configured with lives in index/training_config.py."""
 
 from __future__ import annotations
 
@@ -28,37 +28,13 @@ from index.text import normalize_text
 from index.training_config import (
     BATCH_LOSSES,
     EXPORT_MAX_TOKENS,
-    FINETUNED_NAME,
     HARD_NEGATIVE_FAMILIES,
     LABELLED_LOSSES,
-    LOSSES,
     TRAIN_CONFIG_FILE,
     Granularity,
-    LossName,
     TrainConfig,
 )
 from index.types import SAFE
-
-__all__ = [
-    "BATCH_LOSSES",
-    "EXPORT_MAX_TOKENS",
-    "FINETUNED_NAME",
-    "HARD_NEGATIVE_FAMILIES",
-    "LABELLED_LOSSES",
-    "LOSSES",
-    "TRAIN_CONFIG_FILE",
-    "Example",
-    "Granularity",
-    "LossName",
-    "TrainConfig",
-    "build_dataset",
-    "data_digest",
-    "fine_tune",
-    "select_examples",
-    "stale_reason",
-    "train",
-    "training_label",
-]
 
 Say = Callable[[str], None]
 

@@ -41,7 +41,8 @@ from index.encoding import Encoder
 from index.encoding.models import read_manifest
 from index.evaluation import binary_metrics, plot_pr_curves
 from index.taxonomy import load_taxonomy
-from index.training import TrainConfig, data_digest, select_examples, stale_reason, train
+from index.training import data_digest, select_examples, stale_reason, train
+from index.training_config import TrainConfig
 
 WORK = REPO / "var" / "ablation"
 RESULTS = WORK / "results.json"

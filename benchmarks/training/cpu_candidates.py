@@ -25,7 +25,7 @@ from benchmarks.layout import DATA_DIR, REPO
 from benchmarks.training.gpu_run import CANDIDATES, HELDOUT_FOLD
 from benchmarks.training.gpu_verdict import HELDOUT_PREFIX, collect, verdict_markdown
 from index import data_digest, load_rows, select_examples, stale_reason, train
-from index.training import TrainConfig
+from index.training_config import TrainConfig
 
 CPU_MAX_SEQ_LENGTH = 64
 MODELS_DIR = REPO / "models"

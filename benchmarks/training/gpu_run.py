@@ -34,7 +34,7 @@ flat_faiss.install()  # before anything imports index: the GPU machine has no fa
 from benchmarks.layout import DATA_DIR, REPO, REPORTS_DIR  # noqa: E402
 from benchmarks.training import gpu_pack  # noqa: E402
 from benchmarks.training.gpu_verdict import collect, verdict_markdown  # noqa: E402
-from index.training import TrainConfig  # noqa: E402
+from index.training_config import TrainConfig  # noqa: E402
 
 # Full data (max_examples above every label's train rows: all ~30k rows, the look-alike families included), 128
 # tokens (the 90th percentile of train texts; 32 before), two epochs, batch 64.
@@ -281,7 +281,7 @@ def import_model(args: argparse.Namespace) -> None:
     from safetensors.numpy import load_file, save_file
 
     from index import base_model_dir, export_onnx
-    from index.training import EXPORT_MAX_TOKENS, TRAIN_CONFIG_FILE
+    from index.training_config import EXPORT_MAX_TOKENS, TRAIN_CONFIG_FILE
 
     folder = Path(args.source)
     meta = json.loads((folder / "winner.json").read_text())

@@ -45,7 +45,9 @@ def train_command(
     seed: Annotated[int, typer.Option()] = _DEFAULT.seed,
     hard_negatives: Annotated[
         bool,
-        typer.Option(help="Fill half the safe quota with benign look-alikes (index.training.HARD_NEGATIVE_FAMILIES)."),
+        typer.Option(
+            help="Fill half the safe quota with benign look-alikes (index.training_config.HARD_NEGATIVE_FAMILIES)."
+        ),
     ] = _DEFAULT.hard_negatives,
     max_steps: Annotated[int, typer.Option(help="Stop after this many steps (-1: the epochs decide).")] = (
         _DEFAULT.max_steps

@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks.evaluation.evaluate import BENIGN_FAMILIES, FOLDS
 from benchmarks.training import flat_faiss, gpu_pack, gpu_run, gpu_verdict
-from index.training import HARD_NEGATIVE_FAMILIES, LOSSES, TrainConfig
+from index.training_config import HARD_NEGATIVE_FAMILIES, LOSSES, TrainConfig
 
 
 def test_flat_standin_finds_the_same_neighbours_as_faiss() -> None:

@@ -12,14 +12,8 @@ import pytest
 from index import Guard, Label
 from index.datasets import DatasetRow
 from index.errors import TrainingError
-from index.training import (
-    LOSSES,
-    TrainConfig,
-    data_digest,
-    select_examples,
-    stale_reason,
-    train,
-)
+from index.training import data_digest, select_examples, stale_reason, train
+from index.training_config import LOSSES, TrainConfig
 
 CATEGORIES = ("violence", "hate", "safe")
 TEXTS = {
