@@ -142,7 +142,6 @@ def train_top(
     )
     steps = args.epochs * ((len(train) + args.batch - 1) // args.batch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.1 * steps)) * (1 - s / steps))
-    lengths = offsets[train + 1] - offsets[train]
     model.train()
     t0, step = time.perf_counter(), 0
     for _ in range(args.epochs):
@@ -172,7 +171,6 @@ def train_top(
                     f"    step {step}/{steps} loss {loss.item():.3f} eta {el / step * (steps - step):.0f}s",
                     file=sys.stderr,
                 )
-    del lengths
     return model.eval()
 
 
