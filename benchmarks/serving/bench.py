@@ -265,6 +265,7 @@ def server(rows: list[Row], report: dict[str, Any], home: Path, n_seq: int, stub
                     "per_s": round(res["prompts"] / res["wall"], 1),
                     "rss_mb": round(after["rss_mb"], 1),
                     "server_cpu_ms_per_prompt": round(cpu_ms, 2),
+                    "client_cpu_ms_per_prompt": round(res["client_cpu_s"] * 1000 / max(1, res["prompts"]), 2),
                 }
             )
             return rows[-1]
@@ -401,8 +402,10 @@ def _recall(found: np.ndarray, exact: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------- report
 def table(rows: list[Row]) -> str:
-    cols = ["section", "case", "p50", "p90", "p99", "per_s", "rss_mb", "server_cpu_ms_per_prompt", "note"]
-    heads = ["", "case", "p50 ms", "p90 ms", "p99 ms", "per s", "RSS MB", "CPU ms/prompt", "note"]
+    cols = ["section", "case", "p50", "p90", "p99", "per_s", "rss_mb", "server_cpu_ms_per_prompt"]
+    cols += ["client_cpu_ms_per_prompt", "note"]
+    heads = ["", "case", "p50 ms", "p90 ms", "p99 ms", "per s", "RSS MB", "server CPU ms/prompt"]
+    heads += ["load generator CPU ms/prompt", "note"]
     return markdown_table(heads, ([r.get(c, "") for c in cols] for r in rows))
 
 

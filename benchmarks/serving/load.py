@@ -1,11 +1,13 @@
 """The HTTP load generator: one process (so its CPU is not the server's), N client threads on keep-alive
 connections, short test-split prompts. `run_load` starts it as `python -m benchmarks.serving.load PORT MODE N
-CLIENTS` and reads back per-request latencies, wall time and prompts sent."""
+CLIENTS` and reads back per-request latencies, wall time, prompts sent and the generator's own CPU time (it shares
+the machine's cores with the server: docs/performance.md measures what it takes)."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import resource
 import subprocess
 import sys
 import threading
@@ -45,18 +47,23 @@ def load_worker(port: int, mode: Mode, n: int, clients: int) -> dict[str, Any]:
     client_loop(0, 5, [], size)  # warm-up
     results: list[list[float]] = [[] for _ in range(clients)]
     threads = [threading.Thread(target=client_loop, args=(c, n // clients, results[c], size)) for c in range(clients)]
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu_s()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, _cpu_s() - cpu
     samples = [s for r in results for s in r]
-    return {"samples": samples, "wall": wall, "prompts": len(samples) * size}
+    return {"samples": samples, "wall": wall, "prompts": len(samples) * size, "client_cpu_s": cpu}
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_load(port: int, mode: Mode, requests: int, clients: int) -> dict[str, Any]:
-    """The load generator in its own process: per-request latencies, wall time and prompts sent."""
+    """The load generator in its own process: per-request latencies, wall time, prompts sent and its CPU time."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.serving.load", str(port), mode, str(requests), str(clients)],
         capture_output=True,
