@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import resource
 import subprocess
 import sys
 import threading
@@ -47,19 +46,14 @@ def load_worker(port: int, mode: Mode, n: int, clients: int) -> dict[str, Any]:
     client_loop(0, 5, [], size)  # warm-up
     results: list[list[float]] = [[] for _ in range(clients)]
     threads = [threading.Thread(target=client_loop, args=(c, n // clients, results[c], size)) for c in range(clients)]
-    t, cpu = time.perf_counter(), _cpu_s()
+    t, cpu = time.perf_counter(), time.process_time()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    wall, cpu = time.perf_counter() - t, _cpu_s() - cpu
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     samples = [s for r in results for s in r]
     return {"samples": samples, "wall": wall, "prompts": len(samples) * size, "client_cpu_s": cpu}
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_load(port: int, mode: Mode, requests: int, clients: int) -> dict[str, Any]:
