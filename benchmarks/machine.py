@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from index.cpu import cpu_flags
+
 
 def machine() -> dict[str, Any]:
     model = next(
@@ -30,21 +32,14 @@ SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "
 
 def simd_flags() -> list[str]:
     """Which of `SIMD_FLAGS` the CPU has, in that order (empty where /proc/cpuinfo cannot be read)."""
-    flags = set(_cpuinfo_flags())
+    flags = cpu_flags()
     return [flag for flag in SIMD_FLAGS if flag in flags]
-
-
-def _cpuinfo_flags() -> list[str]:
-    try:
-        return next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return []
 
 
 def int8_isa() -> str:
     """The widest int8 dot-product instructions the CPU has: ONNX Runtime's int8 kernels run ~2x faster with VNNI
     than with plain AVX2 (docs/performance.md, sixth session), so bench numbers differ between such machines."""
-    flags = _cpuinfo_flags()
+    flags = cpu_flags()
     if not flags:
         return "unknown"
     for flag in ("amx_int8", "avx512_vnni", "avx_vnni", "avx512bw", "avx2"):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from index.cpu import native_bf16
 from index.datasets import DatasetRow
 from index.dev_check import quick_dev_metrics
 from index.encoding.models import (
@@ -327,6 +328,8 @@ def _fit(
         else BatchSamplers.BATCH_SAMPLER
     )
     cpu = not device.startswith("cuda")
+    if cpu and config.bf16 and native_bf16() is False:
+        say("warning: this CPU has no avx512_bf16 / amx_bf16: bf16 autocast is emulated, expect ~2x slower than fp32")
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work),
         num_train_epochs=config.epochs,

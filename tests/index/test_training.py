@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +279,34 @@ def test_train_cli_draws_no_bar_when_stderr_is_not_a_terminal(tmp_path: Path, mo
     result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "m"), "--data", str(data), "--bf16"])
     assert result.exit_code == 2 and "stop here" in result.output
     assert seen["show_progress"] is False and seen["config"].bf16 is True
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("native", "warned"), [(False, True), (True, False)])
+def test_bf16_on_a_cpu_without_native_bf16_warns(
+    native: bool | None, warned: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import TrainerCallback
+
+    class Stop(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, *args: Any, **kwargs: Any) -> None:
+            raise KeyboardInterrupt
+
+    said: list[str] = []
+    monkeypatch.setattr("index.training.native_bf16", lambda: native)
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(_tiny("triplet-soft"), bf16=True), tmp_path / "m", _rows(), callbacks=[Stop()], say=said.append)
+    assert any("bf16" in line and "slower than fp32" in line for line in said) is warned
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [({"avx2", "avx512_vnni"}, False), ({"avx2", "avx512_bf16"}, True), ({"amx_bf16"}, True), (set(), None)],
+)
+def test_native_bf16_reads_the_cpu_flags(
+    flags: set[str], expected: bool | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from index import cpu
+
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(flags))
+    assert cpu.native_bf16() is expected
