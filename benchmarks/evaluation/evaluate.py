@@ -90,6 +90,7 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
     emb = Embeddings(encoder, rows, config, REPO / "var" / "cache")
     split = np.asarray([r.split for r in rows])
     family = np.asarray([r.family for r in rows])
+    source = np.asarray([r.source for r in rows])
     unsafe = np.asarray([r.category != SAFE for r in rows])
     known = set(family.tolist())
     folds = {name: fams for name, fams in FOLDS.items() if set(fams) & known}
@@ -101,12 +102,13 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
         t0 = time.perf_counter()
         query = held & (split != "train")
         scores = FoldScores(encoder, labels, rows, emb, (split == "train") & ~held, query, config)
-        oos[name] = {"scores": scores, "split": split[query], "y": unsafe[query]}
+        oos[name] = {"scores": scores, "split": split[query], "y": unsafe[query], "source": source[query]}
         print(f"fold {name}: {int(held.sum())} rows held out ({time.perf_counter() - t0:.0f}s)", file=sys.stderr)
     # ---- random split: index = every train row
     rnd_mask = split != "train"
     rnd = FoldScores(encoder, labels, rows, emb, split == "train", rnd_mask, config)
     rnd_split, rnd_y, rnd_family = split[rnd_mask], unsafe[rnd_mask], family[rnd_mask]
+    rnd_source = source[rnd_mask]
 
     candidates = candidate_fusions(rnd.windows)
 
@@ -246,6 +248,10 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
     )
     print()
     print("\n".join(family_lines))
+    injections = rnd_y & (rnd_family == INJECTION_FOLD)
+    source_lines = injection_source_table(chosen, rnd, rnd_split, injections, rnd_source, oos)
+    print()
+    print("\n".join(source_lines))
     points = operating_points(dev_sets, grid, mean_f1_at(dev_sets, grid), args.prevalence)
     # balanced is what ships (after the look-alike rule); the others stay on their side of it
     points = {
@@ -258,6 +264,7 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
     print("\n".join(point_lines))
     report["family"] = family_lines
     report["family_rates"] = family_rates
+    report["injection_sources"] = source_lines
     report["operating_points"] = points
     print(f"\nchosen: {best}  platt={platt}  threshold={threshold:.3f}")
     path = report_path(args.name, args.variant)
@@ -331,6 +338,36 @@ def family_table(
                 f"(cut {cut:.3f}) | {int(keep.sum())} | {recall:.3f} |"
             )
     return lines, rates
+
+
+def injection_source_table(
+    chosen: tuple[str, dict[str, float], Platt, float, dict[str, float]],
+    rnd: FoldScores,
+    rnd_split: np.ndarray,
+    rnd_injection: np.ndarray,
+    rnd_source: np.ndarray,
+    oos: dict[str, dict[str, Any]],
+) -> list[str]:
+    """Recall of each injection source at the chosen threshold: in the random split (its train rows among the
+    exemplars) and in the held-out injection fold (no row of any staged injection source among them)."""
+    _, combo, platt, threshold, cuts = chosen
+    lines = ["| source | random dev | random test | held out, dev | held out, test |", "|---|---|---|---|---|"]
+    fold = oos.get(INJECTION_FOLD)
+    flagged_rnd = flags(rnd, combo, platt, threshold, cuts)
+    flagged_held = flags(fold["scores"], combo, platt, threshold, cuts) if fold else None
+    for src in sorted(set(rnd_source[rnd_injection].tolist())):
+        cells = []
+        for which in ("dev", "test"):
+            keep = rnd_injection & (rnd_source == src) & (rnd_split == which)
+            cells.append(f"{float(flagged_rnd[keep].mean()):.2f} ({int(keep.sum())})" if keep.any() else "-")
+        for which in ("dev", "test"):
+            if fold is None or flagged_held is None:
+                cells.append("-")
+                continue
+            keep = fold["y"] & (fold["source"] == src) & (fold["split"] == which)
+            cells.append(f"{float(flagged_held[keep].mean()):.2f} ({int(keep.sum())})" if keep.any() else "-")
+        lines.append(f"| {src} | {' | '.join(cells)} |")
+    return lines
 
 
 def operating_point_table(
