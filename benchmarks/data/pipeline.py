@@ -19,7 +19,6 @@ from benchmarks.data.sources import (
     DEV_ONLY_SOURCES,
     SOURCE_SPECS,
     SPLIT_FRACTIONS,
-    TRAIN_ONLY_SOURCES,
     Candidate,
     Src,
 )
@@ -128,7 +127,7 @@ def cap(cands: list[Candidate]) -> tuple[list[Candidate], Counter[str]]:
 def assign_splits(cands: list[Candidate]) -> list[tuple[Candidate, str]]:
     """Stratified split by (category, source): sorted by digest, the first ~70 % train, next ~15 % dev, rest test.
 
-    Cells under 3 rows go to train; DEV_ONLY_SOURCES go to dev whole, TRAIN_ONLY_SOURCES to train whole.
+    Cells under 3 rows go to train; DEV_ONLY_SOURCES go to dev whole.
     """
     cells: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
     for c in cands:
@@ -139,9 +138,6 @@ def assign_splits(cands: list[Candidate]) -> list[tuple[Candidate, str]]:
         n = len(cell)
         if source.split("/")[0] in DEV_ONLY_SOURCES:
             out.extend((c, "dev") for c in cell)
-            continue
-        if source.split("/")[0] in TRAIN_ONLY_SOURCES:
-            out.extend((c, "train") for c in cell)
             continue
         n_dev = round(n * SPLIT_FRACTIONS[1]) if n >= 3 else 0
         n_test = round(n * SPLIT_FRACTIONS[2]) if n >= 3 else 0

