@@ -141,6 +141,32 @@ def fit_category_thresholds(
     return out
 
 
+def injection_threshold(
+    fold: FoldScores,
+    combo: dict[str, float],
+    platt: Platt,
+    threshold: float,
+    lookalikes: np.ndarray,
+    grid: np.ndarray,
+    max_fpr: float,
+    category: str = "prompt_injection",
+) -> float:
+    """The lowest cut, never above `threshold`, for rows whose top category is `category` at which at most `max_fpr`
+    of the `lookalikes` rows (benign prompts built around injection trigger words) are flagged.
+
+    Injections score lower than other attacks (MiniLM puts "ignore your instructions and ..." near ordinary
+    instructions), so one threshold for all traffic leaves half of them unflagged; their own operating point is
+    recall at a look-alike FPR, as issue 18 defines it.
+    """
+    scores = platt.apply(fold.fused(combo))
+    own = fold.top_category(combo) == category
+    for cut in sorted(float(t) for t in grid if t < threshold):
+        flagged = scores >= np.where(own, cut, threshold)
+        if float(np.mean(flagged[lookalikes])) <= max_fpr:
+            return cut
+    return threshold
+
+
 def category_threshold_gain(
     sets: list[tuple[FoldScores, np.ndarray, np.ndarray]],
     combo: dict[str, float],

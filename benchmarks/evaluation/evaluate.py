@@ -31,6 +31,7 @@ from benchmarks.evaluation.decisions import (
     f1_at_prevalence,
     fit_category_thresholds,
     flags,
+    injection_threshold,
     lookalike_threshold,
     mean_f1_at,
     operating_points,
@@ -62,6 +63,7 @@ LOOKALIKE_FAMILIES = ("lookalike",)
 BENIGN_FAMILIES = ("lookalike", "contrast", "injection-lookalike")
 UNSAFE_FAMILIES = ("harmful-instructions", "prompt-injection", "adversarial", "jailbreak")
 INJECTION_FOLD = "prompt-injection"
+INJECTION_CATEGORY = "prompt_injection"
 AUPRC_TIE = 0.005
 LOOKALIKE_CHOICE_FAMILIES = ("lookalike", "contrast")  # benign look-alikes of harmful requests (random split, dev)
 # The shipped build before issue 18 (data/scoring.json of 07519e3) recalled 0.795 of the random split's dev written
@@ -172,8 +174,9 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
         f"dev written-harmful-request recall {instruction_recall:.3f}",
         file=sys.stderr,
     )
+    dev_folds = [(f["scores"], f["split"] == "dev", f["y"]) for f in oos.values()] + [(rnd, rnd_dev, rnd_y)]
     category_thresholds = fit_category_thresholds(
-        [(f["scores"], f["split"] == "dev", f["y"]) for f in oos.values()] + [(rnd, rnd_split == "dev", rnd_y)],
+        dev_folds,
         best,
         platt,
         threshold,
@@ -182,7 +185,7 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
     )
     # Sixteen more parameters must earn their place on dev: adopt them only for a clear mean-F1 gain over the dev sets.
     gain = category_threshold_gain(
-        [(f["scores"], f["split"] == "dev", f["y"]) for f in oos.values()] + [(rnd, rnd_split == "dev", rnd_y)],
+        dev_folds,
         best,
         platt,
         threshold,
@@ -193,6 +196,15 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
     if gain < MIN_CATEGORY_GAIN:
         print(f"not adopted: gain below {MIN_CATEGORY_GAIN}", file=sys.stderr)
         category_thresholds = {}
+    # Injections get their own operating point whatever the rule above decided: the lowest cut at which at most
+    # MAX_INJECTION_FPR of the random split's dev injection look-alikes (NotInject & co.) are flagged.
+    injection_lookalikes = rnd_dev & ~rnd_y & (rnd_family == "injection-lookalike")
+    if injection_lookalikes.any():
+        cut = injection_threshold(rnd, best, platt, threshold, injection_lookalikes, grid, MAX_INJECTION_FPR)
+        category_thresholds = {k: v for k, v in category_thresholds.items() if k != INJECTION_CATEGORY}
+        if cut < threshold:
+            category_thresholds[INJECTION_CATEGORY] = cut
+        print(f"{INJECTION_CATEGORY} threshold {cut:.2f} (<= {MAX_INJECTION_FPR:.0%} dev look-alikes)", file=sys.stderr)
 
     singles = {
         "kNN only": best_single(candidates, "knn", fold_auprc),
@@ -259,7 +271,7 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
         "balanced": threshold,
         "permissive": max(points["permissive"], threshold),
     }
-    point_lines = operating_point_table(points, dev_sets, rnd, rnd_split, rnd_y, rnd_family, best, platt)
+    point_lines = operating_point_table(points, dev_folds, rnd, rnd_split, rnd_y, rnd_family, chosen)
     print()
     print("\n".join(point_lines))
     report["family"] = family_lines
@@ -372,30 +384,32 @@ def injection_source_table(
 
 def operating_point_table(
     points: dict[str, float],
-    dev_sets: list[tuple[np.ndarray, np.ndarray]],
+    sets: list[tuple[FoldScores, np.ndarray, np.ndarray]],
     rnd: FoldScores,
     rnd_split: np.ndarray,
     rnd_y: np.ndarray,
     rnd_family: np.ndarray,
-    combo: dict[str, float],
-    platt: Platt,
+    chosen: tuple[str, dict[str, float], Platt, float, dict[str, float]],
 ) -> list[str]:
-    """What each operating point costs on dev: pooled FPR / recall over the dev sets, and look-alike FPR."""
-    scores = np.concatenate([s for s, _ in dev_sets])
-    y = np.concatenate([y for _, y in dev_sets])
-    rnd_scores = platt.apply(rnd.fused(combo))
+    """What each operating point costs on dev: pooled FPR / recall over the dev sets, and look-alike FPR. A point
+    moves the per-category thresholds with the global one (service/operating_points.py keeps their offsets)."""
+    _, combo, platt, threshold, cuts = chosen
     lines = [
         "| operating point | threshold | dev FPR (pooled) | dev recall (pooled) | random dev look-alike FPR "
         "(lookalike / contrast / injection-lookalike) |",
         "|---|---|---|---|---|",
     ]
     for name, t in points.items():
+        moved = {c: v + t - threshold for c, v in cuts.items()}
+        flagged = np.concatenate([flags(fold, combo, platt, t, moved)[keep] for fold, keep, _ in sets])
+        y = np.concatenate([y[keep] for _, keep, y in sets])
+        rnd_flagged = flags(rnd, combo, platt, t, moved)
         look = []
         for fam in BENIGN_FAMILIES:
             keep = (rnd_split == "dev") & (rnd_family == fam) & ~rnd_y
-            look.append(f"{float(np.mean(rnd_scores[keep] >= t)):.3f}" if keep.any() else "-")
+            look.append(f"{float(np.mean(rnd_flagged[keep])):.3f}" if keep.any() else "-")
         lines.append(
-            f"| {name} | {t:.2f} | {float(np.mean(scores[~y] >= t)):.3f} | {float(np.mean(scores[y] >= t)):.3f} | "
+            f"| {name} | {t:.2f} | {float(np.mean(flagged[~y])):.3f} | {float(np.mean(flagged[y])):.3f} | "
             f"{' / '.join(look)} |"
         )
     return lines

@@ -58,3 +58,33 @@ def test_the_fusion_choice_keeps_the_recall_floor_before_it_saves_look_alikes() 
     assert decisions.choose_fusion(tied, 0.60) == "centroid only"
     assert decisions.choose_fusion(tied, 0.90) == "centroid only"  # none keeps it: the floor cannot choose
     assert decisions.choose_fusion({"no instructions": (0.7, 0.1, float("nan"))}, 0.795) == "no instructions"
+
+
+class _Scored:
+    """The two FoldScores views `injection_threshold` reads: a fused score and the top category per row."""
+
+    def __init__(self, scores: list[float], top: list[str]) -> None:
+        self.scores, self.top = np.asarray(scores), np.asarray(top)
+
+    def fused(self, combo: dict[str, float]) -> np.ndarray:
+        return self.scores
+
+    def top_category(self, combo: dict[str, float]) -> np.ndarray:
+        return self.top
+
+
+def test_injection_threshold_is_the_lowest_cut_that_keeps_look_alikes_under_the_cap() -> None:
+    from index.calibration import Platt
+
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    identity = Platt(a=1.0, b=0.0)  # the calibrated scores are the raw ones
+    # two injections and three benign look-alikes, all under prompt_injection, and a look-alike under violence that no
+    # injection cut can flag or clear
+    fold = _Scored([0.62, 0.55, 0.60, 0.30, 0.20, 0.10], ["prompt_injection"] * 5 + ["violence"])
+    look = np.asarray([False, False, True, True, True, True])
+    # at most a third of the look-alikes: 0.60 may stay flagged, 0.30 may not
+    assert decisions.injection_threshold(fold, {}, identity, 0.68, look, grid, 1 / 4) == pytest.approx(0.31)
+    # none may be flagged: the cut sits just above the highest look-alike
+    assert decisions.injection_threshold(fold, {}, identity, 0.68, look, grid, 0.0) == pytest.approx(0.61)
+    # the cut is never above the global threshold
+    assert decisions.injection_threshold(fold, {}, identity, 0.50, look, grid, 0.0) == 0.50
