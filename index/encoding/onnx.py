@@ -52,9 +52,9 @@ class OnnxEncoder:
             variant: "int8" (faster, cosine to fp32 ~0.99) or "fp32".
             threads: threads of a lone model run, and lanes for several runs; default the CPU count (the service
                 passes LIGHTGUARD_THREADS).
-            spin: ONNX Runtime's intra-op threads spin between runs (its default): a lone run starts sooner, but
-                the idle thread keeps a core busy; False trades ~0.8 ms of a lone request's p50 for ~29 % less CPU
-                (docs/performance.md). Vectors are the same either way.
+            spin: ONNX Runtime's intra-op threads spin between the ops of a run (its default) and stop when the
+                run ends (`session.force_spinning_stop`); False makes them sleep between ops too, which costs a
+                back-to-back request ~1 ms of p50 (docs/performance.md). Vectors are the same either way.
 
         Raises:
             ModelNotFoundError: the directory or an artifact is missing.
@@ -243,6 +243,10 @@ def _session(path: Path, threads: int, profile_prefix: str | None = None, spin: 
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    # Spin inside a run (between its ops), never after it: without this the threads spin on after the last run, and
+    # at 10-50 requests/s a lone request cost 3x its CPU (27-43 ms a request instead of 10-13); back to back and under
+    # 8 clients it is a tie with spinning on after runs (docs/performance.md, twentieth session).
+    options.add_session_config_entry("session.force_spinning_stop", "1" if spin else "0")
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(

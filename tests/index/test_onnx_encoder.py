@@ -406,4 +406,5 @@ def test_spinning_is_a_session_option_and_leaves_vectors_alone(
     encoder = OnnxEncoder(onnx_base_dir, "int8", threads=2, spin=spin)
     options = encoder._session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spin else "0")
+    assert options.get_session_config_entry("session.force_spinning_stop") == ("1" if spin else "0")
     np.testing.assert_array_equal(encoder.encode(TEXTS[:3]), encoders["int8"].encode(TEXTS[:3]))
