@@ -147,12 +147,16 @@ def injection_threshold(
     platt: Platt,
     threshold: float,
     lookalikes: np.ndarray,
+    benign: np.ndarray,
     grid: np.ndarray,
     max_fpr: float,
+    max_benign_rise: float = 0.01,
     category: str = "prompt_injection",
 ) -> float:
     """The lowest cut, never above `threshold`, for rows whose top category is `category` at which at most `max_fpr`
-    of the `lookalikes` rows (benign prompts built around injection trigger words) are flagged.
+    of the `lookalikes` rows (benign prompts built around injection trigger words) are flagged, and at most
+    `max_benign_rise` more of all `benign` rows than at `threshold` (every benign prompt has a top category: without
+    this bound, look-alikes that never land in `category` would let the cut fall to the grid's floor).
 
     Injections score lower than other attacks (MiniLM puts "ignore your instructions and ..." near ordinary
     instructions), so one threshold for all traffic leaves half of them unflagged; their own operating point is
@@ -160,9 +164,10 @@ def injection_threshold(
     """
     scores = platt.apply(fold.fused(combo))
     own = fold.top_category(combo) == category
+    allowed = float(np.mean(scores[benign] >= threshold)) + max_benign_rise
     for cut in sorted(float(t) for t in grid if t < threshold):
         flagged = scores >= np.where(own, cut, threshold)
-        if float(np.mean(flagged[lookalikes])) <= max_fpr:
+        if float(np.mean(flagged[lookalikes])) <= max_fpr and float(np.mean(flagged[benign])) <= allowed:
             return cut
     return threshold
 

@@ -197,10 +197,13 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
         print(f"not adopted: gain below {MIN_CATEGORY_GAIN}", file=sys.stderr)
         category_thresholds = {}
     # Injections get their own operating point whatever the rule above decided: the lowest cut at which at most
-    # MAX_INJECTION_FPR of the random split's dev injection look-alikes (NotInject & co.) are flagged.
+    # MAX_INJECTION_FPR of the random split's dev injection look-alikes (NotInject & co.) are flagged, and at most one
+    # point more of all its dev benign rows.
     injection_lookalikes = rnd_dev & ~rnd_y & (rnd_family == "injection-lookalike")
     if injection_lookalikes.any():
-        cut = injection_threshold(rnd, best, platt, threshold, injection_lookalikes, grid, MAX_INJECTION_FPR)
+        cut = injection_threshold(
+            rnd, best, platt, threshold, injection_lookalikes, rnd_dev & ~rnd_y, grid, MAX_INJECTION_FPR
+        )
         category_thresholds = {k: v for k, v in category_thresholds.items() if k != INJECTION_CATEGORY}
         if cut < threshold:
             category_thresholds[INJECTION_CATEGORY] = cut

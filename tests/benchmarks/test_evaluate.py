@@ -82,9 +82,15 @@ def test_injection_threshold_is_the_lowest_cut_that_keeps_look_alikes_under_the_
     # injection cut can flag or clear
     fold = _Scored([0.62, 0.55, 0.60, 0.30, 0.20, 0.10], ["prompt_injection"] * 5 + ["violence"])
     look = np.asarray([False, False, True, True, True, True])
-    # at most a third of the look-alikes: 0.60 may stay flagged, 0.30 may not
-    assert decisions.injection_threshold(fold, {}, identity, 0.68, look, grid, 1 / 4) == pytest.approx(0.31)
+
+    def cut(threshold: float, max_fpr: float, benign: np.ndarray = look, rise: float = 1.0) -> float:
+        return decisions.injection_threshold(fold, {}, identity, threshold, look, benign, grid, max_fpr, rise)  # type: ignore[arg-type]
+
+    # at most a quarter of the look-alikes: 0.60 may stay flagged, 0.30 may not
+    assert cut(0.68, 1 / 4) == pytest.approx(0.31)
     # none may be flagged: the cut sits just above the highest look-alike
-    assert decisions.injection_threshold(fold, {}, identity, 0.68, look, grid, 0.0) == pytest.approx(0.61)
+    assert cut(0.68, 0.0) == pytest.approx(0.61)
     # the cut is never above the global threshold
-    assert decisions.injection_threshold(fold, {}, identity, 0.50, look, grid, 0.0) == 0.50
+    assert cut(0.50, 0.0) == 0.50
+    # benign rows beyond the look-alikes bound it too: no more of them flagged than at the global threshold
+    assert cut(0.68, 1.0, benign=look, rise=0.0) == pytest.approx(0.61)
