@@ -106,6 +106,11 @@ Files:
   calibrating custom-topic thresholds (open-set background); none is in the safety `test` split or labelled unsafe
   there.
   Per source: {", ".join(f"{s} {n}" for s, n in sorted(bg_counts.items()))}.
+- `seed-vectors.json` + `seed-vectors.bin` — not written by `make data`: the seed-vector pack, float16 vectors of every
+  text a new home's index embeds (the `train` rows above and `background.jsonl`) under the installed base model, and
+  the head / IVF fits a build on them computes, so a fresh clone's first start embeds and fits nothing
+  (docs/performance.md, "Seed-vector pack"). Regenerate with `make seed-vectors` after `make data` or a model /
+  onnxruntime change (a marked test fails until then).
 - `EXCLUDE.sha256` — copy of `shared/datasets/EXCLUDE.sha256`: digests of the external held-out benchmarks.
   No row of either JSONL file has a listed digest (`index.text.text_digest`: NFKC, lower-case, whitespace-joined,
   first 16 hex of SHA-256); `tests/data/test_dataset.py` proves it.
