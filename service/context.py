@@ -91,11 +91,6 @@ def open_context(
     # Large requests encode on one thread of their own (the same model: identical vectors), so that a short prompt
     # runs beside a long document on the other core instead of waiting for its slices (docs/reliability.md).
     background = build_encoder(settings, threads=1) if encoder is None else None
-    # Two small batches at once run on a twin whose threads sleep between runs (the same model, identical vectors):
-    # spinning threads of two concurrent runs burn the cores the other run needs (docs/performance.md). Not needed
-    # when the threads never spin or only one small batch runs at a time.
-    twin = encoder is None and settings.encoder_spin and settings.batch_consumers > 1
-    busy = build_encoder(settings, spin=False) if twin else None
     runtime = GuardRuntime(
         encoder or build_encoder(settings),
         settings.workers,
@@ -104,7 +99,6 @@ def open_context(
         slice_runs=settings.slice_runs,
         observer=metrics,
         background_encoder=background,
-        busy_encoder=busy,
         batch_consumers=settings.batch_consumers,
     )
     config = apply_operating_point(

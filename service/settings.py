@@ -30,10 +30,9 @@ class Settings(BaseSettings):
     )
     encoder_spin: bool = Field(
         default=True,
-        description="ONNX Runtime's threads spin between the ops of a model run (never after it) while one "
-        "micro-batch runs alone: back to back, a lone request finishes ~1 ms sooner than with false for the same CPU; "
-        "at 10-50 requests/s they are within ~1-2 ms of CPU and latency (docs/performance.md). A micro-batch that "
-        "starts while another runs uses threads that do not spin",
+        description="ONNX Runtime's threads spin between the ops of a model run (never after it): back to back, a "
+        "lone request finishes ~1 ms sooner than with false for the same CPU; at 10-50 requests/s they are within "
+        "~1-2 ms of CPU and latency (docs/performance.md)",
     )
     onnx_variant: Literal["int8", "fp32"] = "int8"
     admin_key: SecretStr | None = Field(default=None, description="Bootstraps this admin API key at start-up")

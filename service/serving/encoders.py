@@ -18,10 +18,10 @@ from index import (
 from service.settings import Settings
 
 
-def build_encoder(settings: Settings, threads: int | None = None, spin: bool | None = None) -> Encoder:
+def build_encoder(settings: Settings, threads: int | None = None) -> Encoder:
     """`hashing` → the deterministic test encoder; `onnx` → the ONNX Runtime encoder on LIGHTGUARD_MODEL_DIR, on
-    `threads` threads (default LIGHTGUARD_THREADS, else the CPU count), spinning between runs unless `spin` (default
-    LIGHTGUARD_ENCODER_SPIN) is false."""
+    `threads` threads (default LIGHTGUARD_THREADS, else the CPU count), spinning within a run unless
+    LIGHTGUARD_ENCODER_SPIN is false."""
     if settings.encoder == "hashing":
         return HashingEncoder()
     model_dir = settings.resolved_model_dir
@@ -33,7 +33,7 @@ def build_encoder(settings: Settings, threads: int | None = None, spin: bool | N
         model_dir,
         variant=settings.onnx_variant,
         threads=settings.threads if threads is None else threads,
-        spin=settings.encoder_spin if spin is None else spin,
+        spin=settings.encoder_spin,
     )
 
 

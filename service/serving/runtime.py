@@ -110,17 +110,15 @@ class GuardRuntime:
         observer: SchedulerObserver | None = None,
         background_encoder: Encoder | None = None,
         batch_consumers: int = 1,
-        busy_encoder: Encoder | None = None,
     ) -> None:
         """`max_request_cost`: most model runs one classify call may take (see `classify`); `slice_runs`: model runs
         per step of a large request, and the most a request may cost to be micro-batched whole;
         `background_encoder`: the same model on one thread, for large requests (default: `encoder`);
-        `batch_consumers`: small batches run at once (`MicroBatcher.small_consumers`); `busy_encoder`: the same
-        model with threads that do not spin, for a small batch that starts while another is running (default:
-        `encoder`)."""
+        `batch_consumers`: small batches run at once (`MicroBatcher.small_consumers`), on `encoder`'s one session
+        (a second copy for the second batch was 5-8 % slower once spinning stopped with each run:
+        docs/performance.md)."""
         self.encoder = encoder
         self.background_encoder = background_encoder or encoder
-        self.busy_encoder = busy_encoder
         self.status = RuntimeStatus()
         self.edit_lock = asyncio.Lock()
         self.max_request_cost = max(1, max_request_cost)
@@ -215,18 +213,8 @@ class GuardRuntime:
 
     def _classify_sync(self, texts: list[str]) -> tuple[list[Verdict], int]:
         # Beside a large request's step (on the other core), a small batch keeps to one core too: a two-thread run
-        # would wait for its second thread on the core the large step holds. Beside the other consumer's small batch
-        # it runs on the encoder whose threads do not spin: two runs' spinning threads burn the cores both need
-        # (8 single-prompt clients, docs/performance.md). A lone batch keeps the spinning threads, for a sequential
-        # client's latency.
-        batcher = self.batcher
-        encoder: Encoder | None
-        if batcher.large_running:
-            encoder = self.background_encoder
-        elif batcher.small_running > 1:
-            encoder = self.busy_encoder
-        else:
-            encoder = None
+        # would wait for its second thread on the core the large step holds.
+        encoder = self.background_encoder if self.batcher.large_running else None
         with self._rw.read():
             snap = self.require()
             return snap.guard.classify(texts, encoder), snap.version
