@@ -131,7 +131,6 @@ class MicroBatcher(Generic[R]):
         self._concurrent = False
         self._small_seen = -SHARED_FOR_S  # loop time a small batch last started or ended
         self.large_running = False  # a large request's step is on the executor
-        self.small_running = 0  # small batches on the executor now (at most `small_consumers`)
         self._recent: deque[int] = deque(maxlen=RECENT_BATCHES)  # requests per batch, newest last
         # Small batches in flight at once, each on an executor thread: with 2, one batch's Python (planning,
         # deciding) overlaps another's model runs (LIGHTGUARD_BATCH_CONSUMERS, docs/performance.md). The executor
@@ -195,11 +194,9 @@ class MicroBatcher(Generic[R]):
             batch = await self._gather(small)
             if batch:
                 self._small_seen = float("inf")  # running: shared until it ends
-                self.small_running += 1
                 try:
                     await self._run_small(batch)
                 finally:
-                    self.small_running -= 1
                     self._small_seen = loop.time()
 
     async def _consume_large(self, waiting: asyncio.Event) -> None:

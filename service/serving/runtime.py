@@ -115,7 +115,7 @@ class GuardRuntime:
         per step of a large request, and the most a request may cost to be micro-batched whole;
         `background_encoder`: the same model on one thread, for large requests (default: `encoder`);
         `batch_consumers`: small batches run at once (`MicroBatcher.small_consumers`), on `encoder`'s one session
-        (a second copy for the second batch was 5-8 % slower once spinning stopped with each run:
+        (a second copy for the second batch was 5-7 % slower once spinning stopped with each run:
         docs/performance.md)."""
         self.encoder = encoder
         self.background_encoder = background_encoder or encoder

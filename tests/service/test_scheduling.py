@@ -314,4 +314,3 @@ def test_two_small_batches_run_at_once_on_the_one_encoder() -> None:
 
     asyncio.run(scenario())
     assert log == ["main", "main"]
-    assert runtime.batcher.small_running == 0
