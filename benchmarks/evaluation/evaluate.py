@@ -38,9 +38,9 @@ from benchmarks.evaluation.decisions import (
     recall_at_fpr,
     shipped_scoring,
 )
-from benchmarks.evaluation.vectors import Embeddings, FoldScores
+from benchmarks.evaluation.vectors import Embeddings, FoldScores, taxonomy_labels
 from benchmarks.layout import DATA_DIR, REPO, REPORTS_DIR
-from index import SAFE, Encoder, GuardConfig, Label, fit_platt
+from index import SAFE, Encoder, GuardConfig, fit_platt
 from index.calibration import Platt
 from index.datasets import load_rows
 from index.evaluation import BinaryMetrics, binary_metrics, plot_pr_curves
@@ -85,7 +85,7 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
     if encoder is None:
         encoder = OnnxEncoder(Path(args.model_dir), variant=args.variant)
     taxonomy = load_taxonomy(DATA_DIR / "taxonomy.toml")
-    labels = [Label(c.id, "safe" if c.id == SAFE else "builtin", action=c.action) for c in taxonomy.categories]
+    labels = taxonomy_labels(taxonomy)
     rows = load_rows(Path(args.data) if args.data else DATA_DIR / "safety.jsonl")
     if args.limit:
         rows = rows[:: max(1, len(rows) // args.limit)]

@@ -19,11 +19,11 @@ import random
 import numpy as np
 
 from benchmarks.evaluation.decisions import flags, shipped_scoring
-from benchmarks.evaluation.evaluate import BENIGN_FAMILIES, UNSAFE_FAMILIES
-from benchmarks.evaluation.vectors import Embeddings, FoldScores
+from benchmarks.evaluation.evaluate import family_table
+from benchmarks.evaluation.vectors import Embeddings, FoldScores, taxonomy_labels
 from benchmarks.layout import DATA_DIR, REPO
 from benchmarks.machine import int8_isa
-from index import SAFE, GuardConfig, Label, OnnxEncoder
+from index import SAFE, GuardConfig, OnnxEncoder
 from index.config import load_guard_config
 from index.datasets import load_rows
 from index.encoding.cache import encoder_key
@@ -60,7 +60,7 @@ def main() -> None:
 
     config = GuardConfig()
     taxonomy = load_taxonomy(DATA_DIR / "taxonomy.toml")
-    labels = [Label(c.id, "safe" if c.id == SAFE else "builtin", action=c.action) for c in taxonomy.categories]
+    labels = taxonomy_labels(taxonomy)
     own = Embeddings(encoder, rows, config, REPO / "var" / "cache")
     from_pack = copy.copy(own)
     from_pack.exemplars = own.exemplars.copy()
@@ -71,25 +71,18 @@ def main() -> None:
     q_split, q_family, q_y = split[query], family[query], unsafe[query]
     cuts = load_guard_config(DATA_DIR / "scoring.json").category_thresholds
     verdicts = {}
-    print("| exemplar vectors | split | AUPRC | " + " | ".join(BENIGN_FAMILIES + UNSAFE_FAMILIES) + " |")
-    print("|---|---|---|" + "---|" * len(BENIGN_FAMILIES + UNSAFE_FAMILIES))
-    for name, emb in (("this CPU's", own), ("the pack's", from_pack)):
+    for name, emb in (("this CPU's vectors", own), ("the pack's vectors", from_pack)):
         scores = FoldScores(encoder, labels, rows, emb, split == "train", query, config)
         shipped = shipped_scoring(DATA_DIR / "scoring.json", scores.windows)
         assert shipped is not None, "data/scoring.json does not match this evaluation's scorers"
         combo, platt, threshold = shipped
-        flagged = flags(scores, combo, platt, threshold, cuts)
+        verdicts[name] = flags(scores, combo, platt, threshold, cuts)
         calibrated = platt.apply(scores.fused(combo))
-        verdicts[name] = flagged
         for which in ("dev", "test"):
             keep = q_split == which
-            rates = []
-            for fam in BENIGN_FAMILIES + UNSAFE_FAMILIES:
-                rows_of = keep & (q_family == fam) & (q_y == (fam in UNSAFE_FAMILIES))
-                rates.append(f"{flagged[rows_of].mean():.3f}" if rows_of.any() else "-")
-            auprc = binary_metrics(calibrated[keep], q_y[keep], threshold).auprc
-            print(f"| {name} | {which} | {auprc:.4f} | " + " | ".join(rates) + " |")
-    differ = verdicts["this CPU's"] != verdicts["the pack's"]
+            print(f"{name}, {which}: AUPRC {binary_metrics(calibrated[keep], q_y[keep], threshold).auprc:.4f}")
+        print("\n".join(family_table([(name, combo, platt, threshold, cuts)], scores, q_split, q_y, q_family, {})[0]))
+    differ = verdicts["this CPU's vectors"] != verdicts["the pack's vectors"]
     print(f"verdicts that differ: {int(differ.sum())} of {len(differ)} ({differ.mean():.2%})")
 
 

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.evaluation.vectors import taxonomy_labels
 from benchmarks.layout import DATA_DIR, MODELS_DIR, VAR_DIR
-from index import SAFE, Exemplar, Guard, Label, OnnxEncoder, Verdict, load_guard_config, load_rows, load_taxonomy
+from index import Exemplar, Guard, Label, OnnxEncoder, Verdict, load_guard_config, load_rows, load_taxonomy
 
 TOPIC = "cooking"
 COOKING = [
@@ -63,7 +64,7 @@ def shipped_guard(cache: Path | None) -> Guard:
     """The guard the service builds from data/ on an empty home, from cached exemplar vectors when `cache` has them."""
     encoder = OnnxEncoder(MODELS_DIR / "base")
     taxonomy = load_taxonomy(DATA_DIR / "taxonomy.toml")
-    labels = [Label(c.id, "safe" if c.id == SAFE else "builtin", action=c.action) for c in taxonomy.categories]
+    labels = taxonomy_labels(taxonomy)
     train = [r for r in load_rows(DATA_DIR / "safety.jsonl", splits={"train"}) if r.category in taxonomy]
     exemplars = [Exemplar(n + 1, r.text, r.category) for n, r in enumerate(train)]
     lines = (DATA_DIR / "background.jsonl").read_text(encoding="utf-8").splitlines()

@@ -33,7 +33,7 @@ from torch import nn
 
 from benchmarks.evaluation.decisions import candidate_fusions
 from benchmarks.evaluation.evaluate import FOLDS
-from benchmarks.evaluation.vectors import FoldScores
+from benchmarks.evaluation.vectors import FoldScores, taxonomy_labels
 from benchmarks.layout import DATA_DIR, REPO
 from index import SAFE, Encoder, GuardConfig, Label, normalize_text
 from index.datasets import DatasetRow, load_rows
@@ -219,7 +219,7 @@ def main() -> None:
         [r.text for r in rows], REPO / "var" / "cache" / f"layer{6 - args.layers}-{TOKENS}.npz", 6 - args.layers
     )
     taxonomy = load_taxonomy(DATA_DIR / "taxonomy.toml")
-    labels = [Label(c.id, "safe" if c.id == SAFE else "builtin", action=c.action) for c in taxonomy.categories]
+    labels = taxonomy_labels(taxonomy)
     names = [lab.name for lab in labels]
     y = np.asarray([names.index(r.category) for r in rows], dtype=np.int64)
     split = np.asarray([r.split for r in rows])

@@ -17,9 +17,15 @@ import numpy as np
 from index import SAFE, Exemplar, Guard, GuardConfig, Label, normalize_text, split_windows
 from index.datasets import DatasetRow
 from index.encoding import Encoder
+from index.taxonomy import Taxonomy
 
 KS = (8, 16, 32)
 TEMPERATURES = (0.02, 0.05, 0.1)
+
+
+def taxonomy_labels(taxonomy: Taxonomy) -> list[Label]:
+    """The taxonomy's categories as the guard's built-in labels (`safe` the safe one), with their actions."""
+    return [Label(c.id, "safe" if c.id == SAFE else "builtin", action=c.action) for c in taxonomy.categories]
 
 
 class TextVectors(Protocol):

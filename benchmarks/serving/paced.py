@@ -24,7 +24,7 @@ import numpy as np
 from benchmarks.layout import VAR_DIR
 from benchmarks.machine import machine, proc_stats
 from benchmarks.samples import short_prompts
-from benchmarks.serving.server import free_port, serve_cmd, start_server, stop_server
+from benchmarks.serving.server import build_env, free_port, serve_cmd, start_server, stop_server
 from benchmarks.tables import markdown_table
 
 
@@ -60,7 +60,7 @@ def main() -> None:
     print(f"CPU: {m['cpu']}, {m['cores']} cores, int8: {m['int8_isa']}")
     rows = []
     for name, *pairs in args.arm:
-        env = {**os.environ, "LIGHTGUARD_HOME": str(args.home), **dict(p.split("=", 1) for p in pairs)}
+        env = build_env(None, args.home, dict(p.split("=", 1) for p in pairs))
         port = free_port()
         proc = start_server(serve_cmd(port), port, env)
         try:
