@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from index.cpu import cpu_flags
+from index.cpu import cpu_flags, int8_isa
 
 
 def machine() -> dict[str, Any]:
@@ -34,18 +34,6 @@ def simd_flags() -> list[str]:
     """Which of `SIMD_FLAGS` the CPU has, in that order (empty where /proc/cpuinfo cannot be read)."""
     flags = cpu_flags()
     return [flag for flag in SIMD_FLAGS if flag in flags]
-
-
-def int8_isa() -> str:
-    """The widest int8 dot-product instructions the CPU has: ONNX Runtime's int8 kernels run ~2x faster with VNNI
-    than with plain AVX2 (docs/performance.md, sixth session), so bench numbers differ between such machines."""
-    flags = cpu_flags()
-    if not flags:
-        return "unknown"
-    for flag in ("amx_int8", "avx512_vnni", "avx_vnni", "avx512bw", "avx2"):
-        if flag in flags:
-            return flag
-    return "none of amx_int8 / avx512_vnni / avx_vnni / avx512bw / avx2"
 
 
 def proc_stats(pid: int) -> dict[str, float]:

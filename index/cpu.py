@@ -23,3 +23,15 @@ def native_bf16() -> bool | None:
     format and trains ~2x slower than fp32 (docs/ablation.md, nineteenth session's Xeon without avx512_bf16)."""
     flags = cpu_flags()
     return any(f in flags for f in NATIVE_BF16_FLAGS) if flags else None
+
+
+def int8_isa() -> str:
+    """The widest int8 dot-product instructions the CPU has: ONNX Runtime's int8 kernels run ~2x faster with VNNI
+    than with plain AVX2 (docs/performance.md, sixth session), so bench numbers differ between such machines."""
+    flags = cpu_flags()
+    if not flags:
+        return "unknown"
+    for flag in ("amx_int8", "avx512_vnni", "avx_vnni", "avx512bw", "avx2"):
+        if flag in flags:
+            return flag
+    return "none of amx_int8 / avx512_vnni / avx_vnni / avx512bw / avx2"

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from index.cpu import int8_isa
 from index.encoding.cache import EmbeddingCache, text_key
 from index.files import atomic_write_file, atomic_write_json
 from index.fits import FitCache
@@ -58,6 +59,10 @@ class SeedPackManifest:
     dtype: str = "float16"
     fits: dict[str, list[int]] = field(default_factory=dict)
     """Fit key (hex) -> [offset, length] of its bytes in the blob."""
+    made_on: str = ""
+    """The int8 instructions of the CPU that computed the vectors (`index.cpu.int8_isa`; "" in older packs): only
+    float rounding should differ on another kind since the export's 7-bit weights, and
+    `benchmarks.evaluation.seed_pack_drift` measures what does."""
     format: int = PACK_FORMAT
     command: str = REGENERATE
 
@@ -107,6 +112,7 @@ def write_seed_pack(
         sha256=hashlib.sha256(blob).hexdigest(),
         data_digest=hashlib.sha256(keys).hexdigest(),
         fits=placed,
+        made_on=int8_isa(),
     )
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_file(blob_path, blob)  # a reader between the two renames sees the old manifest's checksum fail

@@ -12,8 +12,10 @@ import pytest
 
 import index.scoring.head as head_module
 from index import Guard, SeededEmbeddingCache, SeedPackRecorder, SeedVectorPack, SqliteEmbeddingCache, write_seed_pack
+from index.cpu import int8_isa
 from index.encoding import encoder_key
 from index.encoding.encoder import normalized_texts
+from index.encoding.seed_pack import SeedPackManifest
 from tests.conftest import TOY_EXEMPLARS, TOY_LABELS, CountingEncoder
 
 BACKGROUND = ["tell me a joke", "what time is it"]
@@ -44,6 +46,15 @@ def test_round_trip_gives_float16_rows_by_text(tmp_path: Path) -> None:
     assert not got[-1].any()
     manifest = json.loads(path.read_text())
     assert manifest["count"] == len(set(clean)) and manifest["dtype"] == "float16" and manifest["dim"] == encoder.dim
+    assert manifest["made_on"] == int8_isa()  # which kernels made the vectors (seed_pack_drift prints it)
+
+
+def test_a_manifest_from_before_made_on_still_reads(tmp_path: Path) -> None:
+    path = pack_of(tmp_path / "seed.json", CountingEncoder(), TEXTS)
+    manifest = json.loads(path.read_text())
+    del manifest["made_on"]
+    path.write_text(json.dumps(manifest))
+    assert SeedPackManifest.read(path).made_on == ""
 
 
 def test_same_inputs_write_the_same_bytes(tmp_path: Path) -> None:
