@@ -89,18 +89,31 @@ def lookalike_threshold(
     return threshold
 
 
-def choose_fusion(tied: dict[str, tuple[float, float, float]], min_instruction_recall: float) -> str:
+LOOKALIKE_TIE = 0.02
+"""Dev look-alike rates closer than this are a tie: ~1.5 standard errors of a rate near 0.1 over the 547 rows."""
+
+
+def choose_fusion(
+    tied: dict[str, tuple[float, float, float]], min_instruction_recall: float, incumbent: str | None = None
+) -> str:
     """The fusion to ship among those tied on dev AUPRC, each given as (dev AUPRC, dev look-alike FPR, dev recall of
     written harmful requests) at its own threshold: the fewest look-alikes flagged (then the higher AUPRC), among
-    the fusions that keep the recall floor when any does.
+    the fusions that keep the recall floor when any does — unless the fusion shipped now (`incumbent`) is among
+    them and flags at most LOOKALIKE_TIE more look-alikes than that one: then it stays.
 
     Fewest look-alikes, because their unsafe twins are their nearest neighbours and the head-heavy fusions that win
     on AUPRC by a hair flag them far more often (docs/results.md, "Why look-alikes were flagged"). The floor first,
     because the fewest look-alikes alone can be bought with recall: a fine-tuned encoder's tight clusters made
     centroid-only scoring the choice, at 0.63 recall against base's 0.82 (docs/ablation.md), and a model
-    comparison then measured the fusion choice as much as the encoder."""
+    comparison then measured the fusion choice as much as the encoder. The incumbent stays within noise, because
+    the choice among dozens of tied fusions follows a few look-alike rows: re-exporting the same encoder with 7-bit
+    weights moved it from the shipped fusion to one that flags 9 fewer of 547 dev look-alikes and 8 points less of
+    the unseen harmful-request fold (out-of-source `instructions`, dev recall 0.34 against 0.42; docs/results.md)."""
     keeping = {key: v for key, v in tied.items() if v[2] >= min_instruction_recall} or tied
-    return min(keeping, key=lambda key: (round(keeping[key][1], 3), -keeping[key][0]))
+    best = min(keeping, key=lambda key: (round(keeping[key][1], 3), -keeping[key][0]))
+    if incumbent in keeping and keeping[incumbent][1] <= keeping[best][1] + LOOKALIKE_TIE:
+        return incumbent
+    return best
 
 
 MIN_CATEGORY_ROWS = 150

@@ -160,12 +160,15 @@ def evaluate(args: argparse.Namespace, encoder: Encoder | None = None) -> None:
 
     # Fusions within AUPRC_TIE of the best mean out-of-source dev AUPRC are a tie (runs of this search have moved
     # that much); among them the one whose threshold flags the fewest benign dev look-alikes wins, preferring those
-    # that keep the written-harmful-request recall floor (`choose_fusion`).
+    # that keep the written-harmful-request recall floor, and the shipped fusion stays while it is within noise of
+    # that one (`choose_fusion`).
     tied = [key for key, auprc in dev_auprc.items() if auprc >= top - AUPRC_TIE]
     decisions = {key: decide(json.loads(key)) for key in tied}
+    incumbent = json.dumps(shipped[0], sort_keys=True) if shipped else None
     best_key = choose_fusion(
-        {key: (dev_auprc[key], d[3], d[4]) for key, d in decisions.items()}, args.min_instruction_recall
+        {key: (dev_auprc[key], d[3], d[4]) for key, d in decisions.items()}, args.min_instruction_recall, incumbent
     )
+    print(f"shipped fusion {'kept' if best_key == incumbent else 'replaced'}: {incumbent}", file=sys.stderr)
     best: dict[str, float] = json.loads(best_key)
     platt, dev_sets, threshold, look_fpr, instruction_recall = decisions[best_key]
     print(

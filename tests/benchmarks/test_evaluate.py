@@ -60,6 +60,20 @@ def test_the_fusion_choice_keeps_the_recall_floor_before_it_saves_look_alikes() 
     assert decisions.choose_fusion({"no instructions": (0.7, 0.1, float("nan"))}, 0.795) == "no instructions"
 
 
+def test_the_shipped_fusion_stays_while_it_is_within_noise_of_the_fewest_look_alikes() -> None:
+    tied = {  # (dev AUPRC, look-alike FPR, written-harmful-request recall)
+        "fewest": (0.790, 0.093, 0.81),
+        "shipped": (0.789, 0.110, 0.82),
+        "far": (0.791, 0.150, 0.83),
+        "below the floor": (0.792, 0.050, 0.70),
+    }
+    assert decisions.choose_fusion(tied, 0.795) == "fewest"
+    assert decisions.choose_fusion(tied, 0.795, incumbent="shipped") == "shipped"  # 0.017 more: within the tie
+    assert decisions.choose_fusion(tied, 0.795, incumbent="far") == "fewest"  # 0.057 more: replaced
+    assert decisions.choose_fusion(tied, 0.795, incumbent="below the floor") == "fewest"  # the floor still comes first
+    assert decisions.choose_fusion(tied, 0.795, incumbent="not tied") == "fewest"  # out of the AUPRC tie: replaced
+
+
 class _Scored:
     """The two FoldScores views `injection_threshold` reads: a fused score and the top category per row."""
 
