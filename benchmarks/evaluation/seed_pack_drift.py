@@ -3,11 +3,14 @@
     .venv/bin/python -m benchmarks.evaluation.seed_pack_drift [--sample 3000]      # ~3 min on 2 cores (cache warm)
 
 The pack (data/seed-vectors.json) holds the seed texts' vectors as one machine's ONNX Runtime int8 kernels computed
-them; AVX2, AVX-512 VNNI and AMX kernels do not give identical vectors, and the pack's key names the model, not the
-CPU. This prints (1) the cosine of `--sample` seed texts' pack vectors to the vectors this machine computes for them,
-and (2) the random split scored with the shipped scoring (data/scoring.json) twice — exemplars from this machine's
-vectors (`benchmarks.evaluation`'s cache) and from the pack's, queries always this machine's: AUPRC, per-family rates
-and the share of verdicts that differ.
+them, and its key names the model, not the CPU. Since the export's weights are 7-bit (index/encoding/export.py),
+AVX2, AVX-512 VNNI and AMX kernels compute the same integer sums; only float rounding outside them can differ (with
+8-bit weights, an AVX2-made pack was at mean cosine 0.992 from an AMX CPU's vectors and 1.4 % of verdicts flipped).
+Run it on a CPU of another kind than the pack's maker (the manifest's `made_on`) to see what is left. This prints
+(1) the cosine of `--sample` seed texts' pack vectors to the vectors this machine computes for them, and (2) the
+random split scored with the shipped scoring (data/scoring.json) twice — exemplars from this machine's vectors
+(`benchmarks.evaluation`'s cache) and from the pack's, queries always this machine's: AUPRC, per-family rates and the
+share of verdicts that differ.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from benchmarks.evaluation.decisions import flags, shipped_scoring
 from benchmarks.evaluation.evaluate import family_table
 from benchmarks.evaluation.vectors import Embeddings, FoldScores, taxonomy_labels
 from benchmarks.layout import DATA_DIR, REPO
-from benchmarks.machine import int8_isa
 from index import SAFE, GuardConfig, OnnxEncoder
 from index.config import load_guard_config
+from index.cpu import int8_isa
 from index.datasets import load_rows
 from index.encoding.cache import encoder_key
-from index.encoding.seed_pack import SeedVectorPack
+from index.encoding.seed_pack import SeedPackManifest, SeedVectorPack
 from index.evaluation import binary_metrics
 from index.taxonomy import load_taxonomy
 from index.text import normalize_text
@@ -46,7 +49,11 @@ def main() -> None:
     packed, hit = pack.get(key, [normalize_text(rows[i].text) for i in train], encoder.dim)
     if not hit.any():
         raise SystemExit(f"the pack was not made for {key!r}: nothing to compare")
-    print(f"CPU int8: {int8_isa()}; pack covers {hit.mean():.1%} of the {len(train)} train rows")
+    made_on = SeedPackManifest.read(DATA_DIR / "seed-vectors.json").made_on or "not recorded"
+    print(
+        f"CPU int8: {int8_isa()}, the pack's maker: {made_on}; "
+        f"pack covers {hit.mean():.1%} of the {len(train)} train rows"
+    )
 
     sample = [int(i) for i in np.flatnonzero(hit)]
     random.Random(0).shuffle(sample)
