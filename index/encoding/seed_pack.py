@@ -202,8 +202,17 @@ class SeedVectorPack:
                     REGENERATE,
                 )
             return False
-        if self._rows is None and not self._load(manifest):
-            return False
+        if self._rows is None:
+            if not self._load(manifest):
+                return False
+            # replicas on another kind of CPU may compute their own texts' vectors a little differently
+            log.info(
+                "seed vectors %s: %d texts, computed with %s int8 kernels (this CPU: %s)",
+                self.path,
+                manifest.count,
+                manifest.made_on or "unrecorded",
+                int8_isa(),
+            )
         self._matched = True
         return True
 

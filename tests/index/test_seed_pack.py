@@ -49,6 +49,19 @@ def test_round_trip_gives_float16_rows_by_text(tmp_path: Path) -> None:
     assert manifest["made_on"] == int8_isa()  # which kernels made the vectors (seed_pack_drift prints it)
 
 
+def test_taking_a_pack_logs_which_kernels_made_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    encoder = CountingEncoder()
+    pack = SeedVectorPack(pack_of(tmp_path / "seed.json", encoder, TEXTS))
+    with caplog.at_level(logging.INFO, logger="index.encoding.seed_pack"):
+        pack.get(encoder_key(encoder), normalized_texts(TEXTS), encoder.dim)
+        pack.get(encoder_key(encoder), normalized_texts(TEXTS), encoder.dim)
+    lines = [r.getMessage() for r in caplog.records if "int8 kernels" in r.getMessage()]
+    isa = int8_isa()
+    assert lines == [
+        f"seed vectors {tmp_path / 'seed.json'}: {len(TEXTS)} texts, computed with {isa} int8 kernels (this CPU: {isa})"
+    ]
+
+
 def test_a_manifest_from_before_made_on_still_reads(tmp_path: Path) -> None:
     path = pack_of(tmp_path / "seed.json", CountingEncoder(), TEXTS)
     manifest = json.loads(path.read_text())
