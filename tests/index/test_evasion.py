@@ -385,7 +385,8 @@ def test_model_finds_a_sentence_buried_in_long_benign_text(model_guard: Guard, c
         diluted = model_guard.classify([text])[0]
     finally:
         model_guard.config = replace(model_guard.config, sentence_threshold=GuardConfig().sentence_threshold)
-    assert diluted.score < verdict.score - 0.1
+    # windows alone score 0.09-0.42 lower here (7-bit export; 0.12-0.44 with 8-bit weights, violence the least)
+    assert diluted.score < verdict.score - 0.05
 
 
 @pytest.mark.model
