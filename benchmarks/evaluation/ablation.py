@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.evaluation.decisions import best_single, candidate_fusions
 from benchmarks.evaluation.evaluate import FOLDS, LOOKALIKE_FAMILIES
-from benchmarks.evaluation.vectors import FoldScores
+from benchmarks.evaluation.vectors import FoldScores, taxonomy_labels
 from index import SAFE, Guard, GuardConfig, Label, fit_platt, normalize_text, split_windows
 from index.calibration import best_f1_threshold
 from index.datasets import DatasetRow, load_rows
@@ -127,7 +127,7 @@ def out_of_source(
     unsafe = np.asarray([r.category != SAFE for r in rows])
     taxonomy = load_taxonomy(DATA_DIR / "taxonomy.toml")
     label_sets = {
-        "multiclass": (rows, [Label(c.id, "safe" if c.id == SAFE else "builtin") for c in taxonomy.categories]),
+        "multiclass": (rows, taxonomy_labels(taxonomy)),
         "binary": (
             [r if r.category == SAFE else replace(r, category="unsafe") for r in rows],
             [Label("unsafe", "builtin"), Label(SAFE, "safe")],

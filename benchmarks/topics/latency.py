@@ -32,13 +32,14 @@ def latency(args: argparse.Namespace) -> None:
     FAISS insert and calibration cost do not depend on what the vectors mean, and embedding 24k texts here would
     take most of an hour on two shared cores.
     """
+    from benchmarks.evaluation.vectors import taxonomy_labels
     from index import Exemplar, Guard, Label, load_guard_config, load_taxonomy
     from service.serving.runtime import configure_threads
 
     configure_threads(1)  # the thread settings `lightguard serve` runs with
     encoder = load_encoder(args.encoders[0])
     taxonomy = load_taxonomy(DATA_DIR / "taxonomy.toml")
-    labels = [Label(c.id, "safe" if c.id == "safe" else "builtin", action=c.action) for c in taxonomy.categories]
+    labels = taxonomy_labels(taxonomy)
     rows = load_rows(DATA_DIR / "safety.jsonl", splits={"train"})
     exemplars = [Exemplar(i + 1, r.text, r.category) for i, r in enumerate(rows)]
     rng = np.random.default_rng(0)
